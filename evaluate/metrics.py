@@ -1,0 +1,360 @@
+"""Evaluation metrics of DESIGN §6 as plain functions over numpy arrays.
+
+Conventions, chosen so that a perfect prediction always scores 1:
+- a ratio whose denominator is empty is 1 when nothing was possible to get wrong
+  (precision with no predicted pixels, recall with nothing to find); F-scores use the
+  count form (1+b²)tp / ((1+b²)tp + b²fn + fp), which is 1 when tp = fp = fn = 0;
+- scores predict "anomalous" when score >= threshold;
+- AUROC averages over ties in the scores exactly as sklearn's roc_auc_score does
+  (Mann-Whitney U with mid-ranks); it is NaN when one of the two classes is absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, stats
+
+# Coverage levels (percent of an instance's pixels) of the defect-wise recall curve.
+COVERAGE_LEVELS: tuple[int, ...] = tuple(range(0, 101, 5))
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Confusion counts of a binary prediction."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float:
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def accuracy(self) -> float:
+        return _ratio(self.tp + self.tn, self.tp + self.tn + self.fp + self.fn)
+
+    def f_beta(self, beta: float = 1.0) -> float:
+        b2 = beta * beta
+        return _ratio((1 + b2) * self.tp, (1 + b2) * self.tp + b2 * self.fn + self.fp)
+
+    @property
+    def f1(self) -> float:
+        return self.f_beta(1.0)
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else 1.0
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray) -> Counts:
+    """Confusion counts of two boolean arrays of the same shape."""
+    pred, truth = _same_shape_bool(pred, truth)
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    return Counts(tp, fp, fn, pred.size - tp - fp - fn)
+
+
+def _same_shape_bool(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: prediction {a.shape} vs truth {b.shape}")
+    return a.astype(bool), b.astype(bool)
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve; ties count one half (identical to sklearn's roc_auc_score)."""
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if labels.shape != scores.shape:
+        raise ValueError(f"{labels.size} labels but {scores.size} scores")
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = stats.rankdata(scores, method="average")
+    u = ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def _descending_cumulative(
+    scores: np.ndarray, weights: Sequence[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Distinct thresholds (descending) and, per weight array, its sum over score >= threshold."""
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    sums = [np.cumsum(w[order], dtype=np.float64)[last_of_tie] for w in weights]
+    return s[last_of_tie], sums
+
+
+@dataclass(frozen=True)
+class ThresholdCurves:
+    """Metrics of the prediction score >= threshold, for each threshold (ascending)."""
+
+    thresholds: np.ndarray
+    accuracy: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    f2: np.ndarray
+
+
+def threshold_curves(truth: np.ndarray, scores: np.ndarray, n_max: int = 512) -> ThresholdCurves:
+    """Accuracy, precision, recall, F1 and F2 against the threshold.
+
+    Every distinct score is a candidate; when there are more than n_max, an evenly spaced
+    subset by rank is kept (the curve is for plotting; `best_f1_threshold` is exact).
+    """
+    truth = np.asarray(truth).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    thr, (tp, fp) = _descending_cumulative(scores, [truth.astype(np.float64), (~truth) * 1.0])
+    thr, tp, fp = thr[::-1], tp[::-1], fp[::-1]
+    if thr.size > n_max:
+        keep = np.unique(np.linspace(0, thr.size - 1, n_max).round().astype(int))
+        thr, tp, fp = thr[keep], tp[keep], fp[keep]
+    n_pos = float(truth.sum())
+    n_neg = truth.size - n_pos
+    fn, tn = n_pos - tp, n_neg - fp
+    div = np.vectorize(_ratio, otypes=[np.float64])
+    return ThresholdCurves(
+        thresholds=thr,
+        accuracy=div(tp + tn, float(truth.size)),
+        precision=div(tp, tp + fp),
+        recall=div(tp, n_pos),
+        f1=div(2 * tp, 2 * tp + fn + fp),
+        f2=div(5 * tp, 5 * tp + 4 * fn + fp),
+    )
+
+
+def best_f1_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold with the highest F1 of score >= threshold (the lowest one on ties).
+
+    Chosen on a validation split; if it holds no positive at all, the threshold is placed
+    just above the highest score, so that nothing in it would be flagged.
+    """
+    truth = np.asarray(truth).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.size == 0:
+        raise ValueError("cannot choose a threshold from no scores")
+    n_pos = float(truth.sum())
+    if n_pos == 0:
+        return float(np.nextafter(scores.max(), np.inf))
+    thr, (tp, fp) = _descending_cumulative(scores, [truth * 1.0, (~truth) * 1.0])
+    f1 = 2 * tp / (tp + fp + n_pos)
+    best = np.flatnonzero(f1 == f1.max())[-1]
+    return float(thr[best])
+
+
+def aupro(truth_masks: np.ndarray, score_maps: np.ndarray, fpr_limit: float = 0.3) -> float:
+    """Normalised area under the per-region-overlap curve up to a false positive rate.
+
+    Regions are 8-connected components of each image's defect mask. Every pixel of a
+    region weighs 1 / (regions × region size), so each region counts equally; the FPR is
+    over all defect-free pixels. The curve is integrated (trapezoids, interpolated at
+    `fpr_limit`) and divided by `fpr_limit`, as in the MVTec AD reference code. NaN when
+    there is no region or no defect-free pixel.
+    """
+    masks = np.asarray(truth_masks).astype(bool)
+    scores = np.asarray(score_maps, dtype=np.float64)
+    if masks.shape != scores.shape or masks.ndim != 3:
+        raise ValueError(f"expected (N, H, W) masks and scores, got {masks.shape}, {scores.shape}")
+    pro_weight = np.zeros(masks.shape, dtype=np.float64)
+    n_regions = 0
+    for i, mask in enumerate(masks):
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
+        if n:
+            sizes = np.bincount(labels.ravel())
+            pro_weight[i] = np.where(labels > 0, 1.0 / sizes[labels], 0.0)
+            n_regions += n
+    n_neg = int((~masks).sum())
+    if n_regions == 0 or n_neg == 0:
+        return float("nan")
+    _, (fpr, pro) = _descending_cumulative(
+        scores.ravel(), [(~masks).ravel() / n_neg, pro_weight.ravel() / n_regions]
+    )
+    fpr, pro = np.r_[0.0, fpr], np.r_[0.0, pro]
+    if fpr[-1] > fpr_limit:
+        cut = int(np.searchsorted(fpr, fpr_limit, side="right"))
+        pro_at_limit = np.interp(fpr_limit, fpr[cut - 1 : cut + 1], pro[cut - 1 : cut + 1])
+        fpr, pro = np.r_[fpr[:cut], fpr_limit], np.r_[pro[:cut], pro_at_limit]
+    return float(np.trapz(pro, fpr) / fpr_limit)
+
+
+def instance_coverage(pred: np.ndarray, instance_map: np.ndarray) -> dict[int, float]:
+    """Fraction of each labelled instance's pixels that the prediction marks anomalous."""
+    pred, _ = _same_shape_bool(pred, instance_map)
+    ids = np.asarray(instance_map).astype(np.int64)
+    area = np.bincount(ids.ravel())
+    hit = np.bincount(ids.ravel(), weights=pred.ravel().astype(np.float64), minlength=area.size)
+    return {int(i): float(hit[i] / area[i]) for i in np.flatnonzero(area) if i != 0}
+
+
+def is_found(coverage: float, k: float) -> bool:
+    """An instance is found when >= k% of its pixels are flagged; k = 0 means one pixel."""
+    return coverage > 0 and coverage >= k / 100.0
+
+
+def defect_wise_recall(coverages: Sequence[tuple[str, float]], k: float = 0.0) -> dict[str, float]:
+    """Per class, the fraction of its instances found at coverage level k (percent).
+
+    `coverages` lists (class name, coverage) for every labelled instance of the test set.
+    The same number for an impurity class is the rate of false alarms on it.
+    """
+    found: dict[str, list[bool]] = {}
+    for name, cov in coverages:
+        found.setdefault(name, []).append(is_found(cov, k))
+    return {name: float(np.mean(hits)) for name, hits in sorted(found.items())}
+
+
+def defect_wise_recall_curve(
+    coverages: Sequence[tuple[str, float]], levels: Sequence[int] = COVERAGE_LEVELS
+) -> dict[str, list[float]]:
+    """Per class, the defect-wise recall at each coverage level in `levels`."""
+    per_level = [defect_wise_recall(coverages, k) for k in levels]
+    names = sorted({name for name, _ in coverages})
+    return {name: [row[name] for row in per_level] for name in names}
+
+
+def mean_over(recalls: Mapping[str, float], names: Sequence[str]) -> float:
+    """Mean of the recalls of the given classes that occur (NaN if none does)."""
+    values = [recalls[n] for n in names if n in recalls]
+    return float(np.mean(values)) if values else float("nan")
+
+
+# ---------------------------------------------------------------- detectors
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box (x0, y0, x1, y1 in pixels) of a class, with a score if predicted."""
+
+    image: str
+    class_id: int
+    xyxy: tuple[float, float, float, float]
+    score: float = 1.0
+
+    @property
+    def area(self) -> float:
+        x0, y0, x1, y1 = self.xyxy
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when both are empty)."""
+    ix = min(a.xyxy[2], b.xyxy[2]) - max(a.xyxy[0], b.xyxy[0])
+    iy = min(a.xyxy[3], b.xyxy[3]) - max(a.xyxy[1], b.xyxy[1])
+    inter = max(0.0, ix) * max(0.0, iy)
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_detections(
+    truths: Sequence[Box], preds: Sequence[Box], iou: float = 0.5
+) -> tuple[set[int], set[int]]:
+    """Greedy matching by descending score within image and class (the COCO rule).
+
+    Returns the indices of matched truths and of matched predictions.
+    """
+    matched_t: set[int] = set()
+    matched_p: set[int] = set()
+    for pi in sorted(range(len(preds)), key=lambda i: -preds[i].score):
+        p = preds[pi]
+        best, best_iou = -1, iou
+        for ti, t in enumerate(truths):
+            if ti in matched_t or t.image != p.image or t.class_id != p.class_id:
+                continue
+            v = box_iou(t, p)
+            if v >= best_iou:
+                best, best_iou = ti, v
+        if best >= 0:
+            matched_t.add(best)
+            matched_p.add(pi)
+    return matched_t, matched_p
+
+
+def detection_metrics(
+    truths: Sequence[Box],
+    preds: Sequence[Box],
+    images: Sequence[str],
+    class_names: Mapping[int, str],
+    good_images: Sequence[str],
+    conf: float = 0.25,
+) -> dict:
+    """COCO mAP50 / mAP50-95 / AP by size, plus recall, miss rate and false alarms at `conf`.
+
+    `images` lists every evaluated image (also those without truths or predictions);
+    `good_images` the defect-free ones, whose every prediction at >= conf is a false alarm.
+    """
+    ap = _coco_ap(truths, preds, images, class_names)
+    kept = [p for p in preds if p.score >= conf]
+    matched_t, _ = match_detections(truths, kept)
+    per_class = {}
+    for cid, name in sorted(class_names.items()):
+        idx = [i for i, t in enumerate(truths) if t.class_id == cid]
+        if idx:
+            recall = sum(i in matched_t for i in idx) / len(idx)
+            per_class[name] = {"instances": len(idx), "recall": recall, "miss_rate": 1 - recall}
+    good = set(good_images)
+    alarms = [p for p in kept if p.image in good]
+    return {
+        **ap,
+        "conf": conf,
+        "per_class": per_class,
+        "good_images": len(good),
+        "false_alarms_on_good": len(alarms),
+        "good_images_with_false_alarm": len({p.image for p in alarms}),
+    }
+
+
+def _coco_ap(
+    truths: Sequence[Box],
+    preds: Sequence[Box],
+    images: Sequence[str],
+    class_names: Mapping[int, str],
+) -> dict[str, float]:
+    """mAP50, mAP50-95 and AP of small / medium / large instances from pycocotools."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    keys = ("map50_95", "map50", "map75", "ap_small", "ap_medium", "ap_large")
+    if not truths:
+        return dict.fromkeys(keys, float("nan"))
+    if not preds:
+        return dict.fromkeys(keys, 0.0)
+    image_ids = {name: i + 1 for i, name in enumerate(images)}
+
+    def entry(b: Box) -> dict:
+        x0, y0, x1, y1 = b.xyxy
+        bbox = [x0, y0, x1 - x0, y1 - y0]
+        return {"image_id": image_ids[b.image], "category_id": b.class_id, "bbox": bbox}
+
+    gt = COCO()
+    gt.dataset = {
+        "images": [{"id": i} for i in image_ids.values()],
+        "categories": [{"id": c, "name": n} for c, n in class_names.items()],
+        "annotations": [
+            {**entry(t), "id": j + 1, "area": t.area, "iscrowd": 0} for j, t in enumerate(truths)
+        ],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        dt = gt.loadRes([{**entry(p), "score": p.score} for p in preds])
+        ev = COCOeval(gt, dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    # COCO marks "no instance of this size" with -1; report that as NaN.
+    stats6 = ev.stats[:6]
+    return {k: float(v) if v >= 0 else float("nan") for k, v in zip(keys, stats6, strict=True)}
