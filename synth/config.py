@@ -1,0 +1,283 @@
+"""Validated scene configs (DESIGN §4).
+
+A scene config gives *ranges*; `synth.scene` samples one concrete `SceneSpec` per image from
+them. Every user mistake is reported with the field path, the bad value and what is allowed,
+all at once, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+Family = Literal["leather", "textile", "metal"]
+DefectKind = Literal[
+    "scratch",
+    "crack",
+    "cut",
+    "crease",
+    "dent",
+    "bump",
+    "hole",
+    "pit",
+    "edge_wear",
+    "discoloration",
+    "snag",
+    "missing_thread",
+    "pilling",
+    "break",
+    "fray",
+    "uneven",
+]
+ImpurityKind = Literal["water_stain", "fingerprint"]
+SPLITS = ("train", "val", "test")
+
+
+class ConfigError(ValueError):
+    """A scene config that cannot be used; the message lists every problem."""
+
+
+def _range(lo: float, hi: float):
+    """A `[min, max]` pair inside `[lo, hi]` with min ≤ max."""
+
+    def check(value: tuple[float, float]) -> tuple[float, float]:
+        a, b = value
+        if not (lo <= a <= b <= hi):
+            raise ValueError(f"expected [min, max] with {lo} <= min <= max <= {hi}, got [{a}, {b}]")
+        return value
+
+    return Annotated[tuple[float, float], AfterValidator(check)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Unit = _range(0.0, 1.0)
+Rgb = Annotated[tuple[float, float, float], Field()]
+
+
+class SurfaceConfig(_Model):
+    family: Family
+    color_low: Rgb = Field(description="darkest base colour, linear RGB in [0, 1]")
+    color_high: Rgb = Field(description="brightest base colour, linear RGB in [0, 1]")
+    color_variation: Unit = (0.05, 0.15)
+    scale_mm: _range(0.05, 50.0) = Field(
+        (1.0, 2.0), description="grain cell size, thread pitch or grinding-mark spacing"
+    )
+    roughness: Unit = (0.3, 0.6)
+    bump_strength: _range(0.0, 5.0) = (0.2, 0.6)
+    patterns: list[str] = Field(
+        default_factory=list,
+        description="leather: grain, embossed; textile: plain, twill; metal: brushed, ground",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SurfaceConfig:
+        for name in ("color_low", "color_high"):
+            if not all(0.0 <= c <= 1.0 for c in getattr(self, name)):
+                raise ValueError(f"{name}: each channel must lie in [0, 1]")
+        if any(lo > hi for lo, hi in zip(self.color_low, self.color_high, strict=True)):
+            raise ValueError("color_low must not exceed color_high in any channel")
+        allowed = PATTERNS[self.family]
+        bad = [p for p in self.patterns if p not in allowed]
+        if bad:
+            raise ValueError(f"patterns {bad} unknown for {self.family}; allowed: {list(allowed)}")
+        return self
+
+
+PATTERNS: dict[str, tuple[str, ...]] = {
+    "leather": ("grain", "embossed"),
+    "textile": ("plain", "twill"),
+    "metal": ("brushed", "ground"),
+}
+
+
+class GeometryConfig(_Model):
+    shape: Literal["flat", "curved_tile"] = "flat"
+    size_mm: tuple[Annotated[float, Field(gt=0, le=2000)], Annotated[float, Field(gt=0, le=2000)]]
+    bend_deg: _range(0.0, 120.0) = Field(
+        (0.0, 0.0), description="arc angle of a curved tile about its vertical axis"
+    )
+
+
+class CameraConfig(_Model):
+    resolution: tuple[Annotated[int, Field(ge=16, le=8192)], Annotated[int, Field(ge=16, le=8192)]]
+    height_mm: _range(1.0, 10000.0)
+    focal_mm: Annotated[float, Field(gt=0, le=1000)] = 50.0
+    sensor_mm: Annotated[float, Field(gt=0, le=100)] = 36.0
+    orthographic: bool = False
+
+
+class LightConfig(_Model):
+    type: Literal["area", "bar", "ring"]
+    count: tuple[Annotated[int, Field(ge=0, le=8)], Annotated[int, Field(ge=0, le=8)]] = (1, 1)
+    elevation_deg: _range(1.0, 90.0) = (30.0, 70.0)
+    azimuth_deg: _range(-360.0, 720.0) = (0.0, 360.0)
+    distance_mm: _range(1.0, 10000.0) = (150.0, 250.0)
+    size_mm: _range(1.0, 5000.0) = (50.0, 150.0)
+    power_w: _range(0.0, 10000.0) = (5.0, 20.0)
+    temperature_k: _range(1000.0, 20000.0) = (4500.0, 6500.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> LightConfig:
+        if self.count[0] > self.count[1]:
+            raise ValueError(f"count: expected [min, max] with min <= max, got {list(self.count)}")
+        return self
+
+
+class ImpurityConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: ImpurityKind
+    probability: Annotated[float, Field(ge=0, le=1)] = 0.5
+    cell_mm: _range(0.5, 1000.0) = Field((8.0, 14.0), description="jitter cell size G")
+    radius_mm: _range(0.05, 500.0) = (1.5, 3.0)
+    noise_frequency: _range(0.0, 100.0) = Field((0.3, 0.8), description="Perlin f, per mm")
+    amplitude_mm: _range(0.0, 100.0) = Field((0.2, 0.6), description="Perlin amplitude A")
+    gamma: _range(0.05, 20.0) = Field((1.5, 3.0), description="decay speed γ")
+    alpha: _range(-1.0, 1.0) = Field((-0.12, -0.04), description="reflectance change α")
+    heterogeneity: _range(0.0, 1.0) = (0.0, 0.0)
+    rim_darkening: _range(0.0, 1.0) = (0.0, 0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ImpurityConfig:
+        reach = self.radius_mm[1] + self.amplitude_mm[1]
+        if self.kind == "water_stain" and reach > self.cell_mm[0]:
+            raise ValueError(
+                f"radius_mm max + amplitude_mm max = {reach:g} exceeds cell_mm min = "
+                f"{self.cell_mm[0]:g}: a stain must stay within its neighbouring cells"
+            )
+        return self
+
+
+class DefectConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: DefectKind
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    size_mm: _range(0.01, 2000.0) = Field((2.0, 8.0), description="length or diameter")
+    width_mm: _range(0.005, 500.0) = (0.1, 0.4)
+    depth_mm: _range(-50.0, 50.0) = Field((0.02, 0.08), description="groove/pit depth")
+    reflectance: _range(-1.0, 1.0) = Field((-0.1, -0.02), description="albedo change")
+    roughness: _range(-1.0, 1.0) = (0.0, 0.1)
+
+
+class RenderConfig(_Model):
+    samples: Annotated[int, Field(ge=1, le=65536)] = 16
+    denoise: bool = True
+    exposure: _range(-10.0, 10.0) = (0.0, 0.0)
+    texels_per_px: Annotated[int, Field(ge=1, le=4)] = 2
+
+
+class SplitConfig(_Model):
+    count: Annotated[int, Field(ge=0, le=10_000_000)]
+    good_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
+    defects_per_image: tuple[
+        Annotated[int, Field(ge=1, le=50)], Annotated[int, Field(ge=1, le=50)]
+    ] = (
+        1,
+        2,
+    )
+
+
+class RandomizationConfig(_Model):
+    """Domain randomisation on top of the material ranges (all off = 0)."""
+
+    hue_jitter: _range(0.0, 0.5) = (0.0, 0.0)
+    camera_tilt_deg: _range(0.0, 30.0) = (0.0, 0.0)
+    camera_roll_deg: _range(0.0, 180.0) = (0.0, 0.0)
+
+
+class SceneConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    surface: SurfaceConfig
+    geometry: GeometryConfig
+    camera: CameraConfig
+    lights: list[LightConfig] = Field(min_length=1)
+    impurities: list[ImpurityConfig] = Field(default_factory=list)
+    defects: list[DefectConfig] = Field(min_length=1)
+    render: RenderConfig = RenderConfig()
+    randomization: RandomizationConfig = RandomizationConfig()
+    splits: dict[Literal["train", "val", "test"], SplitConfig]
+
+    @model_validator(mode="after")
+    def _check(self) -> SceneConfig:
+        names = [d.name for d in self.defects] + [i.name for i in self.impurities]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"class names must be unique, repeated: {duplicated}")
+        if len(names) > 254:
+            raise ValueError("at most 254 classes fit a uint8 class mask")
+        return self
+
+    def digest(self) -> str:
+        """Hash of the validated content: two configs that sample alike hash alike."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def split_counts(self) -> dict[str, int]:
+        return {s: self.splits[s].count if s in self.splits else 0 for s in SPLITS}
+
+
+def _format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: {error.error_count()} problem(s) in the scene config"]
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see scenes/*.yaml for the schema)"
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  - {path}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(data: object, source: str = "<config>") -> SceneConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        return SceneConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(source, error)) from None
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> SceneConfig:
+    """Load and validate a scene YAML; `overrides` are deep-merged on top (for experiments)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read scene config ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    if overrides and isinstance(data, dict):
+        data = deep_merge(data, overrides)
+    return parse_config(data, str(path))
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """Return `base` with `update` merged in, recursing into nested mappings."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,469 @@
+"""SceneSpec: every sampled parameter of one image, as plain data (DESIGN §2, Kubric-style).
+
+Sampling is a pure function of (config, seed, image index): shards rendered on different
+machines produce exactly the specs a single run would. Renderers (Blender or the numpy
+raster view) only realise a spec; the spec is saved beside every image.
+
+Coordinates: plate millimetres, origin at the plate's top-left corner as seen by the camera,
+x to the right, y downwards (image convention).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    id: int
+    name: str
+    kind: str  # "defect" | "impurity"
+    shape: str  # the defect or impurity kind that draws it
+
+
+@dataclass(frozen=True)
+class MaterialSpec:
+    family: str
+    pattern: str
+    base_color: tuple[float, float, float]
+    color_variation: float
+    scale_mm: float
+    roughness: float
+    bump_strength: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class GeometrySpec:
+    shape: str
+    width_mm: float
+    height_mm: float
+    bend_deg: float
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    width_px: int
+    height_px: int
+    height_mm: float
+    focal_mm: float
+    sensor_mm: float
+    orthographic: bool
+    tilt_deg: float = 0.0
+    roll_deg: float = 0.0
+
+    @property
+    def mm_per_px(self) -> float:
+        """Footprint of one pixel on the plate plane (sensor width spans the image width)."""
+        return self.sensor_mm * self.height_mm / self.focal_mm / self.width_px
+
+    @property
+    def view_mm(self) -> tuple[float, float]:
+        return self.width_px * self.mm_per_px, self.height_px * self.mm_per_px
+
+
+@dataclass(frozen=True)
+class LightSpec:
+    type: str
+    azimuth_deg: float
+    elevation_deg: float
+    distance_mm: float
+    size_mm: float
+    power_w: float
+    temperature_k: float
+
+
+@dataclass(frozen=True)
+class StainSpec:
+    """A water stain (DESIGN §4): Perlin-perturbed disc with reflectance d̂^γ·α."""
+
+    instance_id: int
+    class_id: int
+    center_mm: tuple[float, float]
+    radius_mm: float
+    noise_frequency: float
+    amplitude_mm: float
+    gamma: float
+    alpha: float
+    heterogeneity: float
+    rim_darkening: float
+    noise_offset: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class MarkSpec:
+    """A defect or a non-stain impurity (fingerprint), drawn by `synth.layers`."""
+
+    instance_id: int
+    class_id: int
+    kind: str
+    points_mm: tuple[tuple[float, float], ...]  # polyline, centre, or polygon outline
+    size_mm: float
+    width_mm: float
+    depth_mm: float
+    reflectance: float
+    roughness: float
+    angle_deg: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    samples: int
+    denoise: bool
+    exposure: float
+    texels_per_px: int
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    config_name: str
+    config_hash: str
+    seed: int
+    index: int
+    split: str
+    good: bool
+    material: MaterialSpec
+    geometry: GeometrySpec
+    camera: CameraSpec
+    lights: tuple[LightSpec, ...]
+    stains: tuple[StainSpec, ...]
+    marks: tuple[MarkSpec, ...]
+    render: RenderSpec
+    classes: tuple[ClassSpec, ...] = field(default=())
+
+    @property
+    def image_id(self) -> str:
+        return f"{self.index:06d}"
+
+    @property
+    def instance_classes(self) -> dict[int, int]:
+        """Instance id → class id for everything placed in the scene."""
+        return {x.instance_id: x.class_id for x in (*self.stains, *self.marks)}
+
+    @property
+    def visible_window_mm(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the camera footprint on the plate, clipped to the plate."""
+        vw, vh = self.camera.view_mm
+        cx, cy = self.geometry.width_mm / 2, self.geometry.height_mm / 2
+        return (
+            max(0.0, cx - vw / 2),
+            max(0.0, cy - vh / 2),
+            min(self.geometry.width_mm, cx + vw / 2),
+            min(self.geometry.height_mm, cy + vh / 2),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SceneSpec:
+        def tuples(value: Any) -> Any:
+            return tuple(tuples(v) for v in value) if isinstance(value, list) else value
+
+        def build(kind: type, value: dict[str, Any]) -> Any:
+            return kind(**{k: tuples(v) for k, v in value.items()})
+
+        return cls(
+            **{
+                **{
+                    k: data[k]
+                    for k in ("config_name", "config_hash", "seed", "index", "split", "good")
+                },
+                "material": build(MaterialSpec, data["material"]),
+                "geometry": build(GeometrySpec, data["geometry"]),
+                "camera": build(CameraSpec, data["camera"]),
+                "lights": tuple(build(LightSpec, x) for x in data["lights"]),
+                "stains": tuple(build(StainSpec, x) for x in data["stains"]),
+                "marks": tuple(build(MarkSpec, x) for x in data["marks"]),
+                "render": build(RenderSpec, data["render"]),
+                "classes": tuple(build(ClassSpec, x) for x in data["classes"]),
+            }
+        )
+
+
+def class_table(config: SceneConfig) -> tuple[ClassSpec, ...]:
+    """Class ids in config order: defects first, then impurities; 0 is background."""
+    entries: list[tuple[str, str, str]] = [(d.name, "defect", d.kind) for d in config.defects]
+    entries += [(i.name, "impurity", i.kind) for i in config.impurities]
+    return tuple(ClassSpec(i + 1, n, k, s) for i, (n, k, s) in enumerate(entries))
+
+
+def split_of(config: SceneConfig, index: int) -> str:
+    """Images are numbered train first, then val, then test."""
+    start = 0
+    for split, count in config.split_counts().items():
+        if index < start + count:
+            return split
+        start += count
+    raise IndexError(f"image index {index} is beyond the {start} images the config defines")
+
+
+def total_images(config: SceneConfig) -> int:
+    return sum(config.split_counts().values())
+
+
+def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
+
+
+def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
+    """Sample the spec of image `index`; depends only on (config, config.seed, index)."""
+    split = split_of(config, index)
+    rng = np.random.default_rng([config.seed, index])
+    classes = class_table(config)
+    split_config = config.splits[split]  # type: ignore[index]
+    good = bool(rng.random() < split_config.good_fraction)
+
+    material = _sample_material(config, rng)
+    geometry = config.geometry
+    size_w, size_h = geometry.size_mm
+    cam = config.camera
+    randomization = config.randomization
+    camera = CameraSpec(
+        width_px=cam.resolution[0],
+        height_px=cam.resolution[1],
+        height_mm=_uniform(rng, cam.height_mm),
+        focal_mm=cam.focal_mm,
+        sensor_mm=cam.sensor_mm,
+        orthographic=cam.orthographic,
+        tilt_deg=_uniform(rng, randomization.camera_tilt_deg),
+        roll_deg=_uniform(rng, randomization.camera_roll_deg) * rng.choice([-1, 1]),
+    )
+    lights = tuple(
+        LightSpec(
+            type=light.type,
+            azimuth_deg=_uniform(rng, light.azimuth_deg),
+            elevation_deg=_uniform(rng, light.elevation_deg),
+            distance_mm=_uniform(rng, light.distance_mm),
+            size_mm=_uniform(rng, light.size_mm),
+            power_w=_uniform(rng, light.power_w),
+            temperature_k=_uniform(rng, light.temperature_k),
+        )
+        for light in config.lights
+        for _ in range(int(rng.integers(light.count[0], light.count[1] + 1)))
+    )
+    spec = SceneSpec(
+        config_name=config.name,
+        config_hash=config.digest(),
+        seed=config.seed,
+        index=index,
+        split=split,
+        good=good,
+        material=material,
+        geometry=GeometrySpec(geometry.shape, size_w, size_h, _uniform(rng, geometry.bend_deg)),
+        camera=camera,
+        lights=lights,
+        stains=(),
+        marks=(),
+        render=RenderSpec(
+            samples=config.render.samples,
+            denoise=config.render.denoise,
+            exposure=_uniform(rng, config.render.exposure),
+            texels_per_px=config.render.texels_per_px,
+        ),
+        classes=classes,
+    )
+    window = spec.visible_window_mm
+    next_id = 1
+    stains: list[StainSpec] = []
+    marks: list[MarkSpec] = []
+    by_name = {c.name: c for c in classes}
+    for impurity in config.impurities:
+        if rng.random() >= impurity.probability:
+            continue
+        class_id = by_name[impurity.name].id
+        if impurity.kind == "water_stain":
+            new = sample_stains(impurity, window, rng, class_id, next_id)
+            stains += new
+            next_id += len(new)
+        else:
+            marks.append(_sample_mark(impurity, window, rng, class_id, next_id))
+            next_id += 1
+    if not good:
+        weights = np.array([d.weight for d in config.defects])
+        low, high = split_config.defects_per_image
+        for _ in range(int(rng.integers(low, high + 1))):
+            defect = config.defects[int(rng.choice(len(weights), p=weights / weights.sum()))]
+            marks.append(_sample_mark(defect, window, rng, by_name[defect.name].id, next_id))
+            next_id += 1
+    return replace(spec, stains=tuple(stains), marks=tuple(marks))
+
+
+def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialSpec:
+    surface = config.surface
+    color = [
+        _uniform(rng, (lo, hi))
+        for lo, hi in zip(surface.color_low, surface.color_high, strict=True)
+    ]
+    hue_shift = _uniform(rng, config.randomization.hue_jitter) * rng.choice([-1, 1])
+    if hue_shift:
+        h, s, v = colorsys.rgb_to_hsv(*color)
+        color = list(colorsys.hsv_to_rgb((h + hue_shift) % 1.0, s, v))
+    patterns = surface.patterns or [_default_pattern(surface.family)]
+    return MaterialSpec(
+        family=surface.family,
+        pattern=str(patterns[int(rng.integers(len(patterns)))]),
+        base_color=(float(color[0]), float(color[1]), float(color[2])),
+        color_variation=_uniform(rng, surface.color_variation),
+        scale_mm=_uniform(rng, surface.scale_mm),
+        roughness=_uniform(rng, surface.roughness),
+        bump_strength=_uniform(rng, surface.bump_strength),
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+def _default_pattern(family: str) -> str:
+    return {"leather": "grain", "textile": "plain", "metal": "brushed"}[family]
+
+
+def jittered_centres(
+    window: tuple[float, float, float, float], cell_mm: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One uniformly random point per grid cell of size G covering the window (DESIGN §4)."""
+    x0, y0, x1, y1 = window
+    nx = max(1, math.ceil((x1 - x0) / cell_mm))
+    ny = max(1, math.ceil((y1 - y0) / cell_mm))
+    gy, gx = np.mgrid[0:ny, 0:nx]
+    jitter = rng.random((ny, nx, 2))
+    xs = x0 + (gx + jitter[..., 0]) * cell_mm
+    ys = y0 + (gy + jitter[..., 1]) * cell_mm
+    return np.stack([xs.ravel(), ys.ravel()], axis=1)
+
+
+def sample_stains(
+    impurity: ImpurityConfig,
+    window: tuple[float, float, float, float],
+    rng: np.random.Generator,
+    class_id: int,
+    first_id: int,
+) -> list[StainSpec]:
+    """Water stains at jittered-grid centres; density is set by the cell size G."""
+    cell = _uniform(rng, impurity.cell_mm)
+    centres = jittered_centres(window, cell, rng)
+    return [
+        StainSpec(
+            instance_id=first_id + i,
+            class_id=class_id,
+            center_mm=(float(x), float(y)),
+            radius_mm=_uniform(rng, impurity.radius_mm),
+            noise_frequency=_uniform(rng, impurity.noise_frequency),
+            amplitude_mm=_uniform(rng, impurity.amplitude_mm),
+            gamma=_uniform(rng, impurity.gamma),
+            alpha=_uniform(rng, impurity.alpha),
+            heterogeneity=_uniform(rng, impurity.heterogeneity),
+            rim_darkening=_uniform(rng, impurity.rim_darkening),
+            noise_offset=(float(rng.uniform(0, 200)), float(rng.uniform(0, 200))),
+        )
+        for i, (x, y) in enumerate(centres)
+    ]
+
+
+def _sample_mark(
+    item: DefectConfig | ImpurityConfig,
+    window: tuple[float, float, float, float],
+    rng: np.random.Generator,
+    class_id: int,
+    instance_id: int,
+) -> MarkSpec:
+    """Place one defect (or fingerprint) inside the visible window."""
+    x0, y0, x1, y1 = window
+    if isinstance(item, DefectConfig):
+        size = _uniform(rng, item.size_mm)
+        width, depth = _uniform(rng, item.width_mm), _uniform(rng, item.depth_mm)
+        reflectance, roughness = _uniform(rng, item.reflectance), _uniform(rng, item.roughness)
+    else:  # fingerprint: an oval of ridges that changes gloss and a little reflectance
+        size = _uniform(rng, item.radius_mm) * 2
+        width, depth = size * 0.7, 0.0
+        reflectance, roughness = _uniform(rng, item.alpha), 0.15
+    angle = float(rng.uniform(0, 180))
+    margin = min(size / 2, (x1 - x0) / 3, (y1 - y0) / 3)
+    centre = (
+        float(rng.uniform(x0 + margin, x1 - margin)),
+        float(rng.uniform(y0 + margin, y1 - margin)),
+    )
+    points = _mark_points(item.kind, centre, size, angle, window, rng)
+    return MarkSpec(
+        instance_id=instance_id,
+        class_id=class_id,
+        kind=item.kind,
+        points_mm=points,
+        size_mm=size,
+        width_mm=width,
+        depth_mm=depth,
+        reflectance=reflectance,
+        roughness=roughness,
+        angle_deg=angle,
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
+LINEAR_KINDS = {"scratch", "crack", "cut", "crease", "snag", "fray"}
+
+
+def _mark_points(
+    kind: str,
+    centre: tuple[float, float],
+    size: float,
+    angle_deg: float,
+    window: tuple[float, float, float, float],
+    rng: np.random.Generator,
+) -> tuple[tuple[float, float], ...]:
+    """The skeleton a defect is drawn around: a polyline for linear kinds, else the centre."""
+    cx, cy = centre
+    x0, y0, x1, y1 = window
+    direction = np.array([math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))])
+    normal = np.array([-direction[1], direction[0]])
+    if kind in LINEAR_KINDS:
+        steps = 12 if kind in ("crack", "fray") else 6
+        t = np.linspace(-0.5, 0.5, steps + 1) * size
+        wiggle = {"crack": 0.08, "fray": 0.1, "crease": 0.05, "scratch": 0.01}.get(kind, 0.0)
+        offsets = np.cumsum(rng.normal(0, wiggle * size / math.sqrt(steps), steps + 1))
+        offsets -= np.linspace(offsets[0], offsets[-1], steps + 1) * (kind == "scratch")
+        pts = np.array(centre) + t[:, None] * direction + offsets[:, None] * normal
+    elif kind == "missing_thread":  # a full-width (or full-height) strip along the weave
+        horizontal = rng.random() < 0.5
+        pts = np.array([[x0, cy], [x1, cy]] if horizontal else [[cx, y0], [cx, y1]])
+    elif kind in ("edge_wear", "break"):  # anchored on a window edge
+        side = int(rng.integers(4))
+        edge_points = {0: (cx, y0), 1: (x1, cy), 2: (cx, y1), 3: (x0, cy)}
+        pts = np.array([edge_points[side]])
+    else:
+        pts = np.array([centre])
+    pts[:, 0] = pts[:, 0].clip(x0, x1)
+    pts[:, 1] = pts[:, 1].clip(y0, y1)
+    return tuple((float(x), float(y)) for x, y in pts)
+
+
+def shard_indices(config: SceneConfig, shard: int = 0, shards: int = 1) -> list[int]:
+    """Indices rendered by shard `shard` of `shards` (round robin keeps shards balanced)."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    return [i for i in range(total_images(config)) if i % shards == shard]
+
+
+__all__ = [
+    "SPLITS",
+    "CameraSpec",
+    "ClassSpec",
+    "GeometrySpec",
+    "LightSpec",
+    "MarkSpec",
+    "MaterialSpec",
+    "RenderSpec",
+    "SceneSpec",
+    "StainSpec",
+    "class_table",
+    "jittered_centres",
+    "sample_scene",
+    "shard_indices",
+    "split_of",
+    "total_images",
+]
