@@ -183,9 +183,7 @@ class RenderConfig(_Model):
 class SplitConfig(_Model):
     count: Annotated[int, Field(ge=0, le=10_000_000)]
     good_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
-    defects_per_image: tuple[
-        Annotated[int, Field(ge=1, le=50)], Annotated[int, Field(ge=1, le=50)]
-    ] = (
+    defects_per_image: tuple[Annotated[int, Field(ge=1, le=50)], Annotated[int, Field(ge=1, le=50)]] = (
         1,
         2,
     )
@@ -247,9 +245,7 @@ def _format_errors(source: str, error: ValidationError) -> str:
 def parse_config(data: object, source: str = "<config>") -> SceneConfig:
     """Validate an already-parsed YAML document."""
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
-        )
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         return SceneConfig.model_validate(data)
     except ValidationError as error:

@@ -83,9 +83,7 @@ def window(
     return Window(slice(r0, r1), slice(c0, c1), x, y)
 
 
-def perlin(
-    x_mm: np.ndarray, y_mm: np.ndarray, frequency: float, offset: tuple[float, float]
-) -> np.ndarray:
+def perlin(x_mm: np.ndarray, y_mm: np.ndarray, frequency: float, offset: tuple[float, float]) -> np.ndarray:
     """Perlin(p·f) on a regular grid (row vector x, column vector y), via a coarse lattice.
 
     The lattice spacing is 1/(8f) mm (never finer than the grid itself), evaluated with
@@ -99,10 +97,7 @@ def perlin(
     lx = np.arange(xs[0], xs[-1] + step, step)
     ly = np.arange(ys[0], ys[-1] + step, step)
     coarse = np.array(
-        [
-            [noise.pnoise2(x * frequency + offset[0], y * frequency + offset[1]) for x in lx]
-            for y in ly
-        ],
+        [[noise.pnoise2(x * frequency + offset[0], y * frequency + offset[1]) for x in lx] for y in ly],
         np.float32,
     )
     if step == grid_step:
@@ -110,9 +105,7 @@ def perlin(
     # Bilinear interpolation at the grid points (cv2.remap works in lattice-index units).
     map_x = np.broadcast_to(((xs - lx[0]) / step).astype(np.float32)[None, :], (ys.size, xs.size))
     map_y = np.broadcast_to(((ys - ly[0]) / step).astype(np.float32)[:, None], (ys.size, xs.size))
-    return cv2.remap(
-        coarse, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR
-    )
+    return cv2.remap(coarse, np.ascontiguousarray(map_x), np.ascontiguousarray(map_y), cv2.INTER_LINEAR)
 
 
 def stain_fields(stain: StainSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:

@@ -173,10 +173,7 @@ class SceneSpec:
 
         return cls(
             **{
-                **{
-                    k: data[k]
-                    for k in ("config_name", "config_hash", "seed", "index", "split", "good")
-                },
+                **{k: data[k] for k in ("config_name", "config_hash", "seed", "index", "split", "good")},
                 "material": build(MaterialSpec, data["material"]),
                 "geometry": build(GeometrySpec, data["geometry"]),
                 "camera": build(CameraSpec, data["camera"]),
@@ -299,10 +296,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
 
 def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialSpec:
     surface = config.surface
-    color = [
-        _uniform(rng, (lo, hi))
-        for lo, hi in zip(surface.color_low, surface.color_high, strict=True)
-    ]
+    color = [_uniform(rng, (lo, hi)) for lo, hi in zip(surface.color_low, surface.color_high, strict=True)]
     hue_shift = _uniform(rng, config.randomization.hue_jitter) * rng.choice([-1, 1])
     if hue_shift:
         h, s, v = colorsys.rgb_to_hsv(*color)
