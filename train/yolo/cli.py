@@ -1,0 +1,140 @@
+"""Click commands `yolo` for the groups `train pretrain|finetune|meld` (see train/cli.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from train.yolo import training
+
+TASKS = click.Choice(sorted(training.DEFAULT_MODELS))
+DATA = click.Path(exists=True, path_type=Path)
+
+
+def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by the three commands: where to write, and the train-argument overrides."""
+    options = [
+        click.option(
+            "--out", type=click.Path(path_type=Path), help="Run folder [runs/yolo/<mode>/<time>]."
+        ),
+        click.option(
+            "--config",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="YAML of ultralytics train arguments overriding the defect defaults.",
+        ),
+        click.option("--epochs", type=int, help="Epochs [ultralytics default 100]."),
+        click.option("--imgsz", type=int, help="Training image size [640 on CPU, 1024 on GPU]."),
+        click.option("--batch", type=int, help="Batch size [8 on CPU, 16 on GPU]."),
+        click.option("--device", help="cpu, 0, 0,1 ... [first GPU if any]."),
+        click.option("--workers", type=int, help="Data loader workers [min(8, CPUs)]."),
+        click.option("--seed", type=int, help="Seed of the training and of the meld draw [0]."),
+        click.option(
+            "--set",
+            "sets",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any ultralytics train argument, e.g. --set mosaic=0 (repeatable; wins over all).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _args(config: Path | None, sets: tuple[str, ...], **options: Any) -> dict[str, Any]:
+    try:
+        return training.train_args(config, sets, **options)
+    except training.YoloSetupError as error:
+        raise click.UsageError(str(error)) from error
+
+
+def _report(run: Callable[[], training.RunResult]) -> None:
+    try:
+        result = run()
+    except training.YoloSetupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"weights: {result.weights}")
+    click.echo(f"record:  {result.run_dir / 'run.json'}")
+
+
+@click.command("yolo")
+@click.option("--data", required=True, type=DATA, help="Canonical dataset root or data YAML.")
+@click.option("--task", type=TASKS, help="detect or segment [segment, or the model's task].")
+@click.option("--model", help="Model YAML (yolo11n-seg.yaml, yolov8n.yaml, ...) or a local .pt.")
+@_run_options
+def pretrain_yolo(
+    data: Path,
+    task: str | None,
+    model: str | None,
+    out: Path | None,
+    config: Path | None,
+    sets: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Train a YOLO detector/segmenter from scratch (or a local .pt) on a synthetic dataset."""
+    args = _args(config, sets, **options)
+    run_dir = out or training.default_run_dir("pretrain")
+    _report(lambda: training.pretrain(data, run_dir, args, task=task, model=model))
+
+
+@click.command("yolo")
+@click.option(
+    "--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--data", required=True, type=DATA, help="Canonical dataset root or data YAML.")
+@_run_options
+def finetune_yolo(
+    weights: Path,
+    data: Path,
+    out: Path | None,
+    config: Path | None,
+    sets: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """Fine-tune pretrained YOLO weights on a (real) dataset with the same class names."""
+    args = _args(config, sets, **options)
+    run_dir = out or training.default_run_dir("finetune")
+    _report(lambda: training.finetune(weights, data, run_dir, args))
+
+
+@click.command("yolo")
+@click.option(
+    "--data",
+    "datasets",
+    required=True,
+    multiple=True,
+    type=DATA,
+    help="Give twice: --data SYNTH_DIR --data REAL_DIR (in that order).",
+)
+@click.option(
+    "--real-fraction",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Share of real images in the mixed training list.",
+)
+@click.option("--task", type=TASKS, help="detect or segment [segment, or the model's task].")
+@click.option("--model", help="Model YAML or a local .pt.")
+@_run_options
+def meld_yolo(
+    datasets: tuple[Path, ...],
+    real_fraction: float,
+    task: str | None,
+    model: str | None,
+    out: Path | None,
+    config: Path | None,
+    sets: tuple[str, ...],
+    **options: Any,
+) -> None:
+    """One training on synthetic data mixed with a controlled share of real images."""
+    if len(datasets) != 2:
+        raise click.UsageError("meld needs exactly two datasets: --data SYNTH_DIR --data REAL_DIR")
+    args = _args(config, sets, **options)
+    run_dir = out or training.default_run_dir("meld")
+    synthetic, real = datasets
+    _report(
+        lambda: training.meld(synthetic, real, run_dir, args, real_fraction, task=task, model=model)
+    )

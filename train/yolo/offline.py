@@ -1,0 +1,41 @@
+"""Import ultralytics so that it never touches the network.
+
+Left to itself ultralytics probes DNS at import, downloads Arial.ttf when it checks a dataset,
+downloads weights for its AMP check, checks PyPI for updates and posts analytics. All of these
+are gated on settings read at import time, so they must be fixed before the first import.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+INTEGRATIONS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+
+
+def import_ultralytics(run_dir: Path) -> ModuleType:
+    """Import ultralytics offline, with settings and fonts under `run_dir`.
+
+    Ultralytics reads YOLO_CONFIG_DIR once per process, so a later run in the same process keeps
+    the first run's config directory; the fonts are put wherever that directory is.
+    """
+    os.environ["YOLO_OFFLINE"] = "1"  # is_online() -> False: no DNS probe, no update check
+    os.environ.pop("ULTRALYTICS_API_KEY", None)  # the Platform callback streams to the cloud
+    if "ultralytics" not in sys.modules:
+        os.environ["YOLO_CONFIG_DIR"] = str(Path(run_dir).resolve() / "ultralytics-config")
+    import matplotlib
+    import ultralytics
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in FONT_NAMES:  # check_font() downloads these when they are missing
+        target = Path(USER_CONFIG_DIR) / name
+        if not target.exists():
+            shutil.copyfile(font, target)
+    if any(SETTINGS[key] for key in INTEGRATIONS):
+        SETTINGS.update({key: False for key in INTEGRATIONS})
+    return ultralytics

@@ -1,0 +1,359 @@
+"""YOLO pretraining, fine-tuning and melding on canonical datasets, on top of ultralytics.
+
+Every run writes a run-local data file (absolute image lists), so that ultralytics never resolves
+paths against its own datasets directory, and a `run.json` recording what went in and came out.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from train.yolo.offline import import_ultralytics
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+DEFAULT_MODELS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml"}
+# Arguments the run itself decides; overriding them would break the run layout or the mix.
+RESERVED_ARGS = {"data", "model", "task", "mode", "project", "name", "exist_ok", "resume"}
+
+# Tuned for small, subtle surface defects: little mosaic and mixup (they shrink and hide small
+# defects), gentle geometry, mild colour jitter (hue barely: colour is often the defect), no
+# vertical flip (raking light has a direction), AdamW with a low rate and a cosine decay.
+DEFECT_DEFAULTS: dict[str, Any] = {
+    "optimizer": "AdamW",
+    "lr0": 0.001,
+    "cos_lr": True,
+    "warmup_epochs": 3,
+    "mosaic": 0.25,
+    "mixup": 0.05,
+    "copy_paste": 0.0,
+    "degrees": 8.0,
+    "translate": 0.07,
+    "scale": 0.15,
+    "shear": 0.0,
+    "fliplr": 0.5,
+    "flipud": 0.0,
+    "hsv_h": 0.01,
+    "hsv_s": 0.4,
+    "hsv_v": 0.2,
+}
+
+
+class YoloSetupError(ValueError):
+    """A bad input, reported with the file or option at fault."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    weights: Path
+    record: dict[str, Any]
+
+
+def machine_defaults() -> dict[str, Any]:
+    """Image size and batch as large as the machine allows; AMP only where it pays."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+    return {
+        "imgsz": 1024 if gpu else 640,
+        "batch": 16 if gpu else 8,
+        "workers": min(8, os.cpu_count() or 1),
+        # fp16 AMP first runs check_amp(), which downloads yolo26n.pt; bf16 needs no check
+        "amp": "bf16" if gpu and torch.cuda.is_bf16_supported() else False,
+    }
+
+
+def ultralytics_arg_names() -> set[str]:
+    """The train arguments ultralytics knows, read from its default.yaml without importing it."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or spec.origin is None:
+        raise YoloSetupError("ultralytics is not installed (pip install ultralytics)")
+    return set(yaml.safe_load((Path(spec.origin).parent / "cfg" / "default.yaml").read_text()))
+
+
+def _check_keys(args: dict[str, Any], source: str, known: set[str]) -> None:
+    unknown = sorted(set(args) - known)
+    if unknown:
+        raise YoloSetupError(
+            f"{source}: unknown ultralytics train argument(s) {', '.join(unknown)}"
+        )
+    reserved = sorted(set(args) & RESERVED_ARGS)
+    if reserved:
+        raise YoloSetupError(
+            f"{source}: {', '.join(reserved)} cannot be overridden (set by the command itself)"
+        )
+
+
+def train_args(
+    config: Path | None = None, sets: Sequence[str] = (), **options: Any
+) -> dict[str, Any]:
+    """Merge defect defaults < machine defaults < YAML file < options < `--set key=value` items."""
+    known = ultralytics_arg_names()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if config is not None:
+        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise YoloSetupError(f"{config}: expected a mapping of ultralytics train arguments")
+        layers.append((str(config), loaded))
+    layers.append(("command line", {k: v for k, v in options.items() if v is not None}))
+    parsed = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise YoloSetupError(f"--set {item!r}: expected KEY=VALUE, e.g. --set mosaic=0")
+        parsed[key.strip()] = yaml.safe_load(value)
+    layers.append(("--set", parsed))
+    args = {**DEFECT_DEFAULTS, **machine_defaults()}
+    for source, layer in layers:
+        _check_keys(layer, source, known)
+        args.update(layer)
+    return args
+
+
+def default_run_dir(mode: str) -> Path:
+    return Path("runs") / "yolo" / mode / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@dataclass(frozen=True)
+class YoloDataset:
+    """A dataset's Ultralytics data file, read the way the canonical layout writes it."""
+
+    yaml_path: Path
+    root: Path
+    names: list[str]
+    entries: dict[str, Any]
+
+    def images(self, split: str) -> list[Path]:
+        """The images of `split` (a folder, a .txt list, or a list of either); [] when absent."""
+        entry = self.entries.get(split)
+        items = entry if isinstance(entry, list) else [] if entry is None else [entry]
+        found: list[Path] = []
+        for item in items:
+            path = Path(item) if Path(item).is_absolute() else self.root / item
+            if path.is_dir():
+                found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            elif path.suffix == ".txt" and path.is_file():
+                lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+                found += [Path(s) if Path(s).is_absolute() else self.root / s for s in lines]
+            else:
+                raise YoloSetupError(
+                    f"{self.yaml_path}: field {split!r} points to {path}, which is neither a "
+                    "folder nor a .txt list of images"
+                )
+        return [p.resolve() for p in found]
+
+
+def load_dataset(path: Path) -> YoloDataset:
+    """Read a canonical dataset root (its dataset.yaml) or an Ultralytics data YAML."""
+    path = Path(path)
+    yaml_path = path / "dataset.yaml" if path.is_dir() else path
+    if not yaml_path.is_file():
+        raise YoloSetupError(
+            f"{path}: no dataset.yaml; expected a canonical dataset root (docs/CONTRACTS.md) "
+            "or an Ultralytics data YAML"
+        )
+    data = yaml.safe_load(yaml_path.read_text()) or {}
+    if not isinstance(data, dict) or "names" not in data or "train" not in data:
+        raise YoloSetupError(f"{yaml_path}: expected a mapping with fields 'train' and 'names'")
+    names = data["names"]
+    if isinstance(names, dict):
+        if sorted(names) != list(range(len(names))):
+            raise YoloSetupError(f"{yaml_path}: 'names' keys must be 0..{len(names) - 1}")
+        names = [names[i] for i in range(len(names))]
+    root = Path(data.get("path") or ".")
+    root = (root if root.is_absolute() else yaml_path.parent / root).resolve()
+    entries = {s: data[s] for s in ("train", "val", "test") if data.get(s)}
+    return YoloDataset(yaml_path.resolve(), root, [str(n) for n in names], entries)
+
+
+def _require_same_names(first: tuple[str, list[str]], second: tuple[str, list[str]]) -> None:
+    if first[1] != second[1]:
+        raise YoloSetupError(
+            f"class names differ: {first[0]} has {first[1]}, {second[0]} has {second[1]}; "
+            "both must list the same classes in the same order"
+        )
+
+
+def _require_images(images: list[Path], dataset: YoloDataset, split: str) -> list[Path]:
+    if not images:
+        raise YoloSetupError(f"{dataset.yaml_path}: no images in split {split!r}")
+    return images
+
+
+def write_data_file(run_dir: Path, names: list[str], train: list[Path], val: list[Path]) -> Path:
+    """A run-local Ultralytics data file over absolute image lists."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for split, images in (("train", train), ("val", val)):
+        (run_dir / f"{split}.txt").write_text("".join(f"{p}\n" for p in images))
+    data = {
+        "path": str(run_dir.resolve()),
+        "train": "train.txt",
+        "val": "val.txt",
+        "names": dict(enumerate(names)),
+    }
+    data_file = run_dir / "data.yaml"
+    data_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    return data_file
+
+
+def mix_real(
+    synthetic: list[Path], real: list[Path], real_fraction: float, seed: int
+) -> tuple[list[Path], dict[str, Any]]:
+    """Add real images to all synthetic ones until they make `real_fraction` of the list.
+
+    Real sets are small, so real images are repeated as needed: whole seeded permutations, then
+    part of one, so that no image appears more than once more than any other.
+    """
+    if not 0.0 <= real_fraction <= 1.0:
+        raise YoloSetupError(f"--real-fraction {real_fraction}: expected a value in [0, 1]")
+    if real_fraction > 0 and not real:
+        raise YoloSetupError("--real-fraction > 0 but the real dataset has no training images")
+    if real_fraction < 1 and not synthetic:
+        raise YoloSetupError("--real-fraction < 1 but the synthetic dataset has no training images")
+    rng = random.Random(seed)
+    if real_fraction == 1.0:
+        synthetic, wanted = [], len(real)
+    else:
+        wanted = round(real_fraction / (1.0 - real_fraction) * len(synthetic))
+    drawn: list[Path] = []
+    while len(drawn) < wanted:
+        permutation = list(real)
+        rng.shuffle(permutation)
+        drawn += permutation[: wanted - len(drawn)]
+    mixed = list(synthetic) + drawn
+    rng.shuffle(mixed)
+    return mixed, {
+        "requested_real_fraction": real_fraction,
+        "achieved_real_fraction": len(drawn) / len(mixed),
+        "synthetic_images": len(synthetic),
+        "real_images_drawn": len(drawn),
+        "real_images_unique": len(set(drawn)),
+        "seed": seed,
+    }
+
+
+def _load_model(model: str | Path, task: str | None) -> tuple[Any, str]:
+    """A YOLO model from a YAML name/path or a local .pt, never a download."""
+    from ultralytics import YOLO
+
+    model = str(model)
+    if model.endswith(".pt") and not Path(model).is_file():
+        raise YoloSetupError(
+            f"weights file {model} not found (pretrained weights are never downloaded: give a "
+            "local .pt, or a model YAML such as yolo11n-seg.yaml to train from scratch)"
+        )
+    try:
+        yolo = YOLO(model)
+    except FileNotFoundError as error:
+        raise YoloSetupError(f"model {model}: {error}") from error
+    if yolo.task not in DEFAULT_MODELS:
+        raise YoloSetupError(f"model {model} is a {yolo.task} model; expected detect or segment")
+    if task is not None and task != yolo.task:
+        raise YoloSetupError(f"model {model} is a {yolo.task} model but the task is {task}")
+    return yolo, yolo.task
+
+
+def _train(
+    yolo: Any, data_file: Path, run_dir: Path, args: dict[str, Any], record: dict[str, Any]
+) -> RunResult:
+    """Train into `run_dir` itself and record the run beside the weights."""
+    from ultralytics import __version__
+
+    run_dir = run_dir.resolve()
+    started = time.perf_counter()
+    yolo.train(
+        data=str(data_file), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args
+    )
+    trainer = yolo.trainer
+    weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
+    record |= {
+        "task": yolo.task,
+        "args": args,
+        "data_file": str(data_file),
+        "weights": str(weights),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        "metrics": {k: float(v) for k, v in (trainer.metrics or {}).items()},
+        "ultralytics": __version__,
+    }
+    (run_dir / "run.json").write_text(json.dumps(record, indent=2, default=str))
+    return RunResult(run_dir, weights, record)
+
+
+def pretrain(
+    data: Path,
+    run_dir: Path,
+    args: dict[str, Any],
+    task: str | None = None,
+    model: str | Path | None = None,
+) -> RunResult:
+    """Train from a model YAML (or a local .pt) on one dataset, typically a synthetic one."""
+    import_ultralytics(run_dir)
+    dataset = load_dataset(data)
+    model = model or DEFAULT_MODELS[task or "segment"]
+    yolo, task = _load_model(model, task)
+    train = _require_images(dataset.images("train"), dataset, "train")
+    val = _require_images(dataset.images("val"), dataset, "val")
+    data_file = write_data_file(run_dir, dataset.names, train, val)
+    record = {"mode": "pretrain", "model": str(model), "data": [str(dataset.yaml_path)]}
+    return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names})
+
+
+def finetune(weights: Path, data: Path, run_dir: Path, args: dict[str, Any]) -> RunResult:
+    """Continue training pretrained weights on another dataset, typically a small real one."""
+    import_ultralytics(run_dir)
+    dataset = load_dataset(data)
+    yolo, _ = _load_model(Path(weights), None)
+    weight_names = [str(yolo.names[i]) for i in range(len(yolo.names))]
+    _require_same_names((str(weights), weight_names), (str(dataset.yaml_path), dataset.names))
+    train = _require_images(dataset.images("train"), dataset, "train")
+    val = _require_images(dataset.images("val"), dataset, "val")
+    data_file = write_data_file(run_dir, dataset.names, train, val)
+    record = {"mode": "finetune", "model": str(weights), "data": [str(dataset.yaml_path)]}
+    return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names})
+
+
+def meld(
+    synthetic: Path,
+    real: Path,
+    run_dir: Path,
+    args: dict[str, Any],
+    real_fraction: float = 0.5,
+    task: str | None = None,
+    model: str | Path | None = None,
+) -> RunResult:
+    """One training on a synthetic set mixed with a controlled share of real images.
+
+    Fine-tuning on real data forgets the synthetic data; a mix keeps both. Validation uses the real
+    val split (the domain that matters), or the synthetic one when the real set has none.
+    """
+    import_ultralytics(run_dir)
+    synth_set, real_set = load_dataset(synthetic), load_dataset(real)
+    _require_same_names(
+        (str(synth_set.yaml_path), synth_set.names), (str(real_set.yaml_path), real_set.names)
+    )
+    model = model or DEFAULT_MODELS[task or "segment"]
+    yolo, task = _load_model(model, task)
+    seed = int(args.get("seed", 0))
+    mixed, mix = mix_real(synth_set.images("train"), real_set.images("train"), real_fraction, seed)
+    val_set = real_set if real_set.images("val") else synth_set
+    val = _require_images(val_set.images("val"), val_set, "val")
+    data_file = write_data_file(run_dir, synth_set.names, mixed, val)
+    record = {
+        "mode": "meld",
+        "model": str(model),
+        "data": [str(synth_set.yaml_path), str(real_set.yaml_path)],
+        "names": synth_set.names,
+        "mix": mix | {"val_from": str(val_set.yaml_path)},
+    }
+    return _train(yolo, data_file, run_dir, args, record)
