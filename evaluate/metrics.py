@@ -157,32 +157,37 @@ def best_f1_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
     return float(thr[best])
 
 
-def aupro(truth_masks: np.ndarray, score_maps: np.ndarray, fpr_limit: float = 0.3) -> float:
+def aupro(
+    truth_masks: Sequence[np.ndarray], score_maps: Sequence[np.ndarray], fpr_limit: float = 0.3
+) -> float:
     """Normalised area under the per-region-overlap curve up to a false positive rate.
 
+    Takes one (H, W) mask and score map per image (sizes may differ between images).
     Regions are 8-connected components of each image's defect mask. Every pixel of a
     region weighs 1 / (regions × region size), so each region counts equally; the FPR is
     over all defect-free pixels. The curve is integrated (trapezoids, interpolated at
     `fpr_limit`) and divided by `fpr_limit`, as in the MVTec AD reference code. NaN when
     there is no region or no defect-free pixel.
     """
-    masks = np.asarray(truth_masks).astype(bool)
-    scores = np.asarray(score_maps, dtype=np.float64)
-    if masks.shape != scores.shape or masks.ndim != 3:
-        raise ValueError(f"expected (N, H, W) masks and scores, got {masks.shape}, {scores.shape}")
-    pro_weight = np.zeros(masks.shape, dtype=np.float64)
+    if len(truth_masks) != len(score_maps):
+        raise ValueError(f"{len(truth_masks)} masks but {len(score_maps)} score maps")
+    negatives, weights, scores = [], [], []
     n_regions = 0
-    for i, mask in enumerate(masks):
+    for mask, smap in zip(truth_masks, score_maps, strict=True):
+        mask, _ = _same_shape_bool(mask, smap)
         labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=int))
-        if n:
-            sizes = np.bincount(labels.ravel())
-            pro_weight[i] = np.where(labels > 0, 1.0 / sizes[labels], 0.0)
-            n_regions += n
-    n_neg = int((~masks).sum())
+        sizes = np.bincount(labels.ravel()).astype(np.float64)
+        sizes[0] = np.inf  # background pixels weigh nothing
+        weights.append(1.0 / sizes[labels.ravel()])
+        negatives.append(~mask.ravel())
+        scores.append(np.asarray(smap, np.float64).ravel())
+        n_regions += n
+    negative = np.concatenate(negatives) if negatives else np.zeros(0, bool)
+    n_neg = int(negative.sum())
     if n_regions == 0 or n_neg == 0:
         return float("nan")
     _, (fpr, pro) = _descending_cumulative(
-        scores.ravel(), [(~masks).ravel() / n_neg, pro_weight.ravel() / n_regions]
+        np.concatenate(scores), [negative / n_neg, np.concatenate(weights) / n_regions]
     )
     fpr, pro = np.r_[0.0, fpr], np.r_[0.0, pro]
     if fpr[-1] > fpr_limit:

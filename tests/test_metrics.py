@@ -173,3 +173,11 @@ def test_detection_metrics_empty_predictions():
     r = m.detection_metrics(truths, [], ["img1"], {1: "scratch"}, [])
     assert r["map50"] == 0.0
     assert r["per_class"]["scratch"]["miss_rate"] == 1.0
+
+
+def test_aupro_images_of_different_sizes():
+    masks = [np.array([[1, 1, 0, 0]]), np.array([[0], [1]])]
+    scores = [np.array([[0.9, 0.5, 0.7, 0.1]]), np.array([[0.2], [0.95]])]
+    # regions: {0.9, 0.5} and {0.95}; negatives 0.7, 0.1, 0.2
+    # (fpr, pro): (0, .5) (0, .75) (1/3, .75) (1/3, 1) -> area .75/3 + 2/3
+    assert m.aupro(masks, scores, fpr_limit=1.0) == pytest.approx(0.25 + 2 / 3)

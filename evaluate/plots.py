@@ -1,0 +1,80 @@
+"""PNG figures of the evaluation: threshold curves, defect-wise recall over k, overlays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from evaluate.metrics import ThresholdCurves  # noqa: E402
+
+# Overlay colours (RGB): found defect pixels, missed defect pixels, false alarms.
+TRUE_POSITIVE = (0, 200, 0)
+MISS = (230, 30, 30)
+FALSE_ALARM = (255, 200, 0)
+
+
+def plot_threshold_curves(curves: ThresholdCurves, chosen: float, path: Path, title: str) -> Path:
+    """Accuracy, precision, recall, F1 and F2 against the threshold, the chosen one marked."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name in ("accuracy", "precision", "recall", "f1", "f2"):
+        ax.plot(curves.thresholds, getattr(curves, name), label=name)
+    ax.axvline(chosen, color="k", linestyle="--", label=f"chosen {chosen:.4g}")
+    ax.set(xlabel="threshold (score >= t is anomalous)", ylabel="value", ylim=(0, 1.02))
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def plot_recall_over_k(
+    levels: Sequence[int],
+    curves: Mapping[str, Sequence[float]],
+    kinds: Mapping[str, str],
+    path: Path,
+    title: str,
+) -> Path:
+    """Defect-wise recall against the coverage level k; impurities dashed (lower is better)."""
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for name, values in curves.items():
+        impurity = kinds.get(name) == "impurity"
+        label = f"{name} (impurity, lower is better)" if impurity else name
+        ax.plot(levels, values, linestyle="--" if impurity else "-", marker=".", label=label)
+    ax.set(xlabel="k: % of an instance's pixels flagged", ylabel="recall", ylim=(0, 1.02))
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """RGB image with found, missed and falsely flagged pixels tinted in three colours."""
+    rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+    out = rgb.astype(np.float32)
+    for region, colour in (
+        (pred & truth, TRUE_POSITIVE),
+        (~pred & truth, MISS),
+        (pred & ~truth, FALSE_ALARM),
+    ):
+        out[region] = (1 - alpha) * out[region] + alpha * np.array(colour, np.float32)
+    return out.clip(0, 255).astype(np.uint8)
+
+
+def save_rgb(image: np.ndarray, path: Path) -> Path:
+    """Write an RGB uint8 image as PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
