@@ -1,0 +1,182 @@
+"""Tiled inference over large images: exact tile grids and merging detections across tiles.
+
+Small defects vanish when a 5000 px image is resized to the network's input, so the image is cut
+into overlapping tiles at native resolution. A defect cut by a tile border appears once whole (in
+a neighbouring tile, when the overlap is larger than the defect) and once truncated, or only as
+truncated fragments (when it is larger than the overlap); merging keeps the whole detection, or
+the union of the fragments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from torchvision.ops import batched_nms
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A window [x0, x1) x [y0, y1) of the image, in pixels."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        return image[self.y0 : self.y1, self.x0 : self.x1]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detection: box (x0, y0, x1, y1) in pixels, optional boolean mask placed at mask_origin.
+
+    `truncated` marks a box touching a tile edge that is not an image edge: it may be a fragment.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    cls: int
+    mask: np.ndarray | None = None
+    mask_origin: tuple[int, int] = (0, 0)
+    truncated: bool = False
+
+
+TileDetector = Callable[[list[np.ndarray]], list[list[Detection]]]
+
+
+def tile_origins(size: int, tile: int, overlap: float) -> list[int]:
+    """Tile starts along one axis covering [0, size), the last tile flush with the border.
+
+    The stride is at most floor(tile * (1 - overlap)), so neighbours share at least
+    ceil(tile * overlap) pixels; the tiles are then spread evenly. An axis no longer than a tile
+    gets one tile (which is then the whole axis).
+    """
+    if tile < 1 or not 0.0 <= overlap < 1.0:
+        raise ValueError(f"tile {tile}, overlap {overlap}: expected tile >= 1, 0 <= overlap < 1")
+    if size <= tile:
+        return [0]
+    stride = max(1, math.floor(tile * (1.0 - overlap)))
+    count = math.ceil((size - tile) / stride) + 1
+    return [round(i * (size - tile) / (count - 1)) for i in range(count)]
+
+
+def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Tile]:
+    """Row-major tiles of at most tile x tile pixels covering a width x height image."""
+    tile_w, tile_h = min(tile, width), min(tile, height)
+    return [
+        Tile(x, y, x + tile_w, y + tile_h)
+        for y in tile_origins(height, tile, overlap)
+        for x in tile_origins(width, tile, overlap)
+    ]
+
+
+def to_image(detection: Detection, tile: Tile, width: int, height: int, margin: float = 2.0) -> Detection:
+    """Shift a tile-local detection into image pixels and flag it when a tile edge cuts it."""
+    x0, y0, x1, y1 = detection.box
+    truncated = (
+        (tile.x0 > 0 and x0 <= margin)
+        or (tile.y0 > 0 and y0 <= margin)
+        or (tile.x1 < width and x1 >= tile.x1 - tile.x0 - margin)
+        or (tile.y1 < height and y1 >= tile.y1 - tile.y0 - margin)
+    )
+    ox, oy = detection.mask_origin
+    return replace(
+        detection,
+        box=(x0 + tile.x0, y0 + tile.y0, x1 + tile.x0, y1 + tile.y0),
+        mask_origin=(ox + tile.x0, oy + tile.y0),
+        truncated=bool(truncated),
+    )
+
+
+def _overlap_of_smaller(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection area over the smaller box's area (1 when one box holds the other)."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return max(w, 0.0) * max(h, 0.0) / smaller if smaller > 0 else 0.0
+
+
+def _union(a: Detection, b: Detection) -> Detection:
+    """One detection covering both: union box, best score, OR of the masks."""
+    box = (min(a.box[0], b.box[0]), min(a.box[1], b.box[1]))
+    box += (max(a.box[2], b.box[2]), max(a.box[3], b.box[3]))
+    if a.mask is None or b.mask is None:  # boxes only (a detect model)
+        return Detection(box, max(a.score, b.score), a.cls)
+    x0, y0 = min(a.mask_origin[0], b.mask_origin[0]), min(a.mask_origin[1], b.mask_origin[1])
+    x1 = max(a.mask_origin[0] + a.mask.shape[1], b.mask_origin[0] + b.mask.shape[1])
+    y1 = max(a.mask_origin[1] + a.mask.shape[0], b.mask_origin[1] + b.mask.shape[0])
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    for part in (a, b):
+        px, py = part.mask_origin[0] - x0, part.mask_origin[1] - y0
+        mask[py : py + part.mask.shape[0], px : px + part.mask.shape[1]] |= part.mask
+    return Detection(box, max(a.score, b.score), a.cls, mask, (x0, y0))
+
+
+def _nms(detections: list[Detection], iou_threshold: float) -> list[Detection]:
+    """Class-wise NMS, best score first."""
+    if not detections:
+        return []
+    boxes = torch.tensor([d.box for d in detections], dtype=torch.float32)
+    scores = torch.tensor([d.score for d in detections], dtype=torch.float32)
+    classes = torch.tensor([d.cls for d in detections])
+    return [detections[i] for i in batched_nms(boxes, scores, classes, iou_threshold).tolist()]
+
+
+def merge_detections(
+    detections: list[Detection], iou_threshold: float = 0.5, fragment_overlap: float = 0.2
+) -> list[Detection]:
+    """Merge detections from overlapping tiles (in image pixels) into one per defect.
+
+    Whole detections go through class-wise NMS. A truncated one that lies mostly
+    (`fragment_overlap` of its box) inside a kept whole detection of its class is a fragment of it
+    and is dropped; the remaining fragments of a class that overlap each other are joined into
+    their union (a defect larger than the tile overlap).
+    """
+    whole = _nms([d for d in detections if not d.truncated], iou_threshold)
+    orphans = [
+        fragment
+        for fragment in sorted((d for d in detections if d.truncated), key=lambda d: -d.score)
+        if not any(
+            w.cls == fragment.cls and _overlap_of_smaller(w.box, fragment.box) >= fragment_overlap
+            for w in whole
+        )
+    ]
+    joined: list[Detection] = []
+    for fragment in orphans:
+        fragment = replace(fragment, truncated=False)
+        merged = True
+        while merged:  # a union may reach detections that the fragment alone did not
+            merged = False
+            for i, other in enumerate(joined):
+                if other.cls == fragment.cls and (
+                    _overlap_of_smaller(other.box, fragment.box) >= fragment_overlap
+                ):
+                    fragment = _union(joined.pop(i), fragment)
+                    merged = True
+                    break
+        joined.append(fragment)
+    return sorted(whole + joined, key=lambda d: -d.score)
+
+
+def detect_tiled(
+    image: np.ndarray,
+    detector: TileDetector,
+    tile: int = 1024,
+    overlap: float = 0.35,
+    batch: int = 8,
+    iou_threshold: float = 0.5,
+) -> list[Detection]:
+    """Run `detector` on every tile of `image` and merge the results into image pixels."""
+    height, width = image.shape[:2]
+    tiles = tile_grid(width, height, tile, overlap)
+    found: list[Detection] = []
+    for start in range(0, len(tiles), batch):
+        chunk = tiles[start : start + batch]
+        for window, local in zip(chunk, detector([t.crop(image) for t in chunk]), strict=True):
+            found += [to_image(d, window, width, height) for d in local]
+    return merge_detections(found, iou_threshold)
