@@ -323,8 +323,8 @@ def jittered_centres(
 ) -> np.ndarray:
     """One uniformly random point per grid cell of size G covering the window (DESIGN §4)."""
     x0, y0, x1, y1 = window
-    nx = max(1, math.ceil((x1 - x0) / cell_mm))
-    ny = max(1, math.ceil((y1 - y0) / cell_mm))
+    nx = max(1, math.ceil((x1 - x0) / cell_mm - 1e-9))  # tolerance: 1.9 mm / 1.9 mm is one cell
+    ny = max(1, math.ceil((y1 - y0) / cell_mm - 1e-9))
     gy, gx = np.mgrid[0:ny, 0:nx]
     jitter = rng.random((ny, nx, 2))
     xs = x0 + (gx + jitter[..., 0]) * cell_mm

@@ -1,0 +1,197 @@
+"""Procedural surface materials (leather, textile, metal) and the instance-id material.
+
+Every surface material is one node graph built once: the family's base texture (grain, weave,
+grinding) from procedural noise in plate millimetres, plus the texture-space maps of
+`synth.layers` (reflectance, roughness and height changes of stains and defects) read from one
+float RGBA image. Per-image parameters are named Value/RGB nodes (`PARAMS`) that the renderer
+sets; nothing is rebuilt between images. Heights are in mm and become a physical bump
+(`displacement_method = 'BUMP'`), so grooves, pits and dents shade correctly under raking light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import bpy
+
+from synth.blender.nodes import Graph, Socket
+
+MAPS_UV = "maps"  # normalised coordinates of the texture-space maps image
+PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
+# Names of the per-image Value nodes every surface material has (see MaterialSpec).
+PARAMS = ("seed_x", "seed_y", "seed_z", "scale", "roughness", "bump", "variation", "pattern")
+BASE_COLOR = "base_color"
+METALLIC = "metallic"
+
+
+@dataclass
+class Surface:
+    """What a family contributes before the stain/defect maps are applied."""
+
+    albedo: Socket
+    roughness: Socket
+    height_mm: Socket
+    bsdf: dict[str, Socket | float] = field(default_factory=dict)  # extra Principled inputs
+
+
+@dataclass
+class Inputs:
+    """The sockets a family builder starts from."""
+
+    p: Socket  # plate mm + per-image random offset
+    inv_scale: Socket  # 1 / scale_mm
+    params: dict[str, Socket]
+    base_color: Socket
+
+
+Family = Callable[[Graph, Inputs], Surface]
+
+
+def leather(g: Graph, x: Inputs) -> Surface:
+    """Pebbled grain: Voronoi cells warped by noise, a finer wrinkle network, sparse pores,
+    darker creases; 'embossed' (pattern 1) adds large deep-grooved scales (croc-like print)."""
+    scale, bump, variation = x.params["scale"], x.params["bump"], x.params["variation"]
+    _, warp = g.noise(x.p, g.mul(x.inv_scale, 0.35), detail=2.0)
+    warped = g.vmath("ADD", x.p, g.vmath("MULTIPLY", g.vmath("SUBTRACT", warp, (0.5,) * 3),
+                                         g.mul(scale, 0.9)))  # fmt: skip
+    edge = g.voronoi(warped, x.inv_scale, "DISTANCE_TO_EDGE").outputs["Distance"]
+    dome, groove = g.smoothstep(edge, 0.0, 0.4), g.smoothstep(edge, 0.0, 0.07)
+    fine_edge = g.voronoi(warped, g.mul(x.inv_scale, 2.7), "DISTANCE_TO_EDGE").outputs["Distance"]
+    fine = g.smoothstep(fine_edge, 0.0, 0.1)
+    pores = g.voronoi(x.p, g.mul(x.inv_scale, 5.0), "F1")
+    pore = g.mul(
+        g.math("SUBTRACT", 1.0, g.smoothstep(pores.outputs["Distance"], 0.06, 0.16)),
+        g.math("GREATER_THAN", g.channels(pores.outputs["Color"])[0], 0.6),
+    )
+    scales = g.voronoi(warped, g.mul(x.inv_scale, 0.18), "DISTANCE_TO_EDGE").outputs["Distance"]
+    emboss = g.mul(x.params["pattern"], g.math("SUBTRACT", 1.0, g.smoothstep(scales, 0.0, 0.05)))
+    relief = g.add(g.mul(dome, 0.5), g.mul(groove, 0.35), g.mul(fine, 0.25),
+                   g.mul(pore, -0.4), g.mul(emboss, -1.5))  # fmt: skip
+    height = g.mul(relief, bump, scale, 0.1)
+    mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.08), detail=3.0)
+    tone = g.madd(g.math("SUBTRACT", mottle, 0.5), g.mul(variation, 5.0), 1.0)
+    cavity = g.add(0.45, g.mul(groove, 0.3), g.mul(fine, 0.15), g.mul(dome, 0.1),
+                   g.mul(pore, -0.2), g.mul(emboss, -0.2))  # fmt: skip
+    albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, cavity, 1.6))
+    roughness = g.add(x.params["roughness"], g.mul(g.math("SUBTRACT", mottle, 0.5), 0.2),
+                      g.mul(g.math("SUBTRACT", 1.0, groove), 0.15))  # fmt: skip
+    return Surface(albedo, roughness, height, {"Coat Weight": 0.15, "Coat Roughness": 0.35})
+
+
+def textile(g: Graph, x: Inputs) -> Surface:
+    """Woven yarns of pitch scale_mm: warp along y, weft along x, over/under by the weave
+    (plain: period 2, twill 2/1: period 3, pattern 1), rounded yarn sections arching between
+    crossings, per-thread tone and thickness, fibres along each yarn, and fuzz."""
+    u, v, _ = g.split(g.vmath("MULTIPLY", x.p, x.inv_scale))
+    i, j = g.math("FLOOR", u), g.math("FLOOR", v)
+    fu, fv = g.math("SUBTRACT", u, i), g.math("SUBTRACT", v, j)
+    period = g.add(x.params["pattern"], 2.0)
+    phase = g.math("FLOORED_MODULO", g.add(i, j), period)
+    warp_top = g.math("LESS_THAN", phase, g.math("SUBTRACT", period, 1.5))
+
+    def yarn(across: Socket, along: Socket, thread: Socket, axis: int) -> tuple[Socket, Socket]:
+        """(height in [0, 1], tone) of the yarn on top: a rounded section that arches."""
+        jitter = g.white_noise(g.xyz(*(thread, 3.7) if axis == 0 else (5.1, thread)))
+        width = g.madd(jitter, 0.14, 0.8)
+        a = g.math("DIVIDE", g.madd(across, 2.0, -1.0), width)
+        section = g.math("SQRT", g.math("MAXIMUM", g.math("SUBTRACT", 1.0, g.mul(a, a)), 0.0))
+        arch = g.madd(g.math("SINE", g.mul(along, 3.14159)), 0.45, 0.55)
+        twist = g.math("SINE", g.mul(g.add(g.mul(along, 4.0), g.mul(a, 1.2)), 6.2832))
+        return g.mul(section, g.madd(twist, 0.06, arch)), g.madd(jitter, 1.0, -0.5)
+
+    warp_h, warp_tone = yarn(fu, fv, i, 0)
+    weft_h, weft_tone = yarn(fv, fu, j, 1)
+    h = g.mix(warp_top, weft_h, warp_h)
+    fibres_warp, _ = g.noise(g.xyz(g.mul(u, 9.0), g.mul(v, 0.8)), 1.0, detail=4.0)
+    fibres_weft, _ = g.noise(g.xyz(g.mul(u, 0.8), g.mul(v, 9.0), 11.0), 1.0, detail=4.0)
+    fibres = g.math("SUBTRACT", g.mix(warp_top, fibres_weft, fibres_warp), 0.5)
+    fuzz, _ = g.noise(x.p, g.mul(x.inv_scale, 14.0), detail=6.0, roughness=0.7)
+    height = g.mul(g.add(h, g.mul(fibres, 0.25), g.mul(fuzz, 0.12)), x.params["bump"],
+                   x.params["scale"], 0.35)  # fmt: skip
+    tone = g.madd(g.mix(warp_top, weft_tone, warp_tone), g.mul(x.params["variation"], 2.0), 1.0)
+    shade = g.mul(g.add(0.25, g.mul(h, 0.75)), g.madd(fibres, 0.5, 1.0), g.mix(warp_top, 0.9, 1.0))
+    albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, shade, 1.5))
+    roughness = g.madd(fibres, 0.2, x.params["roughness"])
+    return Surface(albedo, roughness, height, {"Sheen Weight": 0.6, "Sheen Roughness": 0.4})
+
+
+def metal(g: Graph, x: Inputs) -> Surface:
+    """Fine parallel tool marks along the plate's y axis: 'brushed' (pattern 0) is smooth
+    stretched noise with anisotropic highlights; 'ground' (pattern 1) adds sharp grinding
+    grooves, streaky reflectance and low-frequency unevenness (ground ferrite, cast parts)."""
+    px, py, _ = g.split(x.p)
+    pattern, variation = x.params["pattern"], x.params["variation"]
+    marks, _ = g.noise(g.xyz(g.mul(px, x.inv_scale), g.mul(py, x.inv_scale, 0.02)), 1.0,
+                       detail=8.0, roughness=0.65)  # fmt: skip
+    streaks, _ = g.noise(g.xyz(g.mul(px, x.inv_scale, 0.15), g.mul(py, x.inv_scale, 0.004), 5.0),
+                         1.0, detail=4.0)  # fmt: skip
+    grooves = g.voronoi(g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.003), 9.0),
+                        1.0, "DISTANCE_TO_EDGE").outputs["Distance"]  # fmt: skip
+    groove = g.mul(pattern, g.math("SUBTRACT", 1.0, g.smoothstep(grooves, 0.0, 0.08)))
+    mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.012), detail=3.0)
+    relief = g.add(g.math("SUBTRACT", marks, 0.5), g.mul(groove, -0.8))
+    height = g.mul(relief, x.params["bump"], x.params["scale"], 0.03)
+    streak = g.math("SUBTRACT", g.mix(pattern, marks, streaks), 0.5)
+    tone = g.add(1.0, g.mul(streak, variation, 5.0), g.mul(g.math("SUBTRACT", mottle, 0.5),
+                 variation, g.madd(pattern, 4.0, 1.0)), g.mul(groove, -0.3))  # fmt: skip
+    albedo = g.vmath("MULTIPLY", x.base_color, tone)
+    roughness = g.add(x.params["roughness"], g.mul(g.math("SUBTRACT", marks, 0.5), 0.25),
+                      g.mul(streak, pattern, 0.4))  # fmt: skip
+    tangent = g.node("ShaderNodeTangent", direction_type="UV_MAP", uv_map=PLATE_UV).outputs[0]
+    bsdf = {
+        "Metallic": g.param(METALLIC, 1.0),
+        "Anisotropic": g.mix(pattern, 0.7, 0.3),
+        "Anisotropic Rotation": 0.25,
+        "Tangent": tangent,
+    }
+    return Surface(albedo, roughness, height, bsdf)
+
+
+FAMILIES: dict[str, Family] = {"leather": leather, "textile": textile, "metal": metal}
+
+
+def surface_material(name: str, family: Family, maps: bpy.types.Image) -> bpy.types.Material:
+    """Family texture + stain/defect maps → Principled BSDF with a physical bump."""
+    material = bpy.data.materials.new(name)
+    material.displacement_method = "BUMP"
+    g = Graph(material)
+    params = {key: g.param(key) for key in PARAMS}
+    offset = g.xyz(params["seed_x"], params["seed_y"], params["seed_z"])
+    inputs = Inputs(
+        p=g.vmath("ADD", g.uv(PLATE_UV), offset),
+        inv_scale=g.math("DIVIDE", 1.0, params["scale"]),
+        params=params,
+        base_color=g.color_param(BASE_COLOR),
+    )
+    surface = family(g, inputs)
+    texels = g.image(maps, g.uv(MAPS_UV), "Linear").outputs["Color"]
+    reflectance, roughness, height_mm = g.channels(texels)
+    albedo = g.vmath("ADD", surface.albedo, reflectance)
+    albedo = g.vmath("MINIMUM", g.vmath("MAXIMUM", albedo, (0.0,) * 3), (1.0,) * 3)
+    bsdf = g.node(
+        "ShaderNodeBsdfPrincipled",
+        {
+            "Base Color": albedo,
+            "Roughness": g.math("ADD", surface.roughness, roughness, clamp=True),
+            **surface.bsdf,
+        },
+    )
+    height_m = g.mul(g.add(surface.height_mm, height_mm), 1e-3)
+    displacement = g.node("ShaderNodeDisplacement", {"Height": height_m, "Midlevel": 0.0})
+    g.node(
+        "ShaderNodeOutputMaterial",
+        {"Surface": bsdf.outputs[0], "Displacement": displacement.outputs[0]},
+    )
+    return material
+
+
+def id_material(maps: bpy.types.Image) -> bpy.types.Material:
+    """Emits the instance id of the texel under each pixel (alpha of the maps image, nearest
+    texel, no filtering), so an unfiltered 1-sample render decodes to exact ids."""
+    material = bpy.data.materials.new("instance_ids")
+    g = Graph(material)
+    ids = g.image(maps, g.uv(MAPS_UV), "Closest").outputs["Alpha"]
+    emission = g.node("ShaderNodeEmission", {"Color": g.xyz(ids, ids, ids), "Strength": 1.0})
+    g.node("ShaderNodeOutputMaterial", {"Surface": emission.outputs[0]})
+    return material

@@ -1,0 +1,299 @@
+"""Blender realisation of a SceneSpec: one Cycles scene per process, parameters changed per image.
+
+`BlenderRenderer().render(spec, maps)` returns the sRGB image and a pixel-exact instance-id
+image from the same camera. The ids come from a second, 1-sample Cycles pass with the view
+layer's material overridden by an emission of the id texture (nearest texel, pixel filter
+≈ 0, no denoising, linear EXR), so every pixel holds exactly one instance id and occlusion is
+the renderer's own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import cv2
+import numpy as np
+
+from synth.blender import rig
+from synth.blender.materials import (
+    BASE_COLOR,
+    FAMILIES,
+    MAPS_UV,
+    METALLIC,
+    PLATE_UV,
+    id_material,
+    surface_material,
+)
+from synth.layers import SurfaceMaps
+from synth.scene import SceneSpec
+
+PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
+# Stops added to render.exposure so the configs' light powers (a few W at ~0.2 m) expose
+# mid-tone surfaces near the middle of the 8-bit range.
+EXPOSURE_BIAS = 0.0
+METALLIC_BY_PATTERN = {"brushed": 1.0, "ground": 0.35}
+
+
+@dataclass
+class RenderResult:
+    rgb: np.ndarray  # (H, W, 3) uint8, sRGB
+    instance_ids: np.ndarray  # (H, W) uint16, 0 = none (background or unlabelled surface)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds
+
+
+class BlenderRenderer:
+    """Owns the bpy session; build one per process and call `render` per image."""
+
+    def __init__(self, threads: int = 0) -> None:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        self.scene = bpy.context.scene
+        self._workdir = Path(tempfile.mkdtemp(prefix="defectsynth-blender-"))
+        self._setup_cycles(threads)
+        self.maps_image = bpy.data.images.new("maps", 4, 4, alpha=True, float_buffer=True)
+        self.maps_image.colorspace_settings.name = "Non-Color"
+        self.maps_image.alpha_mode = "CHANNEL_PACKED"
+        self.materials = {
+            name: surface_material(name, family, self.maps_image)
+            for name, family in FAMILIES.items()
+        }
+        self.id_material = id_material(self.maps_image)
+        self.plate = self._make_plate()
+        camera_data = bpy.data.cameras.new("camera")
+        self.camera = bpy.data.objects.new("camera", camera_data)
+        self.scene.collection.objects.link(self.camera)
+        self.scene.camera = self.camera
+        self.lights: list[bpy.types.Object] = []
+        self._stats: list[tuple[float, str]] = []
+        bpy.app.handlers.render_stats.append(self._on_stats)
+
+    def close(self) -> None:
+        if self._on_stats in bpy.app.handlers.render_stats:
+            bpy.app.handlers.render_stats.remove(self._on_stats)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def _on_stats(self, text: str) -> None:
+        self._stats.append((time.perf_counter(), str(text)))
+
+    def _setup_cycles(self, threads: int) -> None:
+        scene = self.scene
+        scene.render.engine = "CYCLES"
+        scene.cycles.device = "CPU"
+        scene.cycles.use_adaptive_sampling = False
+        scene.cycles.denoiser = "OPENIMAGEDENOISE"
+        scene.cycles.max_bounces = 4
+        scene.cycles.sample_clamp_indirect = 10.0
+        scene.render.resolution_percentage = 100
+        scene.render.use_persistent_data = False
+        scene.render.threads_mode = "FIXED" if threads else "AUTO"
+        if threads:
+            scene.render.threads = threads
+        scene.display_settings.display_device = "sRGB"
+        scene.view_settings.look = "None"
+        world = bpy.data.worlds.new("hall")
+        world.color = (0.02, 0.02, 0.02)  # a dim factory hall: a little fill light
+        scene.world = world
+
+    def _make_plate(self) -> bpy.types.Object:
+        mesh = bpy.data.meshes.new("plate")
+        n = PLATE_COLUMNS + 1
+        faces = [(c, c + 1, n + c + 1, n + c) for c in range(PLATE_COLUMNS)]
+        mesh.from_pydata([(0.0, 0.0, 0.0)] * (2 * n), [], faces)
+        mesh.uv_layers.new(name=MAPS_UV)
+        mesh.uv_layers.new(name=PLATE_UV)
+        mesh.polygons.foreach_set("use_smooth", [True] * len(faces))
+        mesh.materials.append(self.materials["leather"])
+        plate = bpy.data.objects.new("plate", mesh)
+        self.scene.collection.objects.link(plate)
+        loops = np.zeros(len(mesh.loops), np.int32)
+        mesh.loops.foreach_get("vertex_index", loops)
+        self._loop_vertices = loops
+        return plate
+
+    # --- per image -------------------------------------------------------------------------
+
+    def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult:
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        self._update_plate(spec, maps)
+        self._update_material(spec)
+        self._update_camera(spec)
+        self._update_lights(spec)
+        timings["scene_update"] = time.perf_counter() - start
+
+        tick = time.perf_counter()
+        self._upload_maps(maps)
+        timings["map_upload"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        rgb_path = self._render_rgb(spec)
+        timings["render_call"] = time.perf_counter() - tick
+        timings["path_tracing"] = self._path_tracing_time(tick, time.perf_counter())
+
+        tick = time.perf_counter()
+        ids_path = self._render_ids()
+        timings["id_pass"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        rgb = cv2.cvtColor(cv2.imread(str(rgb_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        ids = self._read_ids(ids_path, spec)
+        timings["readback"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - start
+        timings["overhead"] = timings["total"] - timings["path_tracing"]
+        return RenderResult(rgb=rgb, instance_ids=ids, timings=timings)
+
+    def _update_plate(self, spec: SceneSpec, maps: SurfaceMaps) -> None:
+        vertices, plate_mm = rig.plate_grid(spec.geometry, PLATE_COLUMNS)
+        mesh = self.plate.data
+        mesh.vertices.foreach_set("co", vertices.astype(np.float32).ravel())
+        rows, cols = maps.shape
+        span = np.array([cols * maps.texel_mm, rows * maps.texel_mm])
+        per_loop = plate_mm[self._loop_vertices]
+        # Texel row 0 (plate y = 0, the top as seen by the camera) is the image's last row in
+        # Blender (row 0 is at the bottom), hence v = 1 − y / span.
+        uv = np.stack([per_loop[:, 0] / span[0], 1.0 - per_loop[:, 1] / span[1]], axis=1)
+        mesh.uv_layers[MAPS_UV].data.foreach_set("uv", uv.astype(np.float32).ravel())
+        mesh.uv_layers[PLATE_UV].data.foreach_set("uv", per_loop.astype(np.float32).ravel())
+        mesh.update()
+
+    def _update_material(self, spec: SceneSpec) -> None:
+        m = spec.material
+        material = self.materials[m.family]
+        self.plate.data.materials[0] = material
+        nodes = material.node_tree.nodes
+        rng = np.random.default_rng(m.seed)
+        values = {
+            "seed_x": rng.uniform(0, 400),
+            "seed_y": rng.uniform(0, 400),
+            "seed_z": rng.uniform(0, 400),
+            "scale": m.scale_mm,
+            "roughness": m.roughness,
+            "bump": m.bump_strength,
+            "variation": m.color_variation,
+            "pattern": float(m.pattern in ("embossed", "twill", "ground")),
+        }
+        if m.family == "metal":
+            values[METALLIC] = METALLIC_BY_PATTERN[m.pattern]
+        for name, value in values.items():
+            nodes[name].outputs[0].default_value = float(value)
+        nodes[BASE_COLOR].outputs[0].default_value = (*m.base_color, 1.0)
+
+    def _update_camera(self, spec: SceneSpec) -> None:
+        cam = spec.camera
+        data = self.camera.data
+        data.sensor_fit = "HORIZONTAL"
+        data.sensor_width = cam.sensor_mm
+        data.lens = cam.focal_mm
+        data.type = "ORTHO" if cam.orthographic else "PERSP"
+        data.ortho_scale = cam.view_mm[0] * rig.M_PER_MM
+        height_m = cam.height_mm * rig.M_PER_MM
+        data.clip_start, data.clip_end = height_m * 0.05, height_m * 20
+        self.camera.matrix_world = rig.camera_matrix(cam).T.tolist()
+        self.scene.render.resolution_x = cam.width_px
+        self.scene.render.resolution_y = cam.height_px
+
+    def _update_lights(self, spec: SceneSpec) -> None:
+        wanted = [e for light in spec.lights for e in rig.emitters(light)]
+        while len(self.lights) < len(wanted):
+            data = bpy.data.lights.new(f"light{len(self.lights)}", "AREA")
+            data.use_temperature = True
+            obj = bpy.data.objects.new(data.name, data)
+            self.scene.collection.objects.link(obj)
+            self.lights.append(obj)
+        for k, obj in enumerate(self.lights):
+            obj.hide_render = k >= len(wanted)
+            if obj.hide_render:
+                continue
+            e = wanted[k]
+            obj.matrix_world = e.matrix.T.tolist()
+            obj.data.shape = e.shape
+            obj.data.size, obj.data.size_y = e.size_m, e.size_y_m
+            obj.data.energy = e.power_w
+            obj.data.temperature = e.temperature_k
+
+    def _upload_maps(self, maps: SurfaceMaps) -> None:
+        rows, cols = maps.shape
+        image = self.maps_image
+        if tuple(image.size) != (cols, rows):
+            image.scale(cols, rows)
+        texels = np.stack(
+            [maps.reflectance, maps.roughness, maps.height_mm, maps.instance_ids.astype(np.float32)],
+            axis=-1,
+        )
+        image.pixels.foreach_set(np.ascontiguousarray(texels[::-1], np.float32).ravel())
+        image.update()
+
+    def _render_rgb(self, spec: SceneSpec) -> Path:
+        scene, cycles = self.scene, self.scene.cycles
+        cycles.samples = spec.render.samples
+        cycles.use_denoising = spec.render.denoise
+        cycles.filter_width = 1.5
+        cycles.seed = zlib.crc32(f"{spec.config_hash}:{spec.seed}:{spec.index}".encode()) % 2**31
+        scene.render.film_transparent = False
+        scene.view_layers[0].material_override = None
+        scene.view_settings.view_transform = "Standard"
+        scene.view_settings.exposure = spec.render.exposure + EXPOSURE_BIAS
+        self._set_output("PNG", "8")
+        return self._render_to("rgb.png")
+
+    def _render_ids(self) -> Path:
+        scene, cycles = self.scene, self.scene.cycles
+        cycles.samples = 1
+        cycles.use_denoising = False
+        cycles.filter_width = 0.01  # every pixel is its centre: no mixing of ids
+        scene.render.film_transparent = True  # background → 0
+        scene.view_layers[0].material_override = self.id_material
+        scene.view_settings.view_transform = "Standard"
+        scene.view_settings.exposure = 0.0
+        self._set_output("OPEN_EXR", "32")
+        return self._render_to("ids.exr")
+
+    def _set_output(self, file_format: str, depth: str) -> None:
+        settings = self.scene.render.image_settings
+        settings.file_format = file_format
+        settings.color_mode = "RGB"
+        settings.color_depth = depth
+        if file_format == "PNG":
+            settings.compression = 0
+        else:
+            settings.exr_codec = "NONE"
+
+    def _render_to(self, name: str) -> Path:
+        path = self._workdir / name
+        self.scene.render.filepath = str(path)
+        self._stats.clear()
+        bpy.ops.render.render(write_still=True)
+        return path
+
+    def _path_tracing_time(self, begin: float, end: float) -> float:
+        """From Cycles' first 'Sample' status to its 'Finished' (sampling and denoising)."""
+        sampling = [t for t, text in self._stats if "Sample " in text]
+        finished = [t for t, text in self._stats if "Finished" in text]
+        first = sampling[0] if sampling else begin
+        return (finished[-1] if finished else end) - first
+
+    def _read_ids(self, path: Path, spec: SceneSpec) -> np.ndarray:
+        image = bpy.data.images.load(str(path), check_existing=False)
+        try:
+            width, height = image.size
+            pixels = np.empty(width * height * image.channels, np.float32)
+            image.pixels.foreach_get(pixels)
+        finally:
+            bpy.data.images.remove(image)
+        values = pixels.reshape(height, width, -1)[::-1, :, 0]
+        ids = np.rint(values)
+        if np.abs(values - ids).max() > 1e-3:
+            raise RuntimeError(f"id pass of image {spec.image_id} did not decode to integers")
+        return ids.astype(np.uint16)
+
+
+def blender_version() -> str:
+    return bpy.app.version_string
+
+
+__all__ = ["BlenderRenderer", "RenderResult", "blender_version"]
