@@ -1,0 +1,291 @@
+"""Evaluate an anomaly model (a PatchCore coreset) on a canonical dataset: `evaluate anomaly`.
+
+The threshold is chosen on the validation split (maximum pixel F1) and then applied,
+unchanged, to the test split; without labelled defects in the validation split the model's
+own threshold (set from good images) is used. All pixel metrics are computed at the
+images' own resolution: the score maps are resized to each image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from evaluate import metrics as m
+from evaluate import plots
+from evaluate.report import Section, markdown_table, write_html, write_json_atomic
+from synth.dataset import Dataset, DatasetError
+
+# A model as the evaluation sees it: RGB uint8 images -> (score maps, image scores).
+Predictor = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+EXAMPLES_PER_KIND = 4
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One evaluated image: its score map (image resolution) and its labelled instances."""
+
+    id: str
+    score_map: np.ndarray
+    score: float
+    instance_map: np.ndarray
+    instance_class: dict[int, str]
+    defect_ids: frozenset[int]
+
+    @property
+    def defect_mask(self) -> np.ndarray:
+        return np.isin(self.instance_map, list(self.defect_ids))
+
+    @property
+    def defective(self) -> bool:
+        return bool(self.defect_ids)
+
+
+def score_split(dataset: Dataset, split: str, predict: Predictor, batch_size: int = 8) -> list[Scored]:
+    """Run the model over one split of a `synth.dataset.Dataset`."""
+    kinds = {c.id: c.kind for c in dataset.classes}
+    names = {c.id: c.name for c in dataset.classes}
+    samples = list(dataset.samples(split))
+    out: list[Scored] = []
+    for start in tqdm(range(0, len(samples), batch_size), desc=f"scoring {split}", leave=False):
+        batch = samples[start : start + batch_size]
+        images = [s.image() for s in batch]
+        maps, scores = predict(images)
+        for sample, image, smap, score in zip(batch, images, maps, scores, strict=True):
+            smap = np.asarray(smap, np.float32)
+            if smap.shape != image.shape[:2]:
+                smap = cv2.resize(smap, image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+            instance_class = {i["instance_id"]: i["class_id"] for i in sample.meta["instances"]}
+            out.append(
+                Scored(
+                    id=sample.id,
+                    score_map=smap,
+                    score=float(score),
+                    instance_map=sample.instance_map(),
+                    instance_class={i: names[c] for i, c in instance_class.items()},
+                    defect_ids=frozenset(i for i, c in instance_class.items() if kinds[c] == "defect"),
+                )
+            )
+    return out
+
+
+def choose_threshold(val: Sequence[Scored], fallback: float | None) -> tuple[float, str]:
+    """Max pixel F1 on the validation split, or the model's own threshold without defects there."""
+    if any(s.defective for s in val):
+        truth = np.concatenate([s.defect_mask.ravel() for s in val])
+        scores = np.concatenate([s.score_map.ravel() for s in val])
+        return m.best_f1_threshold(truth, scores), "max pixel F1 on the validation split"
+    if fallback is None:
+        raise click.ClickException(
+            "the validation split has no labelled defect and the model has no threshold"
+        )
+    return float(fallback), "the model's threshold from good images (no defects in validation)"
+
+
+def anomaly_metrics(test: Sequence[Scored], threshold: float, kinds: dict[str, str], k: float = 0.0) -> dict:
+    """Every DESIGN §6 anomaly metric of the test split at one threshold."""
+    truth = np.concatenate([s.defect_mask.ravel() for s in test])
+    scores = np.concatenate([s.score_map.ravel() for s in test])
+    px = m.confusion(scores >= threshold, truth)
+    coverages = []
+    for s in test:
+        for iid, cov in m.instance_coverage(s.score_map >= threshold, s.instance_map).items():
+            coverages.append((s.instance_class[iid], cov))
+    recall = m.defect_wise_recall(coverages, k)
+    defects = [n for n, kind in kinds.items() if kind == "defect"]
+    image_labels = np.array([s.defective for s in test])
+    image_scores = np.array([s.score for s in test])
+    good_flagged = [s.score >= threshold for s in test if not s.defective]
+    return {
+        "threshold": threshold,
+        "pixel": {
+            "precision": px.precision,
+            "recall": px.recall,
+            "f1": px.f1,
+            "auroc": m.roc_auc(truth, scores),
+            "aupro": m.aupro([s.defect_mask for s in test], [s.score_map for s in test]),
+        },
+        "image": {
+            "auroc": m.roc_auc(image_labels, image_scores),
+            "good_images": len(good_flagged),
+            "good_flagged_rate": float(np.mean(good_flagged)) if good_flagged else float("nan"),
+        },
+        "defect_wise": {
+            "k": k,
+            "per_class": {n: r for n, r in recall.items() if kinds.get(n) == "defect"},
+            "mean_defect_recall": m.mean_over(recall, defects),
+            "curve": {
+                "levels": list(m.COVERAGE_LEVELS),
+                "per_class": m.defect_wise_recall_curve(coverages),
+            },
+        },
+        "impurity_recall": {n: r for n, r in recall.items() if kinds.get(n) == "impurity"},
+        "instances": {n: sum(1 for c, _ in coverages if c == n) for n in sorted(recall)},
+        "images": {"test": len(test), "defective": int(image_labels.sum())},
+    }
+
+
+def evaluate_predictor(
+    predict: Predictor,
+    data: Path,
+    out: Path,
+    fallback_threshold: float | None = None,
+    k: float = 0.0,
+    title: str = "anomaly evaluation",
+) -> dict:
+    """Score val and test, write metrics.json, the plots and overlay examples into `out`."""
+    try:
+        dataset = Dataset(data)
+    except DatasetError as e:
+        raise click.ClickException(str(e)) from None
+    test = score_split(dataset, "test", predict)
+    if not test:
+        raise click.ClickException(f"{data}: the test split is empty")
+    val = score_split(dataset, "val", predict)
+    threshold, source = choose_threshold(val, fallback_threshold)
+    kinds = {c.name: c.kind for c in dataset.classes}
+    result = anomaly_metrics(test, threshold, kinds, k)
+    result["threshold_source"] = source
+    result["data"] = str(data)
+    curve_split = val if any(s.defective for s in val) else test
+    figures = write_figures(curve_split, test, threshold, result, kinds, dataset, out)
+    result["figures"] = {name: str(path.relative_to(out)) for name, path in figures}
+    write_json_atomic(out / "metrics.json", result)
+    return result
+
+
+def write_figures(
+    val: Sequence[Scored],
+    test: Sequence[Scored],
+    threshold: float,
+    result: dict,
+    kinds: dict[str, str],
+    dataset: Dataset,
+    out: Path,
+) -> list[tuple[str, Path]]:
+    """Threshold curves (on the split the threshold was chosen on), recall over k, overlays."""
+    truth = np.concatenate([s.defect_mask.ravel() for s in val])
+    scores = np.concatenate([s.score_map.ravel() for s in val])
+    figures = [
+        (
+            "threshold curves",
+            plots.plot_threshold_curves(
+                m.threshold_curves(truth, scores),
+                threshold,
+                out / "threshold_curves.png",
+                "pixel metrics against the threshold (validation split)",
+            ),
+        ),
+        (
+            "defect-wise recall over k",
+            plots.plot_recall_over_k(
+                result["defect_wise"]["curve"]["levels"],
+                result["defect_wise"]["curve"]["per_class"],
+                kinds,
+                out / "recall_over_k.png",
+                "defect-wise recall (test split)",
+            ),
+        ),
+    ]
+    samples = {s.id: s for s in dataset.samples("test")}
+    for kind, chosen in pick_examples(test, threshold).items():
+        for s in chosen:
+            pred = s.score_map >= threshold
+            image = plots.overlay(samples[s.id].image(), pred, s.defect_mask)
+            figures.append(
+                (f"{kind}: {s.id}", plots.save_rgb(image, out / "examples" / f"{kind}_{s.id}.png"))
+            )
+    return figures
+
+
+def pick_examples(test: Sequence[Scored], threshold: float) -> dict[str, list[Scored]]:
+    """The images that best show found defects, missed defects and false alarms."""
+
+    def counts(s: Scored) -> m.Counts:
+        return m.confusion(s.score_map >= threshold, s.defect_mask)
+
+    stats = [(s, counts(s)) for s in test]
+    by = {
+        "found": sorted((x for x in stats if x[1].tp), key=lambda x: -x[1].tp),
+        "missed": sorted((x for x in stats if x[1].fn), key=lambda x: -x[1].fn),
+        "false_alarm": sorted((x for x in stats if x[1].fp), key=lambda x: -x[1].fp),
+    }
+    return {kind: [s for s, _ in chosen[:EXAMPLES_PER_KIND]] for kind, chosen in by.items()}
+
+
+def summary_rows(result: dict) -> tuple[list[str], list[list]]:
+    """The headline numbers of one evaluation as a two-column table."""
+    rows = [
+        ["threshold", result["threshold"]],
+        ["pixel precision", result["pixel"]["precision"]],
+        ["pixel recall", result["pixel"]["recall"]],
+        ["pixel F1", result["pixel"]["f1"]],
+        ["pixel AUROC", result["pixel"]["auroc"]],
+        ["AUPRO (FPR <= 0.3)", result["pixel"]["aupro"]],
+        ["image AUROC", result["image"]["auroc"]],
+        ["good images flagged", result["image"]["good_flagged_rate"]],
+        [
+            f"mean defect-wise recall (k={result['defect_wise']['k']}%)",
+            result["defect_wise"]["mean_defect_recall"],
+        ],
+    ]
+    rows += [[f"recall: {n}", r] for n, r in result["defect_wise"]["per_class"].items()]
+    rows += [[f"impurity recall (lower is better): {n}", r] for n, r in result["impurity_recall"].items()]
+    return ["metric", "value"], rows
+
+
+def report_sections(result: dict, out: Path, title: str) -> list[Section]:
+    """HTML sections of one evaluation: its numbers, curves and overlay examples."""
+    figures = [(name, out / rel) for name, rel in result["figures"].items()]
+    legend = "Overlays: green = defect pixels found, red = missed, yellow = false alarms."
+    return [
+        Section(title, text=f"threshold: {result['threshold_source']}", table=summary_rows(result)),
+        Section(f"{title}: curves", images=[f for f in figures if "examples" not in str(f[1])]),
+        Section(f"{title}: examples", text=legend, images=[f for f in figures if "examples" in str(f[1])]),
+    ]
+
+
+@click.command("anomaly")
+@click.option("--coreset", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Canonical dataset: threshold on its val split, metrics on its test split.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: <coreset stem>_eval beside the coreset).",
+)
+@click.option(
+    "--k",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 100),
+    help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
+)
+def anomaly(coreset: Path, data: Path, out: Path | None, k: float) -> None:
+    """Evaluate a PatchCore coreset: metrics JSON, plots, overlays and an HTML report."""
+    from train.patchcore import Coreset, PatchCoreError
+
+    try:
+        model = Coreset.load(coreset)
+    except PatchCoreError as e:
+        raise click.ClickException(str(e)) from None
+    out = out or coreset.with_name(f"{coreset.stem}_eval")
+    result = evaluate_predictor(model.predict, data, out, model.threshold, k)
+    html = write_html(
+        out / "report.html", f"{coreset.name} on {data}", report_sections(result, out, "test split")
+    )
+    header, rows = summary_rows(result)
+    click.echo(markdown_table(header, rows))
+    click.echo(f"wrote {out / 'metrics.json'} and {html}")
