@@ -22,11 +22,23 @@ TINY_SCENE = {
         "patterns": ["ground"],
     },
     "geometry": {"shape": "flat", "size_mm": [20, 20]},
-    "camera": {"resolution": [64, 64], "height_mm": [200, 200], "focal_mm": 50, "sensor_mm": 5, "orthographic": True},
+    "camera": {
+        "resolution": [64, 64],
+        "height_mm": [200, 200],
+        "focal_mm": 50,
+        "sensor_mm": 5,
+        "orthographic": True,
+    },
     "lights": [{"type": "area", "count": [1, 1], "elevation_deg": [50, 60]}],
     "impurities": [
-        {"name": "water_stain", "kind": "water_stain", "probability": 0.5, "cell_mm": [6, 8], "radius_mm": [1.0, 2.0],
-         "amplitude_mm": [0.2, 0.5]}
+        {
+            "name": "water_stain",
+            "kind": "water_stain",
+            "probability": 0.5,
+            "cell_mm": [6, 8],
+            "radius_mm": [1.0, 2.0],
+            "amplitude_mm": [0.2, 0.5],
+        }
     ],
     "defects": [
         {"name": "scratch", "kind": "scratch", "size_mm": [4, 8], "width_mm": [0.3, 0.5]},

@@ -31,24 +31,54 @@ BAD_CONFIGS = [
     # (description, mutation, fragments the message must contain)
     ("unknown top-level key", lambda c: c.update(colour="red"), ["colour", "unknown key"]),
     ("unknown nested key", lambda c: c["camera"].update(fov=30), ["camera.fov", "unknown key"]),
-    ("reversed range", lambda c: c["surface"].update(roughness=[0.8, 0.2]), ["surface.roughness", "min <= max", "[0.8, 0.2]"]),
-    ("range out of bounds", lambda c: c["surface"].update(roughness=[0.2, 1.5]), ["surface.roughness", "<= 1.0"]),
+    (
+        "reversed range",
+        lambda c: c["surface"].update(roughness=[0.8, 0.2]),
+        ["surface.roughness", "min <= max", "[0.8, 0.2]"],
+    ),
+    (
+        "range out of bounds",
+        lambda c: c["surface"].update(roughness=[0.2, 1.5]),
+        ["surface.roughness", "<= 1.0"],
+    ),
     ("unknown family", lambda c: c["surface"].update(family="wood"), ["surface.family", "leather", "'wood'"]),
-    ("pattern of another family", lambda c: c["surface"].update(patterns=["twill"]), ["surface", "twill", "ground"]),
+    (
+        "pattern of another family",
+        lambda c: c["surface"].update(patterns=["twill"]),
+        ["surface", "twill", "ground"],
+    ),
     ("missing camera", lambda c: c.pop("camera"), ["camera", "Field required"]),
     ("resolution too small", lambda c: c["camera"].update(resolution=[8, 64]), ["camera.resolution.0", "16"]),
-    ("unknown defect kind", lambda c: c["defects"][0].update(kind="smudge"), ["defects.0.kind", "'smudge'", "scratch"]),
+    (
+        "unknown defect kind",
+        lambda c: c["defects"][0].update(kind="smudge"),
+        ["defects.0.kind", "'smudge'", "scratch"],
+    ),
     ("duplicate class names", lambda c: c["defects"][1].update(name="scratch"), ["unique", "scratch"]),
-    ("stain larger than its cell", lambda c: c["impurities"][0].update(radius_mm=[5, 9]), ["impurities.0", "cell_mm"]),
+    (
+        "stain larger than its cell",
+        lambda c: c["impurities"][0].update(radius_mm=[5, 9]),
+        ["impurities.0", "cell_mm"],
+    ),
     ("unknown split", lambda c: c["splits"].update(holdout={"count": 3}), ["splits.holdout"]),
-    ("negative count", lambda c: c["splits"]["train"].update(count=-1), ["splits.train.count", "greater than or equal to 0"]),
+    (
+        "negative count",
+        lambda c: c["splits"]["train"].update(count=-1),
+        ["splits.train.count", "greater than or equal to 0"],
+    ),
     ("no lights", lambda c: c.update(lights=[]), ["lights", "at least 1"]),
-    ("colour channel above 1", lambda c: c["surface"].update(color_high=[1.2, 0.3, 0.3]), ["color_high", "[0, 1]"]),
+    (
+        "colour channel above 1",
+        lambda c: c["surface"].update(color_high=[1.2, 0.3, 0.3]),
+        ["color_high", "[0, 1]"],
+    ),
     ("light count reversed", lambda c: c["lights"][0].update(count=[3, 1]), ["lights.0", "count"]),
 ]
 
 
-@pytest.mark.parametrize(("mutation", "fragments"), [b[1:] for b in BAD_CONFIGS], ids=[b[0] for b in BAD_CONFIGS])
+@pytest.mark.parametrize(
+    ("mutation", "fragments"), [b[1:] for b in BAD_CONFIGS], ids=[b[0] for b in BAD_CONFIGS]
+)
 def test_bad_config_messages(tiny_scene: dict, mutation, fragments: list[str]) -> None:
     mutation(tiny_scene)
     message = _error(tiny_scene)

@@ -18,8 +18,17 @@ TEXEL = 0.1  # mm
 
 def stain(**overrides: float) -> StainSpec:
     values = dict(
-        instance_id=1, class_id=1, center_mm=(5.0, 5.0), radius_mm=2.0, noise_frequency=0.6, amplitude_mm=0.5,
-        gamma=2.0, alpha=-0.1, heterogeneity=0.0, rim_darkening=0.0, noise_offset=(3.0, 7.0),
+        instance_id=1,
+        class_id=1,
+        center_mm=(5.0, 5.0),
+        radius_mm=2.0,
+        noise_frequency=0.6,
+        amplitude_mm=0.5,
+        gamma=2.0,
+        alpha=-0.1,
+        heterogeneity=0.0,
+        rim_darkening=0.0,
+        noise_offset=(3.0, 7.0),
     )
     values.update(overrides)
     return StainSpec(**values)  # type: ignore[arg-type]
@@ -51,7 +60,9 @@ def test_mask_is_exactly_the_points_within_the_perturbed_radius(params: dict) ->
     np.testing.assert_array_equal(maps.class_ids == 1, expected)
     # Reflectance: R_out - R_in = d̂^γ·α inside, untouched outside.
     d_hat = d / r
-    np.testing.assert_allclose(maps.reflectance[expected], (d_hat**s.gamma * s.alpha)[expected], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        maps.reflectance[expected], (d_hat**s.gamma * s.alpha)[expected], rtol=1e-5, atol=1e-7
+    )
     assert not maps.reflectance[~expected].any()
     assert not maps.height_mm.any()  # stains change reflectance only
 
@@ -78,7 +89,9 @@ def test_heterogeneity_and_rim_are_off_by_default_and_change_the_inside_when_on(
 
 @settings(max_examples=30, deadline=None)
 @given(st.floats(0.5, 20.0), st.floats(1.0, 60.0), st.floats(1.0, 60.0), st.integers(0, 2**32 - 1))
-def test_exactly_one_centre_per_jitter_cell_and_inside_it(cell: float, width: float, height: float, seed: int) -> None:
+def test_exactly_one_centre_per_jitter_cell_and_inside_it(
+    cell: float, width: float, height: float, seed: int
+) -> None:
     win = (2.0, 3.0, 2.0 + width, 3.0 + height)
     centres = jittered_centres(win, cell, np.random.default_rng(seed))
     nx, ny = math.ceil(width / cell - 1e-9), math.ceil(height / cell - 1e-9)
@@ -91,7 +104,9 @@ def test_exactly_one_centre_per_jitter_cell_and_inside_it(cell: float, width: fl
 def test_stain_count_scales_with_inverse_square_of_cell_size() -> None:
     counts = {}
     for cell in (2.5, 5.0, 10.0):
-        config = ImpurityConfig(name="w", kind="water_stain", cell_mm=(cell, cell), radius_mm=(0.5, 1.0), amplitude_mm=(0, 0.2))
+        config = ImpurityConfig(
+            name="w", kind="water_stain", cell_mm=(cell, cell), radius_mm=(0.5, 1.0), amplitude_mm=(0, 0.2)
+        )
         counts[cell] = len(sample_stains(config, (0, 0, 100, 100), np.random.default_rng(0), 1, 1))
     assert counts == {2.5: 1600, 5.0: 400, 10.0: 100}
 
@@ -99,7 +114,9 @@ def test_stain_count_scales_with_inverse_square_of_cell_size() -> None:
 @settings(max_examples=15, deadline=None)
 @given(st.integers(0, 10_000))
 def test_a_stain_only_reaches_its_own_and_neighbouring_cells(seed: int) -> None:
-    config = ImpurityConfig(name="w", kind="water_stain", cell_mm=(3.0, 3.0), radius_mm=(1.0, 2.2), amplitude_mm=(0.3, 0.8))
+    config = ImpurityConfig(
+        name="w", kind="water_stain", cell_mm=(3.0, 3.0), radius_mm=(1.0, 2.2), amplitude_mm=(0.3, 0.8)
+    )
     stains = sample_stains(config, (0, 0, 12, 12), np.random.default_rng(seed), 1, 1)
     maps = SurfaceMaps.empty((120, 120), TEXEL)
     paint_stains(maps, tuple(stains))
@@ -123,6 +140,8 @@ def test_interpolated_perlin_matches_exact_noise() -> None:
     x = ((np.arange(300) + 0.5) * 0.05)[None, :]
     y = ((np.arange(200) + 0.5) * 0.05)[:, None]
     fast = perlin(x, y, 0.7, (11.0, 5.0))
-    exact = np.array([[noise.pnoise2(xx * 0.7 + 11.0, yy * 0.7 + 5.0) for xx in x.ravel()] for yy in y.ravel()])
+    exact = np.array(
+        [[noise.pnoise2(xx * 0.7 + 11.0, yy * 0.7 + 5.0) for xx in x.ravel()] for yy in y.ravel()]
+    )
     assert np.abs(fast - exact).max() < 0.02
     assert exact.std() > 0.1  # the field is not trivially flat

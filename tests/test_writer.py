@@ -1,0 +1,137 @@
+"""The canonical dataset: layout, atomic resume, shard merging, and `synth verify`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from synth.cli import main as synth_cli
+from synth.config import parse_config
+from synth.dataset import Dataset, verify
+from synth.render import render_dataset
+from synth.writers import DatasetWriter
+
+
+def render(tiny_scene: dict, out: Path, **kwargs) -> None:
+    render_dataset(parse_config(tiny_scene), out, renderer="raster", progress=False, **kwargs)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "dataset.json"
+    }
+
+
+def test_layout_and_verify(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path)
+    assert verify(tmp_path) == []
+    info = json.loads((tmp_path / "dataset.json").read_text())
+    assert info["splits"] == {"train": 4, "val": 2, "test": 4}
+    assert [c["name"] for c in info["classes"]] == ["scratch", "pit", "water_stain"]
+    assert [c["kind"] for c in info["classes"]] == ["defect", "defect", "impurity"]
+    assert info["source"]["config_hash"] == parse_config(tiny_scene).digest()
+    data_yaml = yaml.safe_load((tmp_path / "dataset.yaml").read_text())
+    assert data_yaml["names"] == {0: "scratch", 1: "pit", 2: "water_stain"}
+    dataset = Dataset(tmp_path)
+    for sample in dataset.samples("test"):
+        assert sample.image().shape == (64, 64, 3)
+        assert sample.instance_map().dtype == np.uint16
+        spec = sample.meta["spec"]
+        assert spec["index"] == int(sample.id) and sample.meta["mm_per_px"] == pytest.approx(
+            5 * 200 / 50 / 64
+        )
+    anomaly = tmp_path / "anomaly"
+    train_good = sorted(p.name for p in (anomaly / "train" / "good").iterdir())
+    assert train_good == [s.id + ".png" for s in dataset.samples("train")]  # train split is all good
+    for folder in (anomaly / "test").iterdir():
+        for image in folder.iterdir():
+            meta = json.loads((tmp_path / "meta" / "test" / (image.stem + ".json")).read_text())
+            assert meta["good"] == (folder.name == "good")
+            if folder.name != "good":
+                truth = cv2.imread(str(anomaly / "ground_truth" / folder.name / f"{image.stem}_mask.png"), 0)
+                instances = cv2.imread(
+                    str(tmp_path / "instances" / "test" / image.name), cv2.IMREAD_UNCHANGED
+                )
+                defect_ids = [i["instance_id"] for i in meta["instances"] if i["kind"] == "defect"]
+                np.testing.assert_array_equal(truth == 255, np.isin(instances, defect_ids))
+
+
+def test_resume_skips_finished_and_redoes_unfinished(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path)
+    before = tree(tmp_path)
+    (tmp_path / "meta" / "test" / "000007.json").unlink()  # as if interrupted before the meta
+    summary = render_dataset(parse_config(tiny_scene), tmp_path, renderer="raster", progress=False)
+    assert (summary.rendered, summary.skipped) == (1, 9)
+    assert tree(tmp_path) == before  # deterministic: the redone sample is identical
+
+
+def test_interrupted_run_leaves_no_partial_files(tiny_scene: dict, tmp_path: Path, monkeypatch) -> None:
+    calls = {"n": 0}
+    original = DatasetWriter.write
+
+    def crash_on_fourth(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DatasetWriter, "write", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        render(tiny_scene, tmp_path)
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert len(list((tmp_path / "meta").rglob("*.json"))) == 3
+    monkeypatch.setattr(DatasetWriter, "write", original)
+    summary = render_dataset(parse_config(tiny_scene), tmp_path, renderer="raster", progress=False)
+    assert (summary.rendered, summary.skipped) == (7, 3)
+    assert verify(tmp_path) == []
+
+
+def test_shards_merge_into_the_single_run(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path / "one")
+    for i in range(3):
+        render(tiny_scene, tmp_path / "sharded", shard=(i, 3), finalize=(i == 2))
+    whole, sharded = tree(tmp_path / "one"), tree(tmp_path / "sharded")
+    assert whole.keys() == sharded.keys()
+    differing = [k for k in whole if whole[k] != sharded[k] and not k.startswith("dataset.yaml")]
+    assert differing == []
+
+
+def test_verify_names_every_problem(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path)
+    ids = [s.id for s in Dataset(tmp_path).samples("test")]
+    (tmp_path / "labels" / "test" / f"{ids[0]}.txt").unlink()
+    mask_path = tmp_path / "masks" / "test" / f"{ids[1]}.png"
+    cv2.imwrite(str(mask_path), np.full((64, 64), 9, np.uint8))
+    cv2.imwrite(str(tmp_path / "images" / "test" / f"{ids[2]}.png"), np.zeros((32, 64, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "images" / "test" / "999999.png"), np.zeros((64, 64, 3), np.uint8))
+    coco_path = tmp_path / "coco" / "val.json"
+    coco = json.loads(coco_path.read_text())
+    coco["images"] = coco["images"][1:]
+    coco_path.write_text(json.dumps(coco))
+    problems = "\n".join(verify(tmp_path))
+    assert f"test/{ids[0]}: missing labels/test/{ids[0]}.txt" in problems
+    assert f"test/{ids[1]}: mask has unknown class ids [9]" in problems
+    assert f"test/{ids[2]}: image is (32, 64), meta says (64, 64)" in problems
+    assert "images/test/999999.png: image without meta" in problems
+    assert "not in the COCO file" in problems
+    result = CliRunner().invoke(synth_cli, ["verify", str(tmp_path)])
+    assert result.exit_code == 1 and "problem(s)" in result.output
+
+
+def test_writer_refuses_other_classes(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path)
+    tiny_scene["defects"][0]["name"] = "gouge"
+    with pytest.raises(ValueError, match="written with other classes"):
+        render(tiny_scene, tmp_path)
+
+
+def test_verify_on_non_dataset(tmp_path: Path) -> None:
+    assert verify(tmp_path) == [f"{tmp_path}: not a defectsynth dataset (no dataset.json)"]
