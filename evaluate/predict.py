@@ -1,0 +1,236 @@
+"""`evaluate predict`: tiled YOLO inference with sizes in mm and a severity score per detection.
+
+Writes, per image, `<stem>.json` (every detection with its box, mask outline, oriented length and
+width in mm, area in mm², local contrast, location weight and severity) and `<stem>.png` (an
+overlay), so that an inspector can check each number against the picture.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import cv2
+import numpy as np
+
+from evaluate.severity import SeverityModel, load_severity, measure
+from evaluate.tiling import Detection, TileDetector, detect_tiled
+from train.yolo.offline import import_ultralytics
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
+PALETTE += [(10, 249, 72), (23, 204, 146), (134, 219, 61), (187, 212, 0), (168, 153, 44)]
+
+
+def yolo_tile_detector(model: Any, imgsz: int, conf: float, iou: float, device: str | None) -> TileDetector:
+    """Wrap an ultralytics YOLO model as a detector of tile-local boxes and mask crops."""
+
+    def detect(tiles: list[np.ndarray]) -> list[list[Detection]]:
+        results = model.predict(
+            tiles, imgsz=imgsz, conf=conf, iou=iou, device=device, retina_masks=True, verbose=False
+        )
+        per_tile = []
+        for result in results:
+            boxes = result.boxes
+            masks = None if result.masks is None else result.masks.data.cpu().numpy() > 0.5
+            found = []
+            for i, (box, score, cls) in enumerate(
+                zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True)
+            ):
+                crop, origin = None, (0, 0)
+                if masks is not None and masks[i].any():
+                    ys, xs = np.nonzero(masks[i])
+                    origin = (int(xs.min()), int(ys.min()))
+                    crop = masks[i][origin[1] : ys.max() + 1, origin[0] : xs.max() + 1]
+                found.append(Detection(tuple(box), float(score), int(cls), crop, origin))
+            per_tile.append(found)
+        return per_tile
+
+    return detect
+
+
+def find_images(source: Path) -> list[Path]:
+    """One image, or the images directly in a folder, sorted."""
+    if source.is_file():
+        return [source]
+    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise click.ClickException(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise click.ClickException(f"{path}: not a readable image")
+    return image
+
+
+def _outlines(detection: Detection) -> list[list[list[int]]] | None:
+    """Mask outlines as polygons in image pixels (None for a box-only detection)."""
+    if detection.mask is None:
+        return None
+    contours, _ = cv2.findContours(
+        detection.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    return [(c.reshape(-1, 2) + detection.mask_origin).tolist() for c in contours]
+
+
+def describe(
+    image: np.ndarray,
+    detections: list[Detection],
+    names: dict[int, str],
+    mm_per_pixel: float,
+    severity: SeverityModel,
+    weight_map: np.ndarray | None = None,
+) -> tuple[list[dict[str, Any]], list[Detection]]:
+    """The JSON records of an image's detections and the detections, most severe first."""
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    records = []
+    for d in detections:
+        m = measure(gray, d.box, mm_per_pixel, d.mask, d.mask_origin, weight_map)
+        name = names.get(d.cls, str(d.cls))
+        records.append(
+            {
+                "class_id": d.cls,
+                "class": name,
+                "score": round(d.score, 4),
+                "box": [round(v, 2) for v in d.box],
+                "polygons": _outlines(d),
+                **m.to_dict(),
+                "severity": severity.score(name, m),
+            }
+        )
+    order = sorted(range(len(records)), key=lambda i: -records[i]["severity"])
+    return [records[i] for i in order], [detections[i] for i in order]
+
+
+def draw_overlay(image: np.ndarray, records: list[dict[str, Any]], detections: list[Detection]) -> np.ndarray:
+    """Masks tinted, boxes drawn, each labelled with class, score and severity."""
+    overlay = image.copy()
+    for record, d in zip(records, detections, strict=True):
+        colour = PALETTE[d.cls % len(PALETTE)]
+        if d.mask is not None:
+            x, y = d.mask_origin
+            region = overlay[y : y + d.mask.shape[0], x : x + d.mask.shape[1]]
+            region[d.mask] = (0.55 * region[d.mask] + 0.45 * np.array(colour)).astype(np.uint8)
+        x0, y0, x1, y1 = (int(round(v)) for v in d.box)
+        cv2.rectangle(overlay, (x0, y0), (x1, y1), colour, 1)
+        label = f"{record['class']} {d.score:.2f} S={record['severity']:.1f}"
+        cv2.putText(overlay, label, (x0, max(y0 - 3, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
+    return overlay
+
+
+def load_weight_map(path: Path | None, width: int, height: int) -> np.ndarray | None:
+    """A grey image (0 = harmless zone, 255 = critical), scaled to [0, 1] and to the image size."""
+    if path is None:
+        return None
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if grey is None:
+        raise click.ClickException(f"--weight-map {path}: not a readable image")
+    if grey.shape != (height, width):
+        grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_LINEAR)
+    return grey.astype(np.float32) / 255.0
+
+
+def predict_images(
+    weights: Path,
+    source: Path,
+    out_dir: Path,
+    mm_per_pixel: float,
+    tile: int = 1024,
+    overlap: float = 0.35,
+    conf: float = 0.25,
+    iou: float = 0.5,
+    imgsz: int | None = None,
+    device: str | None = None,
+    batch: int = 8,
+    severity_path: Path | None = None,
+    weight_map_path: Path | None = None,
+) -> list[Path]:
+    """Predict every image of `source` tile by tile; return the JSON files written."""
+    import_ultralytics(out_dir)
+    from ultralytics import YOLO
+
+    severity = load_severity(severity_path)
+    model = YOLO(str(weights))
+    detector = yolo_tile_detector(model, imgsz or tile, conf, iou, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in find_images(source):
+        image = read_image(path)
+        height, width = image.shape[:2]
+        found = detect_tiled(image, detector, tile, overlap, batch, iou)
+        weight_map = load_weight_map(weight_map_path, width, height)
+        records, ordered = describe(image, found, model.names, mm_per_pixel, severity, weight_map)
+        report = {
+            "image": str(path.resolve()),
+            "width": width,
+            "height": height,
+            "mm_per_pixel": mm_per_pixel,
+            "tile": tile,
+            "overlap": overlap,
+            "weights": str(Path(weights).resolve()),
+            "detections": records,
+        }
+        json_path = out_dir / f"{path.stem}.json"
+        json_path.write_text(json.dumps(report, indent=2))
+        cv2.imwrite(str(out_dir / f"{path.stem}.png"), draw_overlay(image, records, ordered))
+        written.append(json_path)
+    return written
+
+
+@click.command("predict")
+@click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--source",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="An image or a folder of images.",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="Output folder [runs/predict/<time>].")
+@click.option("--mm-per-pixel", required=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--tile", default=1024, show_default=True, type=click.IntRange(min=32))
+@click.option(
+    "--overlap",
+    default=0.35,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of a tile its neighbour sees.",
+)
+@click.option("--conf", default=0.25, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--iou",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="NMS IoU within and across tiles.",
+)
+@click.option("--imgsz", type=int, help="Network input size [the tile size: native resolution].")
+@click.option("--device", help="cpu, 0, ... [first GPU if any].")
+@click.option(
+    "--batch", default=8, show_default=True, type=click.IntRange(min=1), help="Tiles per forward pass."
+)
+@click.option(
+    "--severity",
+    "severity_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Severity coefficients YAML [evaluate/severity.yaml].",
+)
+@click.option(
+    "--weight-map",
+    "weight_map_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Grey image of location weights (255 = critical zone) [1 everywhere].",
+)
+def predict(out: Path | None, **options: Any) -> None:
+    """Tiled inference over large images: detections, sizes in mm, severity, overlays."""
+    out = out or Path("runs") / "predict" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    try:
+        written = predict_images(out_dir=out, **options)
+    except ValueError as error:  # a bad severity file
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{len(written)} image(s) -> {out}")
