@@ -108,14 +108,16 @@ except OSError:
 guard_works = bool(attempts)  # the patched calls are the ones urllib makes
 attempts.clear()
 from train.yolo.training import pretrain, train_args
-result = pretrain(Path(sys.argv[1]), Path(sys.argv[2]), train_args(**json.loads(sys.argv[3])),
-                  task="detect", model="yolo11n.yaml")
+from evaluate.predict import predict_images
+data, run = Path(sys.argv[1]), Path(sys.argv[2])
+result = pretrain(data, run, train_args(**json.loads(sys.argv[3])), task="detect", model="yolo11n.yaml")
+predict_images(result.weights, data / "images" / "val", run / "predict", 0.1, tile=48, device="cpu")
 print("RESULT", json.dumps({"guard_works": guard_works, "attempts": attempts,
                             "weights": str(result.weights)}))
 """
 
 
-def test_detect_training_attempts_no_network(synth: Path, tmp_path) -> None:
+def test_detect_training_and_prediction_attempt_no_network(synth: Path, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "ULTRALYTICS_"))}
     run = subprocess.run(
         [sys.executable, "-c", GUARD, str(synth), str(tmp_path / "detect"), json.dumps(TINY)],
@@ -131,6 +133,7 @@ def test_detect_training_attempts_no_network(synth: Path, tmp_path) -> None:
     assert report["guard_works"]
     assert report["attempts"] == []
     assert Path(report["weights"]).is_file()
+    assert len(list((tmp_path / "detect" / "predict").glob("*.json"))) == 4
     config_dir = tmp_path / "detect" / "ultralytics-config" / "Ultralytics"
     assert (config_dir / "Arial.ttf").is_file() and (config_dir / "Arial.Unicode.ttf").is_file()
 
@@ -186,9 +189,7 @@ def test_missing_weights_fail_without_download(synth: Path, tmp_path) -> None:
 
 def test_model_task_mismatch_is_reported(synth: Path, tmp_path) -> None:
     with pytest.raises(YoloSetupError, match="yolo11n-seg.yaml is a segment model but the task"):
-        pretrain(
-            synth, tmp_path / "run", train_args(**TINY), task="detect", model="yolo11n-seg.yaml"
-        )
+        pretrain(synth, tmp_path / "run", train_args(**TINY), task="detect", model="yolo11n-seg.yaml")
 
 
 def test_train_args_layers_and_errors(tmp_path) -> None:
@@ -198,9 +199,7 @@ def test_train_args_layers_and_errors(tmp_path) -> None:
     assert args["mosaic"] == 0.0 and args["epochs"] == 7 and args["lr0"] == 0.002
     assert args["cos_lr"] is False and args["flipud"] == DEFECT_DEFAULTS["flipud"] == 0.0
     config.write_text("mosiac: 0.0\n")
-    with pytest.raises(
-        YoloSetupError, match=rf"{config}: unknown ultralytics train argument\(s\) mosiac"
-    ):
+    with pytest.raises(YoloSetupError, match=rf"{config}: unknown ultralytics train argument\(s\) mosiac"):
         train_args(config)
     with pytest.raises(YoloSetupError, match="--set: data cannot be overridden"):
         train_args(sets=["data=x.yaml"])
