@@ -113,9 +113,7 @@ class Graph:
         )
         return node.outputs[0], node.outputs[1]
 
-    def voronoi(
-        self, vector: Input, scale: Input, feature: str = "F1", randomness: float = 1.0
-    ) -> Any:
+    def voronoi(self, vector: Input, scale: Input, feature: str = "F1", randomness: float = 1.0) -> Any:
         return self.node(
             "ShaderNodeTexVoronoi",
             {"Vector": vector, "Scale": scale, "Randomness": randomness},

@@ -36,7 +36,7 @@ from synth.scene import SceneSpec
 PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
 # Stops added to render.exposure so the configs' light powers (a few W at ~0.2 m) expose
 # mid-tone surfaces near the middle of the 8-bit range.
-EXPOSURE_BIAS = 0.0
+EXPOSURE_BIAS = -6.0
 METALLIC_BY_PATTERN = {"brushed": 1.0, "ground": 0.35}
 
 
@@ -59,8 +59,7 @@ class BlenderRenderer:
         self.maps_image.colorspace_settings.name = "Non-Color"
         self.maps_image.alpha_mode = "CHANNEL_PACKED"
         self.materials = {
-            name: surface_material(name, family, self.maps_image)
-            for name, family in FAMILIES.items()
+            name: surface_material(name, family, self.maps_image) for name, family in FAMILIES.items()
         }
         self.id_material = id_material(self.maps_image)
         self.plate = self._make_plate()
@@ -77,7 +76,7 @@ class BlenderRenderer:
             bpy.app.handlers.render_stats.remove(self._on_stats)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
-    def _on_stats(self, text: str) -> None:
+    def _on_stats(self, text: str, *_: object) -> None:
         self._stats.append((time.perf_counter(), str(text)))
 
     def _setup_cycles(self, threads: int) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synth.scene import CameraSpec, GeometrySpec, LightSpec
+from synth.scene import CameraSpec, GeometrySpec, LightSpec, SceneSpec
 
 M_PER_MM = 1e-3
 RING_LEDS = 12  # a ring light is this many small disc emitters on a circle
@@ -116,3 +116,21 @@ def emitters(light: LightSpec) -> list[Emitter]:
         out.append(Emitter(pose(rotation, position), "DISK", led, led,
                            light.power_w / RING_LEDS, **common))  # fmt: skip
     return out
+
+
+def texels_under_pixels(spec: SceneSpec, texel_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of the texel under each pixel centre for a flat plate seen straight down.
+
+    A perspective camera looking straight down at a flat plate maps it affinely, exactly as an
+    orthographic one does: pixel (i, j) centre ↔ plate point
+    (W/2 + (j + ½ − w/2)·mm_per_px, H/2 + (i + ½ − h/2)·mm_per_px). Indices may fall outside
+    the texel grid where the view overhangs the plate.
+    """
+    cam = spec.camera
+    j = np.arange(cam.width_px) + 0.5 - cam.width_px / 2
+    i = np.arange(cam.height_px) + 0.5 - cam.height_px / 2
+    x = spec.geometry.width_mm / 2 + j * cam.mm_per_px
+    y = spec.geometry.height_mm / 2 + i * cam.mm_per_px
+    rows = np.floor(y / texel_mm).astype(np.int64)[:, None]
+    cols = np.floor(x / texel_mm).astype(np.int64)[None, :]
+    return np.broadcast_to(rows, (i.size, j.size)), np.broadcast_to(cols, (i.size, j.size))
