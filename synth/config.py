@@ -71,8 +71,8 @@ Rgb = Annotated[tuple[float, float, float], Field()]
 
 class SurfaceConfig(_Model):
     family: Family
-    color_low: Rgb = Field(description="darkest base colour, linear RGB in [0, 1]")
-    color_high: Rgb = Field(description="brightest base colour, linear RGB in [0, 1]")
+    color_low: Rgb = Field(description="one end of the base-colour line, linear RGB in [0, 1]")
+    color_high: Rgb = Field(description="the other end; each image samples a point between them")
     color_variation: Unit = (0.05, 0.15)
     scale_mm: _range(0.05, 50.0) = Field(
         (1.0, 2.0), description="grain cell size, thread pitch or grinding-mark spacing"

@@ -162,7 +162,8 @@ def _verify_sample(
             )
     if len(annotations.instances) != len(sample.meta["instances"]):
         problems.append(
-            f"{name}: meta lists {len(sample.meta['instances'])} instances, map has {len(annotations.instances)}"
+            f"{name}: meta lists {len(sample.meta['instances'])} instances, "
+            f"map has {len(annotations.instances)}"
         )
     problems += _check_yolo(name, sample, annotations, dataset.classes)
     problems += _check_coco(name, coco_by_file.get(f"images/{sample.split}/{sample.id}.png"), annotations)

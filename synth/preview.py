@@ -18,7 +18,7 @@ from synth.writers import atomic_write_png
 
 def class_colour(class_id: int) -> tuple[int, int, int]:
     """A stable, distinct RGB colour per class id (golden-angle hues)."""
-    hue = int((class_id * 137.508) % 180)
+    hue = int((class_id * 0.618034) % 1.0 * 180)  # golden-ratio hue steps
     bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
     return int(bgr[2]), int(bgr[1]), int(bgr[0])
 

@@ -296,7 +296,9 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
 
 def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialSpec:
     surface = config.surface
-    color = [_uniform(rng, (lo, hi)) for lo, hi in zip(surface.color_low, surface.color_high, strict=True)]
+    # One factor along the low→high colour line: grey stays grey, brown stays brown.
+    t = float(rng.random())
+    color = [lo + t * (hi - lo) for lo, hi in zip(surface.color_low, surface.color_high, strict=True)]
     hue_shift = _uniform(rng, config.randomization.hue_jitter) * rng.choice([-1, 1])
     if hue_shift:
         h, s, v = colorsys.rgb_to_hsv(*color)
