@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,10 +11,10 @@ import pytest
 pytest.importorskip("bpy")
 
 from synth.blender import BlenderRenderer, RenderResult  # noqa: E402
-from synth.blender.examples import example_config  # noqa: E402
 from synth.blender.rig import texels_under_pixels  # noqa: E402
+from synth.config import load_config  # noqa: E402
 from synth.layers import SurfaceMaps, build_maps  # noqa: E402
-from synth.scene import SceneSpec, sample_scene  # noqa: E402
+from synth.scene import LightSpec, SceneSpec, sample_scene  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -25,11 +26,17 @@ def renderer() -> BlenderRenderer:
     r.close()
 
 
-def tiny(name: str, index: int, **overrides: object) -> SceneSpec:
-    """A 64² / 2-sample spec of an example scene; train images (0-3) always have defects."""
-    config = example_config(name, camera={"resolution": [64, 64], **overrides},
-                            render={"samples": 2})  # fmt: skip
-    return sample_scene(config, index)
+SCENES = Path(__file__).resolve().parents[1] / "scenes"
+
+
+def tiny(name: str, index: int, **camera: object) -> SceneSpec:
+    """A 64² / 2-sample spec of scenes/<name>.yaml whose train images all carry defects."""
+    overrides = {
+        "camera": {"resolution": [64, 64], **camera},
+        "render": {"samples": 2},
+        "splits": {"train": {"count": 8, "good_fraction": 0.0}},
+    }
+    return sample_scene(load_config(SCENES / f"{name}.yaml", overrides), index)
 
 
 def expected_ids(spec: SceneSpec, maps: SurfaceMaps) -> np.ndarray:
@@ -57,7 +64,7 @@ def test_each_family_renders_texture_and_known_ids(renderer: BlenderRenderer, fa
     assert 20 < result.rgb.mean() < 235, "image is badly exposed"
     known = set(spec.instance_classes) | {0}
     assert set(np.unique(result.instance_ids).tolist()) <= known
-    assert spec.marks, "train images of the examples carry defects"
+    assert spec.marks
     if spec.geometry.shape == "flat":
         expected = expected_ids(spec, maps)
         values, counts = np.unique(expected[expected > 0], return_counts=True)
@@ -81,7 +88,7 @@ def test_orthographic_id_mask_matches_texture_space_mask(renderer: BlenderRender
 
 def test_texel_row_zero_is_at_the_top_of_the_image(renderer: BlenderRenderer) -> None:
     """Hand-made maps: id 1 in the plate's top-left quarter, id 2 in its bottom-right one."""
-    spec = tiny("metal", 4, orthographic=True)
+    spec = tiny("metal", 0, orthographic=True)
     spec = replace(spec, stains=(), marks=())
     maps = SurfaceMaps.empty((40, 40), spec.geometry.width_mm / 40)
     maps.instance_ids[:20, :20] = 1
@@ -105,7 +112,9 @@ def test_same_spec_renders_the_same_ids_twice(renderer: BlenderRenderer) -> None
 def test_curved_tile_falls_off_towards_its_edges(renderer: BlenderRenderer) -> None:
     """A tile bent about its vertical axis under a light from above: the flanks turn away."""
     spec = tiny("metal_tile", 5)
-    spec = replace(spec, stains=(), marks=(), geometry=replace(spec.geometry, bend_deg=90.0))
+    above = LightSpec("area", 0.0, 90.0, 200.0, 100.0, 8.0, 5500.0)
+    bent = replace(spec.geometry, bend_deg=80.0)
+    spec = replace(spec, stains=(), marks=(), lights=(above,), geometry=bent)
     result = renderer.render(spec, build_maps(spec))
     columns = luminance(result.rgb).mean(axis=0)
-    assert columns[24:40].mean() > 1.3 * max(columns[2:8].mean(), columns[-8:-2].mean())
+    assert columns[24:40].mean() > 1.3 * max(columns[6:12].mean(), columns[-12:-6].mean())
