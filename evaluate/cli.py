@@ -1,0 +1,32 @@
+"""`evaluate`: import real data, measure anomaly models and detectors, run domain-gap
+experiments, and predict with tiling. Thin: the work lives in the modules it registers."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@click.group()
+def main() -> None:
+    """Measure models on synthetic and real data."""
+
+
+def _register() -> None:
+    from evaluate.anomaly import anomaly
+    from evaluate.experiments import domain_gap
+    from evaluate.importers import import_data
+    from evaluate.predict import predict
+
+    for command in (import_data, anomaly, domain_gap, predict):
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()
