@@ -77,16 +77,18 @@ def score_split(dataset: Dataset, split: str, predict: Predictor, batch_size: in
 
 
 def choose_threshold(val: Sequence[Scored], fallback: float | None) -> tuple[float, str]:
-    """Max pixel F1 on the validation split, or the model's own threshold without defects there."""
+    """Max pixel F1 on the validation split; without defects there, the model's own threshold,
+    else just above every validation image's score (from good images only, DESIGN §5)."""
     if any(s.defective for s in val):
         truth = np.concatenate([s.defect_mask.ravel() for s in val])
         scores = np.concatenate([s.score_map.ravel() for s in val])
         return m.best_f1_threshold(truth, scores), "max pixel F1 on the validation split"
-    if fallback is None:
-        raise click.ClickException(
-            "the validation split has no labelled defect and the model has no threshold"
-        )
-    return float(fallback), "the model's threshold from good images (no defects in validation)"
+    if fallback is not None:
+        return float(fallback), "the model's threshold (no defects in the validation split)"
+    if not val:
+        raise click.ClickException("the validation split is empty and the model has no threshold")
+    top = max(s.score for s in val)
+    return float(np.nextafter(top, np.inf)), "just above every good validation image"
 
 
 def anomaly_metrics(test: Sequence[Scored], threshold: float, kinds: dict[str, str], k: float = 0.0) -> dict:

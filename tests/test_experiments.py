@@ -1,0 +1,105 @@
+"""A tiny domain-gap experiment end to end: tiny renders, two scenarios, a handful of images."""
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from evaluate import experiments
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fake_real(root: Path, n_good: int = 10, n_bad: int = 8) -> Path:
+    """Class folders like magnetic_tile: grey textured tiles, dark blobs as 'pit' defects."""
+    rng = np.random.default_rng(0)
+    for i in range(n_good + n_bad):
+        image = (100 + 20 * rng.standard_normal((48, 56))).clip(0, 255).astype(np.uint8)
+        folder = root / ("MT_Free" if i < n_good else "MT_Pit") / "Imgs"
+        folder.mkdir(parents=True, exist_ok=True)
+        if i >= n_good:
+            mask = np.zeros_like(image)
+            cv2.circle(mask, (int(rng.integers(10, 46)), int(rng.integers(10, 38))), 5, 255, -1)
+            image[mask > 0] = 10
+            cv2.imwrite(str(folder / f"exp{i % 2}_num_{i}.png"), mask)
+        cv2.imwrite(str(folder / f"exp{i % 2}_num_{i}.jpg"), image)
+    return root
+
+
+def _experiment(tmp_path: Path) -> Path:
+    doc = {
+        "name": "tiny",
+        "real": {"format": "folders", "src": "real", "split": [0.5, 0.25, 0.25], "group_pattern": r"exp\d+"},
+        "synthetic": {
+            "scene": str(ROOT / "scenes" / "metal_tile.yaml"),
+            "n": 8,
+            "renderer": "raster",
+            "overrides": {"camera": {"resolution": [64, 64]}},
+        },
+        "patchcore": {
+            "coreset_size": 64,
+            "image_size": [64, 64],
+            "epochs": 1,
+            "augmentations": 0,
+            "holdout": 0.0,
+        },
+        "budgets": [3],
+        "scenarios": [
+            {"name": "real_only", "train": "real"},
+            {"name": "synthetic_only", "train": "synthetic", "overrides": {"impurities": []}},
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.timeout(300)
+def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
+    _fake_real(tmp_path / "real")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(experiments.domain_gap, [str(_experiment(tmp_path)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "table.json").read_text())
+    header, rows = table["header"], table["rows"]
+    assert header[:6] == ["scenario", "real good imgs", "P_px", "R_px", "F1_px", "mean DW recall"]
+    assert header[6] == "pit" and header[-3:] == ["image AUROC", "pixel AUROC", "AUPRO"]
+    assert [r[:2] for r in rows] == [["real_only", 3], ["synthetic_only", 0]]
+    for row in rows:
+        assert len(row) == len(header)
+        assert all(math.isnan(v) or 0 <= v <= 1 for v in row[2:])
+    assert (out / "table.md").read_text().count("\n") == 4
+    assert (out / "table.csv").read_text().splitlines()[0].startswith("scenario,real good imgs,P_px")
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "synthetic_only" in html
+
+    # Resumable: a second run recomputes no cell.
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished cell was recomputed")
+
+    monkeypatch.setattr(experiments.anomaly, "evaluate_predictor", fail)
+    again = CliRunner().invoke(experiments.domain_gap, [str(_experiment(tmp_path)), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "table.json").read_text())["rows"] == rows
+
+
+def test_experiment_errors_name_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: sideways}]\n")
+    result = CliRunner().invoke(experiments.domain_gap, [str(path)])
+    assert result.exit_code == 1
+    assert "scenarios.0.train" in result.output
+    path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: synthetic}]\n")
+    result = CliRunner().invoke(experiments.domain_gap, [str(path)])
+    assert "scenarios ['a'] need a `synthetic:` section" in result.output
+
+
+def test_shipped_metal_tile_experiment_is_valid():
+    config = experiments.load_experiment(ROOT / "experiments" / "metal_tile.yaml")
+    assert Path(config.synthetic.scene) == ROOT / "scenes" / "metal_tile.yaml"
+    assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
