@@ -1,0 +1,70 @@
+"""The anomaly evaluation on hand-built score maps: threshold choice, metrics, examples."""
+
+import numpy as np
+import pytest
+
+from evaluate import anomaly
+from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, overlay
+
+
+def _scored(name, score_map, instance_map, classes, kinds):
+    return anomaly.Scored(
+        id=name,
+        score_map=np.asarray(score_map, np.float32),
+        score=float(np.max(score_map)),
+        instance_map=np.asarray(instance_map, np.uint16),
+        instance_class=classes,
+        defect_ids=frozenset(i for i, c in classes.items() if kinds[c] == "defect"),
+    )
+
+
+KINDS = {"crack": "defect", "water_stain": "impurity"}
+
+
+def _test_split():
+    # image a: a 2-px crack (found at 0.5 on one pixel) and a 1-px stain (flagged)
+    a = _scored("a", [[0.9, 0.1, 0.6]], [[1, 1, 2]], {1: "crack", 2: "water_stain"}, KINDS)
+    # image b: good, one false alarm pixel
+    b = _scored("b", [[0.1, 0.7, 0.2]], [[0, 0, 0]], {}, KINDS)
+    return [a, b]
+
+
+def test_metrics_at_threshold_hand_case():
+    r = anomaly.anomaly_metrics(_test_split(), threshold=0.5, kinds=KINDS, k=0)
+    # crack pixels: 0.9 (tp), 0.1 (fn); negatives flagged: stain 0.6, good 0.7 -> fp 2
+    assert r["pixel"]["precision"] == pytest.approx(1 / 3)
+    assert r["pixel"]["recall"] == 0.5
+    assert r["pixel"]["f1"] == pytest.approx(0.4)
+    assert r["defect_wise"]["per_class"] == {"crack": 1.0}
+    assert r["defect_wise"]["mean_defect_recall"] == 1.0
+    assert r["impurity_recall"] == {"water_stain": 1.0}
+    assert r["image"]["auroc"] == 1.0  # defective image max 0.9 > good image max 0.7
+    assert r["image"]["good_flagged_rate"] == 1.0
+    assert r["instances"] == {"crack": 1, "water_stain": 1}
+    at_k60 = anomaly.anomaly_metrics(_test_split(), threshold=0.5, kinds=KINDS, k=60)
+    assert at_k60["defect_wise"]["per_class"] == {"crack": 0.0}  # 50% covered < 60%
+
+
+def test_threshold_from_validation_or_fallbacks():
+    val = _test_split()
+    t, source = anomaly.choose_threshold(val, fallback=0.3)
+    assert t == pytest.approx(0.9) and source.startswith("max pixel F1")
+    good_only = [val[1]]
+    assert anomaly.choose_threshold(good_only, fallback=0.3)[0] == 0.3
+    t, source = anomaly.choose_threshold(good_only, fallback=None)
+    assert t == np.nextafter(float(np.float32(0.7)), np.inf) and "good validation" in source
+
+
+def test_pick_examples():
+    picked = anomaly.pick_examples(_test_split(), threshold=0.5)
+    assert [s.id for s in picked["found"]] == ["a"]
+    assert [s.id for s in picked["missed"]] == ["a"]
+    assert [s.id for s in picked["false_alarm"]] == ["a", "b"]
+
+
+def test_overlay_colours():
+    image = np.zeros((1, 4, 3), np.uint8)
+    pred = np.array([[1, 0, 1, 0]], bool)
+    truth = np.array([[1, 1, 0, 0]], bool)
+    out = overlay(image, pred, truth, alpha=1.0)
+    assert out[0].tolist() == [list(TRUE_POSITIVE), list(MISS), list(FALSE_ALARM), [0, 0, 0]]
