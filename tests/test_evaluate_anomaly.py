@@ -52,7 +52,7 @@ def test_threshold_from_validation_or_fallbacks():
     good_only = [val[1]]
     assert anomaly.choose_threshold(good_only, fallback=0.3)[0] == 0.3
     t, source = anomaly.choose_threshold(good_only, fallback=None)
-    assert t == np.nextafter(float(np.float32(0.7)), np.inf) and "good validation" in source
+    assert t == np.nextafter(0.7, np.inf) and "good validation" in source
 
 
 def test_pick_examples():
