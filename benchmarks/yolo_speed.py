@@ -77,7 +77,7 @@ def bench_size(work: Path, size: int, images: int, epochs: int, batch: int, mode
 @click.option("--batch", default=8, show_default=True)
 @click.option("--model", default="yolo11n-seg.yaml", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def main(sizes: tuple[int, ...], images: int, epochs: int, batch: int, model: str, device: str) -> None:
+def main(sizes: str, images: int, epochs: int, batch: int, model: str, device: str) -> None:
     with tempfile.TemporaryDirectory(prefix="yolo-speed-") as work:
         for size in (int(s) for s in sizes.split(",")):
             bench_size(Path(work), size, images, epochs, batch, model, device)

@@ -210,6 +210,10 @@ def test_train_args_layers_and_errors(tmp_path) -> None:
 def test_dataset_errors_name_the_file(tmp_path) -> None:
     with pytest.raises(YoloSetupError, match="no dataset.yaml"):
         load_dataset(tmp_path)
-    (tmp_path / "dataset.yaml").write_text("path: .\ntrain: images/train\nnames: {0: a}\n")
-    with pytest.raises(YoloSetupError, match=r"field 'train' points to .*images/train"):
-        load_dataset(tmp_path).images("train")
+    (tmp_path / "dataset.yaml").write_text("path: .\ntrain: images/train\nval: val.txt\nnames: {0: a}\n")
+    dataset = load_dataset(tmp_path)
+    assert dataset.root == tmp_path.resolve() and dataset.images("train") == []
+    with pytest.raises(YoloSetupError, match=rf"dataset.yaml: field 'val': no file {tmp_path}/val.txt"):
+        dataset.images("val")
+    with pytest.raises(YoloSetupError, match=r"dataset.yaml: no images in split 'train'"):
+        pretrain(tmp_path, tmp_path / "run", train_args(**TINY))

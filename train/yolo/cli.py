@@ -17,9 +17,7 @@ DATA = click.Path(exists=True, path_type=Path)
 def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by the three commands: where to write, and the train-argument overrides."""
     options = [
-        click.option(
-            "--out", type=click.Path(path_type=Path), help="Run folder [runs/yolo/<mode>/<time>]."
-        ),
+        click.option("--out", type=click.Path(path_type=Path), help="Run folder [runs/yolo/<mode>/<time>]."),
         click.option(
             "--config",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -81,9 +79,7 @@ def pretrain_yolo(
 
 
 @click.command("yolo")
-@click.option(
-    "--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", required=True, type=DATA, help="Canonical dataset root or data YAML.")
 @_run_options
 def finetune_yolo(
@@ -135,6 +131,4 @@ def meld_yolo(
     args = _args(config, sets, **options)
     run_dir = out or training.default_run_dir("meld")
     synthetic, real = datasets
-    _report(
-        lambda: training.meld(synthetic, real, run_dir, args, real_fraction, task=task, model=model)
-    )
+    _report(lambda: training.meld(synthetic, real, run_dir, args, real_fraction, task=task, model=model))

@@ -35,9 +35,7 @@ def _polygon_label(cls: int, mask: np.ndarray) -> str:
     return " ".join([str(cls), *(f"{v:.6f}" for v in outline.ravel())])
 
 
-def make_toy_dataset(
-    root: Path, splits: dict[str, int] | None = None, size: int = 64, seed: int = 0
-) -> Path:
+def make_toy_dataset(root: Path, splits: dict[str, int] | None = None, size: int = 64, seed: int = 0) -> Path:
     """Write `splits` ({split: image count}) of `size`² images and dataset.yaml under `root`."""
     splits = splits or {"train": 8, "val": 4}
     root = Path(root)

@@ -60,11 +60,11 @@ class RunResult:
     record: dict[str, Any]
 
 
-def machine_defaults() -> dict[str, Any]:
-    """Image size and batch as large as the machine allows; AMP only where it pays."""
+def machine_defaults(device: str | None = None) -> dict[str, Any]:
+    """Image size and batch as large as the device allows; AMP only where it pays."""
     import torch
 
-    gpu = torch.cuda.is_available()
+    gpu = torch.cuda.is_available() and str(device).lower() not in {"cpu", "mps"}
     return {
         "imgsz": 1024 if gpu else 640,
         "batch": 16 if gpu else 8,
@@ -85,9 +85,7 @@ def ultralytics_arg_names() -> set[str]:
 def _check_keys(args: dict[str, Any], source: str, known: set[str]) -> None:
     unknown = sorted(set(args) - known)
     if unknown:
-        raise YoloSetupError(
-            f"{source}: unknown ultralytics train argument(s) {', '.join(unknown)}"
-        )
+        raise YoloSetupError(f"{source}: unknown ultralytics train argument(s) {', '.join(unknown)}")
     reserved = sorted(set(args) & RESERVED_ARGS)
     if reserved:
         raise YoloSetupError(
@@ -95,9 +93,7 @@ def _check_keys(args: dict[str, Any], source: str, known: set[str]) -> None:
         )
 
 
-def train_args(
-    config: Path | None = None, sets: Sequence[str] = (), **options: Any
-) -> dict[str, Any]:
+def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: Any) -> dict[str, Any]:
     """Merge defect defaults < machine defaults < YAML file < options < `--set key=value` items."""
     known = ultralytics_arg_names()
     layers: list[tuple[str, dict[str, Any]]] = []
@@ -114,11 +110,11 @@ def train_args(
             raise YoloSetupError(f"--set {item!r}: expected KEY=VALUE, e.g. --set mosaic=0")
         parsed[key.strip()] = yaml.safe_load(value)
     layers.append(("--set", parsed))
-    args = {**DEFECT_DEFAULTS, **machine_defaults()}
+    chosen: dict[str, Any] = {}
     for source, layer in layers:
         _check_keys(layer, source, known)
-        args.update(layer)
-    return args
+        chosen.update(layer)
+    return {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
 
 
 def default_run_dir(mode: str) -> Path:
@@ -135,22 +131,19 @@ class YoloDataset:
     entries: dict[str, Any]
 
     def images(self, split: str) -> list[Path]:
-        """The images of `split` (a folder, a .txt list, or a list of either); [] when absent."""
+        """The images of `split` (a folder, a .txt list, or a list of them); [] when absent."""
         entry = self.entries.get(split)
         items = entry if isinstance(entry, list) else [] if entry is None else [entry]
         found: list[Path] = []
         for item in items:
             path = Path(item) if Path(item).is_absolute() else self.root / item
-            if path.is_dir():
-                found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            elif path.suffix == ".txt" and path.is_file():
+            if path.suffix == ".txt":
+                if not path.is_file():
+                    raise YoloSetupError(f"{self.yaml_path}: field {split!r}: no file {path}")
                 lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
                 found += [Path(s) if Path(s).is_absolute() else self.root / s for s in lines]
-            else:
-                raise YoloSetupError(
-                    f"{self.yaml_path}: field {split!r} points to {path}, which is neither a "
-                    "folder nor a .txt list of images"
-                )
+            elif path.is_dir():  # a split folder never written holds no images
+                found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         return [p.resolve() for p in found]
 
 
@@ -272,9 +265,7 @@ def _train(
 
     run_dir = run_dir.resolve()
     started = time.perf_counter()
-    yolo.train(
-        data=str(data_file), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args
-    )
+    yolo.train(data=str(data_file), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args)
     trainer = yolo.trainer
     weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
     record |= {
