@@ -20,7 +20,7 @@ from synth.blender.nodes import Graph, Socket
 MAPS_UV = "maps"  # normalised coordinates of the texture-space maps image
 PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
 # Names of the per-image Value nodes every surface material has (see MaterialSpec).
-PARAMS = ("seed_x", "seed_y", "seed_z", "scale", "roughness", "bump", "variation", "pattern")
+PARAMS = ("seed_x", "seed_y", "scale", "roughness", "bump", "variation", "pattern")
 BASE_COLOR = "base_color"
 METALLIC = "metallic"
 
@@ -49,34 +49,41 @@ Family = Callable[[Graph, Inputs], Surface]
 
 
 def leather(g: Graph, x: Inputs) -> Surface:
-    """Pebbled grain: Voronoi cells warped by noise, a finer wrinkle network, sparse pores,
-    darker creases; 'embossed' (pattern 1) adds large deep-grooved scales (croc-like print)."""
+    """Pebbled grain: Voronoi cells warped by noise with rounded tops and sharp creases between
+    them, a finer wrinkle network, sparse pores, darker creases; 'embossed' (pattern 1) adds
+    large deep-grooved scales (a croc-like print)."""
     scale, bump, variation = x.params["scale"], x.params["bump"], x.params["variation"]
     _, warp = g.noise(x.p, g.mul(x.inv_scale, 0.35), detail=2.0)
-    warped = g.vmath("ADD", x.p, g.vmath("MULTIPLY", g.vmath("SUBTRACT", warp, (0.5,) * 3),
-                                         g.mul(scale, 0.9)))  # fmt: skip
+    offset = g.vmath("MULTIPLY", g.vmath("SUBTRACT", warp, (0.5,) * 3), g.mul(scale, 0.9))
+    warped = g.vmath("ADD", x.p, offset)
     edge = g.voronoi(warped, x.inv_scale, "DISTANCE_TO_EDGE").outputs["Distance"]
-    dome, groove = g.smoothstep(edge, 0.0, 0.4), g.smoothstep(edge, 0.0, 0.07)
+    dome, crease = g.smoothstep(edge, 0.0, 0.35), g.smoothstep(edge, 0.0, 0.05)
     fine_edge = g.voronoi(warped, g.mul(x.inv_scale, 2.7), "DISTANCE_TO_EDGE").outputs["Distance"]
-    fine = g.smoothstep(fine_edge, 0.0, 0.1)
+    fine = g.smoothstep(fine_edge, 0.0, 0.08)
     pores = g.voronoi(x.p, g.mul(x.inv_scale, 5.0), "F1")
     pore = g.mul(
-        g.math("SUBTRACT", 1.0, g.smoothstep(pores.outputs["Distance"], 0.06, 0.16)),
+        g.math("SUBTRACT", 1.0, g.smoothstep(pores.outputs["Distance"], 0.05, 0.15)),
         g.math("GREATER_THAN", g.channels(pores.outputs["Color"])[0], 0.6),
     )
     scales = g.voronoi(warped, g.mul(x.inv_scale, 0.18), "DISTANCE_TO_EDGE").outputs["Distance"]
     emboss = g.mul(x.params["pattern"], g.math("SUBTRACT", 1.0, g.smoothstep(scales, 0.0, 0.05)))
-    relief = g.add(g.mul(dome, 0.5), g.mul(groove, 0.35), g.mul(fine, 0.25),
-                   g.mul(pore, -0.4), g.mul(emboss, -1.5))  # fmt: skip
-    height = g.mul(relief, bump, scale, 0.1)
+    relief = g.add(
+        g.mul(dome, 0.6), g.mul(crease, 0.3), g.mul(fine, 0.2), g.mul(pore, -0.3), g.mul(emboss, -1.2)
+    )
+    height = g.mul(relief, bump, scale, 0.25)
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.08), detail=3.0)
     tone = g.madd(g.math("SUBTRACT", mottle, 0.5), g.mul(variation, 5.0), 1.0)
-    cavity = g.add(0.45, g.mul(groove, 0.3), g.mul(fine, 0.15), g.mul(dome, 0.1),
-                   g.mul(pore, -0.2), g.mul(emboss, -0.2))  # fmt: skip
+    cavity = g.add(
+        0.3, g.mul(crease, 0.4), g.mul(fine, 0.15), g.mul(dome, 0.15), g.mul(pore, -0.2),
+        g.mul(emboss, -0.2),
+    )  # fmt: skip
     albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, cavity, 1.6))
-    roughness = g.add(x.params["roughness"], g.mul(g.math("SUBTRACT", mottle, 0.5), 0.2),
-                      g.mul(g.math("SUBTRACT", 1.0, groove), 0.15))  # fmt: skip
-    return Surface(albedo, roughness, height, {"Coat Weight": 0.15, "Coat Roughness": 0.35})
+    roughness = g.add(
+        x.params["roughness"],
+        g.mul(g.math("SUBTRACT", mottle, 0.5), 0.2),
+        g.mul(g.math("SUBTRACT", 1.0, dome), 0.2),  # polished tops, dull valleys
+    )
+    return Surface(albedo, roughness, height, {"Coat Weight": 0.2, "Coat Roughness": 0.3})
 
 
 def textile(g: Graph, x: Inputs) -> Surface:
@@ -90,25 +97,25 @@ def textile(g: Graph, x: Inputs) -> Surface:
     phase = g.math("FLOORED_MODULO", g.add(i, j), period)
     warp_top = g.math("LESS_THAN", phase, g.math("SUBTRACT", period, 1.5))
 
-    def yarn(across: Socket, along: Socket, thread: Socket, axis: int) -> tuple[Socket, Socket]:
-        """(height in [0, 1], tone) of the yarn on top: a rounded section that arches."""
-        jitter = g.white_noise(g.xyz(*(thread, 3.7) if axis == 0 else (5.1, thread)))
-        width = g.madd(jitter, 0.14, 0.8)
-        a = g.math("DIVIDE", g.madd(across, 2.0, -1.0), width)
+    def yarn(across: Socket, along: Socket, thread_id: Socket) -> tuple[Socket, Socket]:
+        """(height in [0, 1], tone in [-0.5, 0.5]) of the yarn on top: a rounded section that
+        arches between crossings, with a slight twist."""
+        jitter = g.white_noise(thread_id)
+        a = g.math("DIVIDE", g.madd(across, 2.0, -1.0), g.madd(jitter, 0.14, 0.8))
         section = g.math("SQRT", g.math("MAXIMUM", g.math("SUBTRACT", 1.0, g.mul(a, a)), 0.0))
         arch = g.madd(g.math("SINE", g.mul(along, 3.14159)), 0.45, 0.55)
         twist = g.math("SINE", g.mul(g.add(g.mul(along, 4.0), g.mul(a, 1.2)), 6.2832))
-        return g.mul(section, g.madd(twist, 0.06, arch)), g.madd(jitter, 1.0, -0.5)
+        return g.mul(section, g.madd(twist, 0.06, arch)), g.math("SUBTRACT", jitter, 0.5)
 
-    warp_h, warp_tone = yarn(fu, fv, i, 0)
-    weft_h, weft_tone = yarn(fv, fu, j, 1)
+    warp_h, warp_tone = yarn(fu, fv, g.xyz(i, 3.7))
+    weft_h, weft_tone = yarn(fv, fu, g.xyz(5.1, j))
     h = g.mix(warp_top, weft_h, warp_h)
     fibres_warp, _ = g.noise(g.xyz(g.mul(u, 9.0), g.mul(v, 0.8)), 1.0, detail=4.0)
-    fibres_weft, _ = g.noise(g.xyz(g.mul(u, 0.8), g.mul(v, 9.0), 11.0), 1.0, detail=4.0)
+    fibres_weft, _ = g.noise(g.xyz(g.madd(u, 0.8, 17.0), g.mul(v, 9.0)), 1.0, detail=4.0)
     fibres = g.math("SUBTRACT", g.mix(warp_top, fibres_weft, fibres_warp), 0.5)
     fuzz, _ = g.noise(x.p, g.mul(x.inv_scale, 14.0), detail=6.0, roughness=0.7)
-    height = g.mul(g.add(h, g.mul(fibres, 0.25), g.mul(fuzz, 0.12)), x.params["bump"],
-                   x.params["scale"], 0.35)  # fmt: skip
+    relief = g.add(h, g.mul(fibres, 0.25), g.mul(fuzz, 0.12))
+    height = g.mul(relief, x.params["bump"], x.params["scale"], 0.35)
     tone = g.madd(g.mix(warp_top, weft_tone, warp_tone), g.mul(x.params["variation"], 2.0), 1.0)
     shade = g.mul(g.add(0.25, g.mul(h, 0.75)), g.madd(fibres, 0.5, 1.0), g.mix(warp_top, 0.9, 1.0))
     albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, shade, 1.5))
@@ -119,25 +126,33 @@ def textile(g: Graph, x: Inputs) -> Surface:
 def metal(g: Graph, x: Inputs) -> Surface:
     """Fine parallel tool marks along the plate's y axis: 'brushed' (pattern 0) is smooth
     stretched noise with anisotropic highlights; 'ground' (pattern 1) adds sharp grinding
-    grooves, streaky reflectance and low-frequency unevenness (ground ferrite, cast parts)."""
+    grooves, bright and dark streaks and low-frequency unevenness (ground ferrite, cast parts)."""
     px, py, _ = g.split(x.p)
     pattern, variation = x.params["pattern"], x.params["variation"]
-    marks, _ = g.noise(g.xyz(g.mul(px, x.inv_scale), g.mul(py, x.inv_scale, 0.02)), 1.0,
-                       detail=8.0, roughness=0.65)  # fmt: skip
-    streaks, _ = g.noise(g.xyz(g.mul(px, x.inv_scale, 0.15), g.mul(py, x.inv_scale, 0.004), 5.0),
-                         1.0, detail=4.0)  # fmt: skip
-    grooves = g.voronoi(g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.003), 9.0),
-                        1.0, "DISTANCE_TO_EDGE").outputs["Distance"]  # fmt: skip
+
+    def streaks(across: float, along: float, detail: float) -> Socket:
+        """Noise stretched along y: `across` marks per scale_mm across, `along` along."""
+        vector = g.xyz(g.mul(px, x.inv_scale, across), g.mul(py, x.inv_scale, along))
+        return g.math("SUBTRACT", g.noise(vector, 1.0, detail=detail, roughness=0.65)[0], 0.5)
+
+    marks, bands = streaks(1.0, 0.02, 8.0), streaks(0.12, 0.004, 3.0)
+    sharp = g.math("SUBTRACT", g.smoothstep(streaks(2.0, 0.01, 2.0), 0.04, 0.16), 0.3)
+    grooves = g.voronoi(
+        g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.003)), 1.0, "DISTANCE_TO_EDGE"
+    ).outputs["Distance"]
     groove = g.mul(pattern, g.math("SUBTRACT", 1.0, g.smoothstep(grooves, 0.0, 0.08)))
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.012), detail=3.0)
-    relief = g.add(g.math("SUBTRACT", marks, 0.5), g.mul(groove, -0.8))
+    relief = g.add(marks, g.mul(groove, -0.8), g.mul(sharp, pattern, 0.5))
     height = g.mul(relief, x.params["bump"], x.params["scale"], 0.03)
-    streak = g.math("SUBTRACT", g.mix(pattern, marks, streaks), 0.5)
-    tone = g.add(1.0, g.mul(streak, variation, 5.0), g.mul(g.math("SUBTRACT", mottle, 0.5),
-                 variation, g.madd(pattern, 4.0, 1.0)), g.mul(groove, -0.3))  # fmt: skip
-    albedo = g.vmath("MULTIPLY", x.base_color, tone)
-    roughness = g.add(x.params["roughness"], g.mul(g.math("SUBTRACT", marks, 0.5), 0.25),
-                      g.mul(streak, pattern, 0.4))  # fmt: skip
+    streak = g.add(marks, g.mul(pattern, g.add(g.mul(bands, 1.5), g.mul(sharp, 0.6))))
+    tone = g.add(
+        1.0,
+        g.mul(streak, variation, 5.0),
+        g.mul(g.math("SUBTRACT", mottle, 0.5), variation, g.madd(pattern, 4.0, 1.0)),
+        g.mul(groove, -0.3),
+    )
+    albedo = g.vmath("MULTIPLY", x.base_color, g.math("MAXIMUM", tone, 0.0))
+    roughness = g.add(x.params["roughness"], g.mul(marks, 0.25), g.mul(streak, pattern, -0.3))
     tangent = g.node("ShaderNodeTangent", direction_type="UV_MAP", uv_map=PLATE_UV).outputs[0]
     bsdf = {
         "Metallic": g.param(METALLIC, 1.0),
@@ -157,7 +172,7 @@ def surface_material(name: str, family: Family, maps: bpy.types.Image) -> bpy.ty
     material.displacement_method = "BUMP"
     g = Graph(material)
     params = {key: g.param(key) for key in PARAMS}
-    offset = g.xyz(params["seed_x"], params["seed_y"], params["seed_z"])
+    offset = g.xyz(params["seed_x"], params["seed_y"])
     inputs = Inputs(
         p=g.vmath("ADD", g.uv(PLATE_UV), offset),
         inv_scale=g.math("DIVIDE", 1.0, params["scale"]),

@@ -93,23 +93,14 @@ class Graph:
         return node.outputs[1]
 
     def noise(
-        self,
-        vector: Input,
-        scale: Input,
-        detail: float = 2.0,
-        roughness: float = 0.5,
-        distortion: float = 0.0,
+        self, vector: Input, scale: Input, detail: float = 2.0, roughness: float = 0.5
     ) -> tuple[Socket, Socket]:
-        """(fac in ~[0, 1], colour) of 3D fBm Perlin noise."""
+        """(fac in ~[0, 1], colour) of 2D fBm Perlin noise (the surface is a plane in mm:
+        2D textures cost a third of 3D ones)."""
         node = self.node(
             "ShaderNodeTexNoise",
-            {
-                "Vector": vector,
-                "Scale": scale,
-                "Detail": detail,
-                "Roughness": roughness,
-                "Distortion": distortion,
-            },
+            {"Vector": vector, "Scale": scale, "Detail": detail, "Roughness": roughness},
+            noise_dimensions="2D",
         )
         return node.outputs[0], node.outputs[1]
 
@@ -118,11 +109,12 @@ class Graph:
             "ShaderNodeTexVoronoi",
             {"Vector": vector, "Scale": scale, "Randomness": randomness},
             feature=feature,
+            voronoi_dimensions="2D",
         )
 
     def white_noise(self, vector: Input) -> Socket:
         """A random value in [0, 1) per distinct input (e.g. per thread index)."""
-        return self.node("ShaderNodeTexWhiteNoise", {"Vector": vector}, noise_dimensions="3D").outputs[
+        return self.node("ShaderNodeTexWhiteNoise", {"Vector": vector}, noise_dimensions="2D").outputs[
             "Value"
         ]
 

@@ -9,6 +9,7 @@ the renderer's own.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
-import cv2
 import numpy as np
 
 from synth.blender import rig
@@ -34,9 +34,13 @@ from synth.layers import SurfaceMaps
 from synth.scene import SceneSpec
 
 PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
-# Stops added to render.exposure so the configs' light powers (a few W at ~0.2 m) expose
-# mid-tone surfaces near the middle of the 8-bit range.
-EXPOSURE_BIAS = -6.0
+# Exposure is metered like a camera set up on a white reference card: at render.exposure = 0,
+# a white matte surface at the plate centre comes out at this linear value (sRGB ≈ 231), so
+# dark materials stay dark and light power and distance do not change the image brightness.
+# Glossy metal can reflect the lights themselves; like an auto-exposure with highlight
+# priority, the exposure is then lowered until at most CLIPPED of the pixels saturate.
+WHITE_LEVEL = 0.8
+CLIPPED = 0.005
 METALLIC_BY_PATTERN = {"brushed": 1.0, "ground": 0.35}
 
 
@@ -92,8 +96,9 @@ class BlenderRenderer:
         scene.render.threads_mode = "FIXED" if threads else "AUTO"
         if threads:
             scene.render.threads = threads
-        scene.display_settings.display_device = "sRGB"
-        scene.view_settings.look = "None"
+        settings = scene.render.image_settings  # both passes are read back as linear floats
+        settings.file_format, settings.color_depth = "OPEN_EXR", "32"
+        settings.color_mode, settings.exr_codec = "RGB", "NONE"
         world = bpy.data.worlds.new("hall")
         world.color = (0.02, 0.02, 0.02)  # a dim factory hall: a little fill light
         scene.world = world
@@ -139,8 +144,8 @@ class BlenderRenderer:
         timings["id_pass"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        rgb = cv2.cvtColor(cv2.imread(str(rgb_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        ids = self._read_ids(ids_path, spec)
+        rgb = expose(read_exr(rgb_path), spec)
+        ids = decode_ids(read_exr(ids_path), spec)
         timings["readback"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
         timings["overhead"] = timings["total"] - timings["path_tracing"]
@@ -169,7 +174,6 @@ class BlenderRenderer:
         values = {
             "seed_x": rng.uniform(0, 400),
             "seed_y": rng.uniform(0, 400),
-            "seed_z": rng.uniform(0, 400),
             "scale": m.scale_mm,
             "roughness": m.roughness,
             "bump": m.bump_strength,
@@ -235,10 +239,7 @@ class BlenderRenderer:
         cycles.seed = zlib.crc32(f"{spec.config_hash}:{spec.seed}:{spec.index}".encode()) % 2**31
         scene.render.film_transparent = False
         scene.view_layers[0].material_override = None
-        scene.view_settings.view_transform = "Standard"
-        scene.view_settings.exposure = spec.render.exposure + EXPOSURE_BIAS
-        self._set_output("PNG", "8")
-        return self._render_to("rgb.png")
+        return self._render_to("rgb.exr")
 
     def _render_ids(self) -> Path:
         scene, cycles = self.scene, self.scene.cycles
@@ -247,20 +248,7 @@ class BlenderRenderer:
         cycles.filter_width = 0.01  # every pixel is its centre: no mixing of ids
         scene.render.film_transparent = True  # background → 0
         scene.view_layers[0].material_override = self.id_material
-        scene.view_settings.view_transform = "Standard"
-        scene.view_settings.exposure = 0.0
-        self._set_output("OPEN_EXR", "32")
         return self._render_to("ids.exr")
-
-    def _set_output(self, file_format: str, depth: str) -> None:
-        settings = self.scene.render.image_settings
-        settings.file_format = file_format
-        settings.color_mode = "RGB"
-        settings.color_depth = depth
-        if file_format == "PNG":
-            settings.compression = 0
-        else:
-            settings.exr_codec = "NONE"
 
     def _render_to(self, name: str) -> Path:
         path = self._workdir / name
@@ -276,19 +264,42 @@ class BlenderRenderer:
         first = sampling[0] if sampling else begin
         return (finished[-1] if finished else end) - first
 
-    def _read_ids(self, path: Path, spec: SceneSpec) -> np.ndarray:
-        image = bpy.data.images.load(str(path), check_existing=False)
-        try:
-            width, height = image.size
-            pixels = np.empty(width * height * image.channels, np.float32)
-            image.pixels.foreach_get(pixels)
-        finally:
-            bpy.data.images.remove(image)
-        values = pixels.reshape(height, width, -1)[::-1, :, 0]
-        ids = np.rint(values)
-        if np.abs(values - ids).max() > 1e-3:
-            raise RuntimeError(f"id pass of image {spec.image_id} did not decode to integers")
-        return ids.astype(np.uint16)
+
+def read_exr(path: Path) -> np.ndarray:
+    """(H, W, 3) linear float32, row 0 at the top (Blender stores images bottom-up)."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    try:
+        width, height = image.size
+        pixels = np.empty(width * height * image.channels, np.float32)
+        image.pixels.foreach_get(pixels)
+    finally:
+        bpy.data.images.remove(image)
+    return pixels.reshape(height, width, -1)[::-1, :, :3]
+
+
+def exposure_stops(linear: np.ndarray, spec: SceneSpec) -> float:
+    """White-card metering, capped so that at most CLIPPED of the pixels saturate, plus
+    render.exposure."""
+    white = rig.irradiance_at_centre(spec.lights) / math.pi  # radiance of a white card
+    stops = math.log2(WHITE_LEVEL / max(white, 1e-12))
+    bright = float(np.quantile(linear.max(axis=2), 1.0 - CLIPPED))
+    if bright * 2.0**stops > 1.0:
+        stops = -math.log2(bright)
+    return stops + spec.render.exposure
+
+
+def expose(linear: np.ndarray, spec: SceneSpec) -> np.ndarray:
+    """Scene-linear → 8-bit sRGB (Blender's 'Standard' view transform), after exposure."""
+    x = np.clip(linear * np.float32(2.0 ** exposure_stops(linear, spec)), 0.0, 1.0)
+    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return np.rint(srgb * 255).astype(np.uint8)
+
+
+def decode_ids(values: np.ndarray, spec: SceneSpec) -> np.ndarray:
+    ids = np.rint(values[:, :, 0])
+    if np.abs(values[:, :, 0] - ids).max() > 1e-3:
+        raise RuntimeError(f"id pass of image {spec.image_id} did not decode to integers")
+    return ids.astype(np.uint16)
 
 
 def blender_version() -> str:

@@ -118,6 +118,18 @@ def emitters(light: LightSpec) -> list[Emitter]:
     return out
 
 
+def irradiance_at_centre(lights: tuple[LightSpec, ...]) -> float:
+    """W/m² on the plate centre (flat, facing up) from Lambertian emitters aimed at it:
+    E = Σ P/(π d²)·cos θ. Blender's area lights follow exactly this (checked by rendering)."""
+    total = 0.0
+    for light in lights:
+        for e in emitters(light):
+            position = e.matrix[:3, 3]
+            d = float(np.linalg.norm(position))
+            total += e.power_w / (math.pi * d * d) * max(float(position[2]) / d, 0.0)
+    return total
+
+
 def texels_under_pixels(spec: SceneSpec, texel_mm: float) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the texel under each pixel centre for a flat plate seen straight down.
 
