@@ -205,6 +205,9 @@ def test_train_args_layers_and_errors(tmp_path) -> None:
         train_args(sets=["data=x.yaml"])
     with pytest.raises(YoloSetupError, match="expected KEY=VALUE"):
         train_args(sets=["mosaic"])
+    with pytest.raises(YoloSetupError, match="amp=True: fp16 AMP .* downloads yolo26n.pt"):
+        train_args(sets=["amp=true"])
+    assert train_args(device="cpu")["amp"] is False
 
 
 def test_dataset_errors_name_the_file(tmp_path) -> None:

@@ -114,6 +114,11 @@ def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: 
     for source, layer in layers:
         _check_keys(layer, source, known)
         chosen.update(layer)
+    if chosen.get("amp") is True or str(chosen.get("amp")).lower() == "fp16":
+        raise YoloSetupError(
+            f"amp={chosen['amp']}: fp16 AMP first runs ultralytics' AMP check, which downloads "
+            "yolo26n.pt; use amp=bf16 or amp=false (this project never downloads)"
+        )
     return {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
 
 
