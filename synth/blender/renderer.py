@@ -9,11 +9,15 @@ the renderer's own.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import shutil
+import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,7 +258,8 @@ class BlenderRenderer:
         path = self._workdir / name
         self.scene.render.filepath = str(path)
         self._stats.clear()
-        bpy.ops.render.render(write_still=True)
+        with stdout_silenced():  # Cycles prints a progress line per tile and sample
+            bpy.ops.render.render(write_still=True)
         return path
 
     def _path_tracing_time(self, begin: float, end: float) -> float:
@@ -263,6 +268,20 @@ class BlenderRenderer:
         finished = [t for t, text in self._stats if "Finished" in text]
         first = sampling[0] if sampling else begin
         return (finished[-1] if finished else end) - first
+
+
+@contextlib.contextmanager
+def stdout_silenced() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null (Blender writes there from C, past sys.stdout)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def read_exr(path: Path) -> np.ndarray:
