@@ -184,11 +184,17 @@ def surface_material(name: str, family: Family, maps: bpy.types.Image) -> bpy.ty
     reflectance, roughness, height_mm = g.channels(texels)
     albedo = g.vmath("ADD", surface.albedo, reflectance)
     albedo = g.vmath("MINIMUM", g.vmath("MAXIMUM", albedo, (0.0,) * 3), (1.0,) * 3)
+    # A stain or defect changes the specular reflection by the same factor as the albedo;
+    # otherwise it would vanish under the gloss of dark materials (ferrite, black leather).
+    luminance = g.vmath("DOT_PRODUCT", inputs.base_color, (0.2126, 0.7152, 0.0722))
+    relative = g.math("DIVIDE", reflectance, g.math("MAXIMUM", luminance, 0.05))
+    specular = g.mul(g.math("MAXIMUM", g.add(relative, 1.0), 0.0), 0.5)
     bsdf = g.node(
         "ShaderNodeBsdfPrincipled",
         {
             "Base Color": albedo,
             "Roughness": g.math("ADD", surface.roughness, roughness, clamp=True),
+            "Specular IOR Level": specular,
             **surface.bsdf,
         },
     )
