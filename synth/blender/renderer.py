@@ -45,6 +45,8 @@ PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
 # priority, the exposure is then lowered until at most CLIPPED of the pixels saturate.
 WHITE_LEVEL = 0.8
 CLIPPED = 0.005
+# Until MaterialSpec carries a metallic value: brushed steel is a metal; 'ground' covers
+# ground ferrite and cast surfaces, a glossy dielectric with some metallic sheen.
 METALLIC_BY_PATTERN = {"brushed": 1.0, "ground": 0.35}
 
 
@@ -79,7 +81,14 @@ class BlenderRenderer:
         self._stats: list[tuple[float, str]] = []
         bpy.app.handlers.render_stats.append(self._on_stats)
 
+    def __enter__(self) -> BlenderRenderer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Remove the render handler and the temporary folder of the two passes' files."""
         if self._on_stats in bpy.app.handlers.render_stats:
             bpy.app.handlers.render_stats.remove(self._on_stats)
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -126,6 +135,12 @@ class BlenderRenderer:
     # --- per image -------------------------------------------------------------------------
 
     def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult:
+        """Render `spec` with its texture-space `maps` (from `synth.layers.build_maps`).
+
+        timings: path_tracing is Cycles' own sampling and denoising of the RGB pass (from its
+        first 'Sample' status to 'Finished'); overhead is everything else this call spends
+        (scene and map updates, Cycles' scene sync, the id pass, readback, tone mapping).
+        """
         timings: dict[str, float] = {}
         start = time.perf_counter()
         self._update_plate(spec, maps)
