@@ -88,10 +88,6 @@ class Graph:
         """a where factor = 0, b where factor = 1 (floats)."""
         return self.node("ShaderNodeMix", {0: factor, 2: a, 3: b}).outputs[0]
 
-    def mix_vector(self, factor: Input, a: Input, b: Input) -> Socket:
-        node = self.node("ShaderNodeMix", {0: factor, 4: a, 5: b}, data_type="VECTOR")
-        return node.outputs[1]
-
     def noise(
         self, vector: Input, scale: Input, detail: float = 2.0, roughness: float = 0.5
     ) -> tuple[Socket, Socket]:
