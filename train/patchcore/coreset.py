@@ -11,9 +11,14 @@ import torch
 INF = float("inf")
 
 
-def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances between the rows of `a` and `b` (one matrix product)."""
-    return torch.cdist(a, b, compute_mode="use_mm_for_euclid_dist")
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor, a_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Euclidean distances between the rows of `a` and `b` by one matrix product.
+
+    `a_sq`, the squared norms of `a`'s rows, can be passed when `a` is reused.
+    """
+    a_sq = (a * a).sum(dim=1) if a_sq is None else a_sq
+    d2 = torch.addmm(a_sq[:, None] + (b * b).sum(dim=1)[None, :], a, b.T, alpha=-2)
+    return d2.clamp_min_(0).sqrt_()
 
 
 def nearest_distances(x: torch.Tensor, points: torch.Tensor, chunk_size: int) -> torch.Tensor:
@@ -89,10 +94,23 @@ class SequentialCoreset:
         return n
 
     def _replace(self, x: torch.Tensor) -> int:
+        x_sq = (x * x).sum(dim=1)
+        dist = pairwise_distances(x, self.points, x_sq)
+        if self.points.device.type != "cpu":
+            return self._walk(x, x_sq, dist)
+        # The walk is many tiny ops: waking intra-op threads costs more than they save
+        # (10x slower on a busy 2-core machine), so it runs single-threaded.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._walk(x, x_sq, dist)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _walk(self, x: torch.Tensor, x_sq: torch.Tensor, dist: torch.Tensor) -> int:
         # dist[q] is kept equal to the distances of candidate q to the *current* coreset: when
         # a point is replaced, its column is recomputed for the candidates still to come, so
         # the replacements inside the chunk act on later candidates exactly as one by one.
-        dist = pairwise_distances(x, self.points)
         near, near_arg = dist.min(dim=1)
         changes, start = 0, 0
         while start < len(x):
@@ -108,7 +126,7 @@ class SequentialCoreset:
             changes += 1
             start = q + 1
             if start < len(x):
-                column = pairwise_distances(x[start:], x[q : q + 1])[:, 0]
+                column = pairwise_distances(x[start:], x[q : q + 1], x_sq[start:])[:, 0]
                 self._update_candidates(dist[start:], near[start:], near_arg[start:], r, column)
         return changes
 

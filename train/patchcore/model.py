@@ -156,29 +156,33 @@ class Coreset:
         return maps, scores
 
     def calibrate(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> float:
-        """Set the threshold: max pixel F1 on labelled images, else just above every good image."""
+        """Set the threshold (anomalous: score > threshold): max pixel F1 on labelled images,
+        else the highest score of these good images."""
         if not images:
             raise PatchCoreError("calibration needs at least one image")
         maps, scores = self.predict(images)
         if masks is not None and any(np.any(m > 0) for m in masks):
-            self.threshold = max_f1_threshold(maps, masks)
+            self.threshold, _ = max_f1(maps, masks)
         else:
             self.threshold = float(scores.max())
         return self.threshold
 
 
-def max_f1_threshold(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> float:
-    """The threshold on pixel scores that maximises pixel F1 (exact, over all pixel values)."""
-    scores = np.concatenate([m.ravel() for m in maps])
+def max_f1(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(threshold, F1) maximising pixel F1 over every distinct pixel score (score > threshold)."""
+    scores = np.concatenate([np.asarray(m, dtype=np.float32).ravel() for m in maps])
     labels = np.concatenate([(np.asarray(k) > 0).ravel() for k in masks])
     order = np.argsort(-scores, kind="stable")
     scores, labels = scores[order], labels[order]
     tp = np.cumsum(labels)
-    fp = np.cumsum(~labels)
+    fp = np.arange(1, len(labels) + 1) - tp
     last = np.r_[scores[1:] != scores[:-1], True]  # a threshold keeps all equal scores
-    f1 = 2 * tp / (tp + fp + labels.sum())
-    best = np.argmax(np.where(last, f1, -1))
-    return float(scores[best])
+    f1 = np.where(last, 2 * tp / (tp + fp + labels.sum()), -1)
+    best = int(np.argmax(f1))
+    # Pixels scoring above the threshold are anomalous: put it between the best score and the
+    # next lower one.
+    lower = scores[best + 1] if best + 1 < len(scores) else np.nextafter(scores[best], -np.inf)
+    return float((scores[best] + lower) / 2), float(f1[best])
 
 
 def _views(paths: Sequence[Path], order: Sequence[int], config: PatchCoreConfig) -> Iterator[torch.Tensor]:
@@ -219,7 +223,7 @@ def _run_epochs(
 
 def _split_holdout(paths: list[Path], config: PatchCoreConfig) -> tuple[list[Path], list[Path]]:
     """Keep a seeded fraction of the good images apart to set the threshold on."""
-    n = int(len(paths) * config.holdout)
+    n = max(1, round(len(paths) * config.holdout)) if config.holdout and len(paths) > 1 else 0
     if n == 0:
         return paths, []
     order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(config.seed))
