@@ -349,11 +349,8 @@ def _coco_reader(annotations: list[dict], cats: dict[int, str]) -> LabelReader:
         for a in annotations:
             seg = a.get("segmentation")
             if seg:
-                rles = (
-                    mask_utils.frPyObjects(seg, h, w)
-                    if not isinstance(seg, dict) or isinstance(seg.get("counts"), list)
-                    else seg
-                )
+                compressed = isinstance(seg, dict) and not isinstance(seg.get("counts"), list)
+                rles = seg if compressed else mask_utils.frPyObjects(seg, h, w)
                 mask = mask_utils.decode(mask_utils.merge(rles) if isinstance(rles, list) else rles)
             else:
                 x, y, bw, bh = a["bbox"]
