@@ -136,7 +136,7 @@ def metal(g: Graph, x: Inputs) -> Surface:
         return g.math("SUBTRACT", g.noise(vector, 1.0, detail=detail, roughness=0.65)[0], 0.5)
 
     marks, bands = streaks(1.0, 0.02, 8.0), streaks(0.12, 0.004, 3.0)
-    sharp = g.math("SUBTRACT", g.smoothstep(streaks(2.0, 0.01, 2.0), 0.04, 0.16), 0.3)
+    sharp = g.math("SUBTRACT", g.smoothstep(streaks(0.6, 0.006, 2.0), 0.04, 0.16), 0.3)
     grooves = g.voronoi(
         g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.003)), 1.0, "DISTANCE_TO_EDGE"
     ).outputs["Distance"]
@@ -144,7 +144,7 @@ def metal(g: Graph, x: Inputs) -> Surface:
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.012), detail=3.0)
     relief = g.add(marks, g.mul(groove, -0.8), g.mul(sharp, pattern, 0.5))
     height = g.mul(relief, x.params["bump"], x.params["scale"], 0.03)
-    streak = g.add(marks, g.mul(pattern, g.add(g.mul(bands, 1.5), g.mul(sharp, 0.6))))
+    streak = g.add(marks, g.mul(pattern, g.add(g.mul(bands, 1.5), g.mul(sharp, 1.0))))
     tone = g.add(
         1.0,
         g.mul(streak, variation, 5.0),
