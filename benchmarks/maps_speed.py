@@ -27,7 +27,9 @@ def main() -> None:
         "camera": base.camera.model_copy(update={"resolution": (1024, 1024)}),
         "render": base.render.model_copy(update={"texels_per_px": 1}),
         "impurities": [i.model_copy(update={"probability": 1.0}) for i in base.impurities],
-        "splits": {"test": base.splits["test"].model_copy(update={"count": args.repeats, "good_fraction": 0.0})},
+        "splits": {
+            "test": base.splits["test"].model_copy(update={"count": args.repeats, "good_fraction": 0.0})
+        },
     }
     config = base.model_copy(update=overrides)
     seconds, instances = [], []
@@ -37,15 +39,19 @@ def main() -> None:
         maps = build_maps(spec)
         seconds.append(time.perf_counter() - start)
         instances.append(len(spec.stains) + len(spec.marks))
-    print(json.dumps({
-        "figure": "maps_seconds_1024",
-        "scene": args.scene,
-        "texels": list(maps.shape),
-        "median_s": round(statistics.median(seconds), 4),
-        "max_s": round(max(seconds), 4),
-        "instances_median": statistics.median(instances),
-        "repeats": args.repeats,
-    }))
+    print(
+        json.dumps(
+            {
+                "figure": "maps_seconds_1024",
+                "scene": args.scene,
+                "texels": list(maps.shape),
+                "median_s": round(statistics.median(seconds), 4),
+                "max_s": round(max(seconds), 4),
+                "instances_median": statistics.median(instances),
+                "repeats": args.repeats,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
