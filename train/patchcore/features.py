@@ -158,6 +158,11 @@ class PatchFeatures(nn.Module):
         self.image_size = config.image_size
         self.dim = sum(self.backbone.feature_info.channels())
 
+    def train(self, mode: bool = True) -> PatchFeatures:
+        """Always eval: batch-norm statistics of the frozen backbone must never move, even
+        inside a Lightning training loop."""
+        return super().train(False)
+
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-2:] != self.image_size:

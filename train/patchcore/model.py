@@ -131,17 +131,9 @@ class Coreset:
         return model
 
     def anomaly_maps(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] at the input size → (B, H, W): blurred nearest distances."""
-        config = self.config
-        model = self.features()
-        features = model(images.to(config.device))
-        b, _, h, w = features.shape
-        points = self.points.to(config.device)
-        scores = nearest_distances(to_patches(features), points, config.chunk_size)
-        maps = F.interpolate(scores.view(b, 1, h, w), size=config.image_size, mode="bilinear")
-        if config.sigma > 0:
-            maps = gaussian_blur(maps, kernel_size=2 * int(4 * config.sigma + 0.5) + 1, sigma=config.sigma)
-        return maps[:, 0].cpu()
+        """(B, 3, H, W) in [0, 1] → (B, *image_size) anomaly maps."""
+        features = self.features()(images.to(self.config.device))
+        return score_features(features, self.points.to(self.config.device), self.config).cpu()
 
     def predict(self, images: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
         """Anomaly maps (float32, each at its image's own size) and image scores (map maxima)."""
@@ -166,6 +158,18 @@ class Coreset:
         else:
             self.threshold = float(scores.max())
         return self.threshold
+
+
+def score_features(features: torch.Tensor, points: torch.Tensor, config: PatchCoreConfig) -> torch.Tensor:
+    """Patch features (B, C, h, w) → (B, *image_size): nearest-point distances, upsampled and
+    blurred as in anomalib's PatchCore."""
+    b, _, h, w = features.shape
+    scores = nearest_distances(to_patches(features), points, config.chunk_size)
+    maps = F.interpolate(scores.view(b, 1, h, w), size=config.image_size, mode="bilinear")
+    if config.sigma > 0:
+        kernel = 2 * int(4 * config.sigma + 0.5) + 1  # as anomalib's GaussianBlur2d
+        maps = gaussian_blur(maps, kernel_size=kernel, sigma=config.sigma)
+    return maps[:, 0]
 
 
 def max_f1(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[float, float]:
