@@ -79,6 +79,7 @@ class SurfaceConfig(_Model):
     )
     roughness: Unit = (0.3, 0.6)
     bump_strength: _range(0.0, 5.0) = (0.2, 0.6)
+    metallic: Unit = Field((0.0, 0.0), description="1 = bare metal, 0 = dielectric (paint, ferrite)")
     patterns: list[str] = Field(
         default_factory=list,
         description="leather: grain, embossed; textile: plain, twill; metal: brushed, ground",

@@ -18,12 +18,15 @@ import cv2
 import noise
 import numpy as np
 
-from synth.scene import MarkSpec, SceneSpec, StainSpec
+from synth.scene import LINEAR_KINDS, MarkSpec, SceneSpec, StainSpec
 
 # Perlin noise is smooth at scale 1/f, so sampling it every 1/(10f) mm and interpolating
 # bilinearly keeps the error below 0.02 (noise range about ±0.7, see tests) at a fraction
 # of the cost: a stain edge moves by less than 0.02·A mm.
 NOISE_SAMPLES_PER_PERIOD = 10
+
+# Kinds drawn as a stroke of some width along a polyline.
+STROKE_KINDS = LINEAR_KINDS | {"missing_thread"}
 
 
 @dataclass
@@ -173,7 +176,7 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
     kind = mark.kind
     half_width = max(mark.width_mm / 2, 0.5 * texel_mm)
     offset = (mark.seed % 997 * 0.37, mark.seed % 991 * 0.53)
-    if kind in ("scratch", "crack", "cut", "crease", "snag", "fray", "missing_thread"):
+    if kind in STROKE_KINDS:
         dist = _polyline_distance(mark, win, texel_mm)
         if kind == "fray":  # ragged width along the line
             half_width = half_width * (
@@ -216,6 +219,9 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
     return inside, np.where(inside, np.cos(np.clip(dist / radius, 0, 1) * math.pi / 2) ** 2, 0.0)
 
 
+# Cavities have sharp walls and a uniformly dark floor: no fade towards their rim.
+CAVITY_KINDS = {"hole", "pit", "break"}
+
 # Sign of the height change per kind: grooves, pits and chips go down; bumps, snags, pills up.
 HEIGHT_SIGN = {
     "bump": 1.0,
@@ -231,7 +237,7 @@ def paint_mark(maps: SurfaceMaps, mark: MarkSpec) -> None:
     """Rasterise one defect (or fingerprint); it owns every texel inside it."""
     pts = np.asarray(mark.points_mm)
     reach = mark.size_mm / 2 * 1.6 + mark.width_mm
-    if mark.kind in ("scratch", "crack", "cut", "crease", "snag", "fray", "missing_thread"):
+    if mark.kind in STROKE_KINDS:
         reach = mark.width_mm * 2 + maps.texel_mm
     box = (
         pts[:, 0].min() - reach,
@@ -246,6 +252,12 @@ def paint_mark(maps: SurfaceMaps, mark: MarkSpec) -> None:
     if not inside.any():
         return
     region = (win.rows, win.cols)
+    if mark.kind in CAVITY_KINDS:
+        profile = inside.astype(np.float32)
+    elif mark.kind == "uneven":  # a patch ground in another direction: cross-wise marks
+        offset = (mark.seed % 499 * 0.41, mark.seed % 491 * 0.29)
+        cross = perlin(win.x_mm * 0.05, win.y_mm, 6.0, offset)
+        profile = np.where(inside, 0.6 + 0.4 * cross, 0.0)
     profile = profile.astype(np.float32)
     sign = HEIGHT_SIGN.get(mark.kind, -1.0)
     maps.height_mm[region] += sign * abs(mark.depth_mm) * profile

@@ -38,6 +38,7 @@ class MaterialSpec:
     roughness: float
     bump_strength: float
     seed: int
+    metallic: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -313,6 +314,7 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         roughness=_uniform(rng, surface.roughness),
         bump_strength=_uniform(rng, surface.bump_strength),
         seed=int(rng.integers(0, 2**31 - 1)),
+        metallic=_uniform(rng, surface.metallic),
     )
 
 

@@ -8,16 +8,14 @@ import numpy as np
 import pytest
 
 from synth.config import DefectKind
-from synth.layers import HEIGHT_SIGN, SurfaceMaps, build_maps, paint_mark
-from synth.scene import LINEAR_KINDS, MarkSpec
+from synth.layers import HEIGHT_SIGN, STROKE_KINDS, SurfaceMaps, build_maps, paint_mark
+from synth.scene import MarkSpec
 
 TEXEL = 0.05
 
 
 def mark(kind: str, **overrides) -> MarkSpec:
-    points = (
-        ((2.0, 5.0), (5.0, 5.5), (8.0, 5.0)) if kind in LINEAR_KINDS | {"missing_thread"} else ((5.0, 5.0),)
-    )
+    points = ((2.0, 5.0), (5.0, 5.5), (8.0, 5.0)) if kind in STROKE_KINDS else ((5.0, 5.0),)
     values = dict(
         instance_id=3,
         class_id=2,

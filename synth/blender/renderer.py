@@ -45,9 +45,6 @@ PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
 # priority, the exposure is then lowered until at most CLIPPED of the pixels saturate.
 WHITE_LEVEL = 0.8
 CLIPPED = 0.005
-# Until MaterialSpec carries a metallic value: brushed steel is a metal; 'ground' covers
-# ground ferrite and cast surfaces, a glossy dielectric with some metallic sheen.
-METALLIC_BY_PATTERN = {"brushed": 1.0, "ground": 0.35}
 
 
 @dataclass
@@ -200,7 +197,7 @@ class BlenderRenderer:
             "pattern": float(m.pattern in ("embossed", "twill", "ground")),
         }
         if m.family == "metal":
-            values[METALLIC] = METALLIC_BY_PATTERN[m.pattern]
+            values[METALLIC] = m.metallic
         for name, value in values.items():
             nodes[name].outputs[0].default_value = float(value)
         nodes[BASE_COLOR].outputs[0].default_value = (*m.base_color, 1.0)
