@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from evaluate import metrics as m
 from evaluate import plots
-from evaluate.report import Section, markdown_table, write_html, write_json_atomic
+from evaluate.report import Section, markdown_table, write_html
 from synth.dataset import Dataset, DatasetError
+from synth.writers import atomic_write_json
 
 # A model as the evaluation sees it: RGB uint8 images -> (score maps, image scores).
 Predictor = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -159,7 +160,7 @@ def evaluate_predictor(
     curve_split = val if any(s.defective for s in val) else test
     figures = write_figures(curve_split, test, threshold, result, kinds, dataset, out)
     result["figures"] = {name: str(path.relative_to(out)) for name, path in figures}
-    write_json_atomic(out / "metrics.json", result)
+    atomic_write_json(out / "metrics.json", result)
     return result
 
 

@@ -18,11 +18,12 @@ def main() -> None:
 
 def _register() -> None:
     from evaluate.anomaly import anomaly
+    from evaluate.detector import detector
     from evaluate.experiments import domain_gap
     from evaluate.importers import import_data
     from evaluate.predict import predict
 
-    for command in (import_data, anomaly, domain_gap, predict):
+    for command in (import_data, anomaly, detector, domain_gap, predict):
         main.add_command(command)
 
 

@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from evaluate import metrics as m
 from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, save_rgb
-from evaluate.report import Section, markdown_table, write_html, write_json_atomic
+from evaluate.report import Section, markdown_table, write_html
 from synth.dataset import Dataset, DatasetError, Sample
+from synth.writers import atomic_write_json
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
 MAP_CONF = 0.001
@@ -111,7 +112,7 @@ def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: in
     )
     result["kinds"] = {c.name: c.kind for c in dataset.classes}
     figures = draw_examples(samples, truths, preds, conf, out)
-    write_json_atomic(out / "metrics.json", result)
+    atomic_write_json(out / "metrics.json", result)
     rows = [[k, result[k]] for k in ("map50", "map50_95", "ap_small", "ap_medium", "ap_large")]
     rows += [[f"recall {n}", v["recall"]] for n, v in result["per_class"].items()]
     rows += [["false alarms on good images", result["false_alarms_on_good"]]]

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from evaluate import anomaly, importers
-from evaluate.report import Section, markdown_table, write_csv, write_html, write_json_atomic
+from evaluate.report import Section, markdown_table, write_csv, write_html
+from synth.writers import atomic_write_json
 
 Budget = int | Literal["all"]
 USES_REAL = {"real", "finetune", "meld"}
@@ -243,7 +244,7 @@ class Runner:
             coreset_datasets=coreset.datasets,
             seconds=time.perf_counter() - start,
         )
-        write_json_atomic(path, result)
+        atomic_write_json(path, result)
         return result
 
     def run(self) -> list[dict]:
@@ -283,7 +284,7 @@ def write_outputs(results: list[dict], kinds: dict[str, str], out: Path, title: 
     header, rows = table(results, kinds)
     (out / "table.md").write_text(markdown_table(header, rows))
     write_csv(out / "table.csv", header, rows)
-    write_json_atomic(out / "table.json", {"header": header, "rows": rows, "seconds": seconds})
+    atomic_write_json(out / "table.json", {"header": header, "rows": rows, "seconds": seconds})
     k = results[0]["defect_wise"]["k"] if results else 0
     sections = [
         Section(

@@ -1,16 +1,20 @@
-"""Tables (Markdown, CSV, JSON) and one self-contained HTML report with embedded PNGs."""
+"""Tables (Markdown, CSV, JSON) and one self-contained HTML report with embedded images."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import html
-import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import cv2
+
+from synth.writers import atomic_write_text
+
+THUMBNAIL_WIDTH = 420  # px an image is shown at in the report
 
 
 @dataclass
@@ -21,22 +25,6 @@ class Section:
     text: str = ""
     table: tuple[list[str], list[list]] | None = None
     images: list[tuple[str, Path]] = field(default_factory=list)
-
-
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON via a temporary file and os.replace, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(value: object) -> object:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def fmt(value: object) -> str:
@@ -69,7 +57,7 @@ def write_html(path: Path, title: str, sections: Sequence[Section]) -> Path:
         "body{font-family:sans-serif;margin:2em;max-width:1400px}",
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:3px 7px}",
         "th{background:#eee}figure{display:inline-block;margin:4px;vertical-align:top}",
-        "figcaption{font-size:12px;max-width:420px}img{max-width:420px}",
+        f"figcaption{{font-size:12px;max-width:{THUMBNAIL_WIDTH}px}}img{{max-width:{THUMBNAIL_WIDTH}px}}",
         f"</style></head><body><h1>{html.escape(title)}</h1>",
     ]
     for s in sections:
@@ -83,12 +71,22 @@ def write_html(path: Path, title: str, sections: Sequence[Section]) -> Path:
                 parts.append("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>")
             parts.append("</table>")
         for caption, image in s.images:
-            data = base64.b64encode(Path(image).read_bytes()).decode()
             parts.append(
-                f"<figure><img src='data:image/png;base64,{data}'>"
+                f"<figure><img src='data:image/jpeg;base64,{_thumbnail(Path(image))}'>"
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             )
     parts.append("</body></html>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts))
+    atomic_write_text(path, "\n".join(parts))
     return path
+
+
+def _thumbnail(image: Path) -> str:
+    """Base64 JPEG at twice the displayed width: full-size PNG overlays made 50 MB reports."""
+    pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise OSError(f"{image}: cannot read image for the report")
+    scale = min(1.0, 2 * THUMBNAIL_WIDTH / pixels.shape[1])
+    if scale < 1.0:
+        pixels = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return base64.b64encode(buffer.tobytes()).decode()

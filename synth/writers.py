@@ -25,10 +25,21 @@ FORMAT = "defectsynth-1"
 SPLITS = ("train", "val", "test")
 
 
+def _file_mode() -> int:
+    """The permissions a plain open() would give (mkstemp alone makes files private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
@@ -42,7 +53,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(value: object) -> object:
+    """numpy scalars and paths, which metrics and specs carry, as plain JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def atomic_write_png(path: Path, image: np.ndarray) -> None:

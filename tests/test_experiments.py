@@ -76,7 +76,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     assert (out / "table.md").read_text().count("\n") == 4
     assert (out / "table.csv").read_text().splitlines()[0].startswith("scenario,real good imgs,P_px")
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4 and "synthetic_only" in html
+    assert html.count("data:image/jpeg;base64,") >= 4 and "synthetic_only" in html
 
     # Resumable: a second run recomputes no cell.
     def fail(*args, **kwargs):
