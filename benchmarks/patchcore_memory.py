@@ -1,7 +1,7 @@
 """Peak memory and wall time of Sequential PatchCore vs anomalib's Patchcore as data grows.
 
-Same backbone weights, layers, pooling, image size (256²) and coreset size (2048 points; for
-anomalib the matching sampling ratio). One epoch each, no augmentation. The training images
+Same backbone weights, layers, pooling, image size (256²) and coreset size (--coreset points;
+for anomalib the matching sampling ratio). One epoch each, no augmentation. The training images
 are synthetic random textures written once to --workdir (outside the repository). Each
 engine and dataset size runs in its own process; one JSON line per run.
 
@@ -81,9 +81,10 @@ def main() -> None:
     parser.add_argument("--engines", default="ours,anomalib")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/patchcore_bench_textures"))
     parser.add_argument("--timeout", type=float, default=3600, help="Per run, seconds.")
+    parser.add_argument("--coreset", type=int, default=2048, help="Coreset size of both.")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "N"))
     args = parser.parse_args()
-    config = PatchCoreConfig(coreset_size=2048, epochs=1, augmentations=0, holdout=0.0)
+    config = PatchCoreConfig(coreset_size=args.coreset, epochs=1, augmentations=0, holdout=0.0)
     if args.child:
         torch.set_num_threads(2)
         engine, n = args.child[0], int(args.child[1])
@@ -94,8 +95,9 @@ def main() -> None:
         textures(args.workdir, n)
         for engine in args.engines.split(","):
             child = [__file__, "--child", engine, str(n), "--workdir", str(args.workdir)]
+            child += ["--coreset", str(args.coreset)]
             result = run_child(child, args.timeout, env={"MALLOC_MMAP_THRESHOLD_": "1048576"})
-            emit(benchmark="memory", engine=engine, images=n, **result)
+            emit(benchmark="memory", engine=engine, images=n, size=args.coreset, **result)
 
 
 if __name__ == "__main__":
