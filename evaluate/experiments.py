@@ -7,12 +7,18 @@ Everything expensive is cached under the output folder and keyed by what produce
 the imported real data, each synthetic dataset (scene, overrides, n, renderer), each coreset
 (its data and PatchCore settings), and each finished cell's result JSON (written atomically),
 so a rerun only does what is missing.
+
+YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
+budget, where k counts real images with labelled defects, and are scored on the same real test
+split with evaluate.detector's box metrics; they get their own table beside PatchCore's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +29,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
-from evaluate import anomaly, importers
+from evaluate import anomaly, detector, importers
+from evaluate import metrics as m
 from evaluate.report import Section, markdown_table, write_csv, write_html
 from synth.writers import atomic_write_json
 
@@ -69,6 +76,23 @@ class Scenario(_Model):
     patchcore: dict[str, Any] = Field(default_factory=dict)
 
 
+class YoloSettings(_Model):
+    """YOLO cells: one class `defect` (every defect class merged, impurities dropped).
+
+    One class because PatchCore is class-agnostic too and a few real images per class give
+    no stable per-class AP; per-class recall is still reported. `overrides` are scene overrides
+    for the YOLO renders (a detector needs defects in its train split, PatchCore none).
+    """
+
+    model: str = "yolo11n.yaml"
+    scenarios: list[str] | None = Field(None, description="scenario names with a YOLO cell (default all)")
+    train: dict[str, Any] = Field(default_factory=dict, description="ultralytics train arguments")
+    finetune: dict[str, Any] = Field(default_factory=dict, description="train arguments for fine-tuning")
+    real_fraction: float = Field(0.5, ge=0, le=1, description="share of real images in a meld")
+    conf: float = Field(0.25, ge=0, le=1, description="working confidence for recall and false alarms")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
 class ExperimentConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     real: RealData
@@ -77,6 +101,7 @@ class ExperimentConfig(_Model):
     budgets: list[Budget] = Field(default_factory=lambda: ["all"], min_length=1)
     coverage_k: float = Field(0.0, ge=0, le=100)
     scenarios: list[Scenario] = Field(min_length=1)
+    yolo: YoloSettings | None = None
 
 
 def load_experiment(path: Path, real: Path | None = None, scene: Path | None = None) -> ExperimentConfig:
@@ -100,6 +125,9 @@ def load_experiment(path: Path, real: Path | None = None, scene: Path | None = N
     names = [s.name for s in config.scenarios]
     if len(set(names)) != len(names):
         raise ExperimentError(f"{path}: scenario names must be unique, got {names}")
+    unknown = sorted(set(config.yolo.scenarios or []) - set(names)) if config.yolo else []
+    if unknown:
+        raise ExperimentError(f"{path}: yolo.scenarios {unknown} are not among the scenarios {names}")
     return config
 
 
@@ -134,14 +162,14 @@ class Runner:
             raise ExperimentError(f"budget {budget} > the {len(chosen)} real good train images")
         return chosen if budget == "all" else chosen[:budget]
 
-    def synthetic_root(self, scenario: Scenario) -> Path:
+    def synthetic_root(self, scenario: Scenario, extra: dict[str, Any] | None = None) -> Path:
         """Render (once per scene, overrides, n and renderer) the scenario's synthetic data."""
         from synth.config import ConfigError, deep_merge, load_config
         from synth.render import render_dataset, scaled_config
 
         syn = self.config.synthetic
         assert syn is not None
-        overrides = deep_merge(syn.overrides, scenario.overrides)
+        overrides = deep_merge(deep_merge(syn.overrides, scenario.overrides), extra or {})
         scene = Path(syn.scene)
         key = _key(scene.read_text() if scene.is_file() else str(scene), overrides, syn.n, syn.renderer)
         root = self.out / "synthetic" / f"{scene.stem}-{key}"
@@ -247,12 +275,191 @@ class Runner:
         atomic_write_json(path, result)
         return result
 
-    def run(self) -> list[dict]:
+    def run(self) -> tuple[list[dict], list[dict]]:
+        """PatchCore results and YOLO results, one per cell."""
         self.import_real()
         results = []
         for scenario, budget in tqdm(self.cells(), desc="domain-gap cells", unit="cell"):
             results.append(self.run_cell(scenario, budget))
-        return results
+        yolo_results = []
+        for scenario, budget in tqdm(self.yolo_cells(), desc="YOLO cells", unit="cell"):
+            yolo_results.append(self.run_yolo_cell(scenario, budget))
+        return results, yolo_results
+
+    # ------------------------------------------------------------- YOLO
+    @property
+    def yolo(self) -> YoloSettings:
+        assert self.config.yolo is not None
+        return self.config.yolo
+
+    def yolo_view(self, source: Path, name: str) -> Path:
+        """A single-class copy of a canonical dataset: images hard-linked, defect labels -> 0.
+
+        Impurity labels are dropped (a stain is background). Written to a temporary folder and
+        renamed, so a view that exists is complete.
+        """
+        from synth.dataset import Dataset
+
+        root = self.out / "yolo" / "data" / name
+        if root.exists():
+            return root
+        dataset = Dataset(source)
+        defect_ids = {str(c.id - 1) for c in dataset.classes if c.kind == "defect"}
+        tmp = root.with_name(f".{name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        splits = [split for split, count in dataset.splits.items() if count]
+        for split in splits:
+            for sample in dataset.samples(split):
+                image = tmp / "images" / split / sample.image_path.name
+                image.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(sample.image_path, image)
+                except OSError:
+                    shutil.copyfile(sample.image_path, image)
+                lines = sample.labels_path.read_text().splitlines() if sample.labels_path.exists() else []
+                parts = [line.split(maxsplit=1) for line in lines]
+                labels = tmp / "labels" / split / f"{sample.id}.txt"
+                labels.parent.mkdir(parents=True, exist_ok=True)
+                labels.write_text("".join(f"0 {p[1]}\n" for p in parts if len(p) == 2 and p[0] in defect_ids))
+        entries = {split: f"images/{split}" for split in splits}
+        (tmp / "dataset.yaml").write_text(yaml.safe_dump({"path": ".", **entries, "names": {0: "defect"}}))
+        tmp.rename(root)
+        return root
+
+    def real_defect_train(self, budget: Budget) -> list[str]:
+        """The first `budget` real train images with defects in a seeded order (budgets nest).
+
+        For YOLO k counts labelled images, since labelling defects is what real data costs;
+        real good images are left out, which also keeps CPU epochs short.
+        """
+        from synth.dataset import Dataset
+
+        names = sorted(s.image_path.name for s in Dataset(self.real_root).samples("train") if not s.good)
+        order = np.random.default_rng(self.config.real.seed).permutation(len(names))
+        chosen = [names[i] for i in order]
+        if budget != "all" and budget > len(chosen):
+            raise ExperimentError(f"YOLO budget {budget} > the {len(chosen)} real train images with defects")
+        return chosen if budget == "all" else chosen[:budget]
+
+    def yolo_real(self, budget: Budget) -> Path:
+        """A data file over the budget's real train images, validated on the real val split."""
+        view = self.yolo_view(self.real_root, "real")
+        images = "".join(f"images/train/{name}\n" for name in self.real_defect_train(budget))
+        (view / f"train_real{budget}.txt").write_text(images)
+        data = {"path": ".", "train": f"train_real{budget}.txt", "val": "images/val", "names": {0: "defect"}}
+        path = view / f"real{budget}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    def yolo_synthetic(self, scenario: Scenario) -> Path:
+        root = self.synthetic_root(scenario, self.yolo.overrides)
+        return self.yolo_view(root, root.name)
+
+    def yolo_args(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        from train.yolo.training import YoloSetupError, train_args
+
+        try:
+            return train_args(**{**self.yolo.train, **(extra or {})})
+        except YoloSetupError as e:
+            raise ExperimentError(f"yolo settings: {e}") from None
+
+    @staticmethod
+    def yolo_trained(run_dir: Path, train) -> Path:
+        """The weights of a finished run (its run.json), else of `train()` in a fresh folder."""
+        from train.yolo.training import YoloSetupError
+
+        record = run_dir / "run.json"
+        if record.exists():
+            return Path(json.loads(record.read_text())["weights"])
+        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run
+        try:
+            return train().weights
+        except YoloSetupError as e:
+            raise ExperimentError(f"YOLO {run_dir.name}: {e}") from None
+
+    def yolo_pretrained(self, scenario: Scenario) -> Path:
+        """Weights trained on the scenario's synthetic data, shared by the cells that use them."""
+        from train.yolo.training import pretrain
+
+        data, args = self.yolo_synthetic(scenario), self.yolo_args()
+        run_dir = self.out / "yolo" / "runs" / f"pretrain-{_key(data.name, args, self.yolo.model)}"
+        return self.yolo_trained(run_dir, lambda: pretrain(data, run_dir, args, model=self.yolo.model))
+
+    def yolo_weights(self, scenario: Scenario, budget: Budget | None, run_dir: Path) -> Path:
+        """The weights of one YOLO cell, by how its scenario trains."""
+        from train.yolo.training import finetune, meld, pretrain
+
+        y = self.yolo
+        if scenario.train == "synthetic":
+            return self.yolo_pretrained(scenario)
+        assert budget is not None
+        real = self.yolo_real(budget)
+        if scenario.train == "real":
+            return self.yolo_trained(
+                run_dir, lambda: pretrain(real, run_dir, self.yolo_args(), model=y.model)
+            )
+        if scenario.train == "finetune":
+            base, args = self.yolo_pretrained(scenario), self.yolo_args(y.finetune)
+            return self.yolo_trained(run_dir, lambda: finetune(base, real, run_dir, args))
+        data, args = self.yolo_synthetic(scenario), self.yolo_args()
+        return self.yolo_trained(
+            run_dir, lambda: meld(data, real, run_dir, args, y.real_fraction, model=y.model)
+        )
+
+    def yolo_cells(self) -> list[tuple[Scenario, Budget | None]]:
+        if self.config.yolo is None:
+            return []
+        chosen = self.config.yolo.scenarios
+        return [(s, b) for s, b in self.cells() if chosen is None or s.name in chosen]
+
+    def run_yolo_cell(self, scenario: Scenario, budget: Budget | None) -> dict:
+        name = self.cell_name(scenario, budget)
+        path = self.out / "yolo" / "cells" / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        start = time.perf_counter()
+        weights = self.yolo_weights(scenario, budget, self.out / "yolo" / "runs" / name)
+        result = self.evaluate_yolo(weights, path.with_suffix(""))
+        result.update(
+            cell=name,
+            scenario=scenario.name,
+            train=scenario.train,
+            real_defect_images=0 if budget is None else len(self.real_defect_train(budget)),
+            budget=budget,
+            weights=str(weights),
+            seconds=time.perf_counter() - start,
+        )
+        atomic_write_json(path, result)
+        return result
+
+    def evaluate_yolo(self, weights: Path, out: Path) -> dict:
+        """Box metrics of single-class weights on the real test split (see evaluate.detector).
+
+        Every defect instance is a `defect` truth; recall is also given per real class.
+        """
+        from synth.dataset import Dataset
+        from train.yolo.offline import import_ultralytics
+
+        samples = Dataset(self.real_root).samples("test")
+        model = import_ultralytics(self.out / "yolo").YOLO(str(weights))
+        preds = detector.predict_boxes(model, samples, int(self.yolo_args()["imgsz"]))
+        classes, truths = [], []
+        for sample in samples:
+            for inst, box in zip(sample.meta["instances"], detector.truth_boxes(sample), strict=True):
+                if inst["kind"] == "defect":
+                    classes.append(inst["class_name"])
+                    truths.append(m.Box(box.image, 1, box.xyxy))
+        ids = [s.id for s in samples]
+        good = [s.id for s in samples if s.good]
+        result = m.detection_metrics(truths, preds, ids, {1: "defect"}, good, self.yolo.conf)
+        found, _ = m.match_detections(truths, [p for p in preds if p.score >= self.yolo.conf])
+        result["recall_by_class"] = {
+            c: float(np.mean([i in found for i, k in enumerate(classes) if k == c]))
+            for c in sorted(set(classes))
+        }
+        figures = detector.draw_examples(samples, truths, preds, self.yolo.conf, out)
+        result["examples"] = [image_id for image_id, _ in figures]  # under out/examples/
+        return result
 
 
 def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[list]]:
@@ -279,12 +486,71 @@ def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[l
     return header, rows
 
 
-def write_outputs(results: list[dict], kinds: dict[str, str], out: Path, title: str, seconds: float) -> Path:
-    """table.md / table.csv / table.json and the self-contained report.html."""
+def yolo_table(results: list[dict]) -> tuple[list[str], list[list]]:
+    """One row per YOLO cell: box mAPs, recall (overall and per real class), false alarms."""
+    classes = sorted({c for r in results for c in r["recall_by_class"]})
+    header = ["scenario", "real defect imgs", "mAP50", "mAP50-95", "recall"]
+    header += [f"recall {c}" for c in classes] + ["false alarms on good"]
+    rows = [
+        [
+            r["scenario"],
+            r["real_defect_images"],
+            r["map50"],
+            r["map50_95"],
+            r["per_class"]["defect"]["recall"],
+        ]
+        + [r["recall_by_class"].get(c, float("nan")) for c in classes]
+        + [r["good_images_with_false_alarm"] / r["good_images"] if r["good_images"] else float("nan")]
+        for r in results
+    ]
+    return header, rows
+
+
+def _write_tables(out: Path, stem: str, header: list[str], rows: list[list], seconds: float) -> None:
+    (out / f"{stem}.md").write_text(markdown_table(header, rows))
+    write_csv(out / f"{stem}.csv", header, rows)
+    atomic_write_json(out / f"{stem}.json", {"header": header, "rows": rows, "seconds": seconds})
+
+
+def yolo_sections(results: list[dict], out: Path) -> list[Section]:
+    """The YOLO table and each cell's example detections."""
+    if not results:
+        return []
+    conf = results[0]["conf"]
+    sections = [
+        Section(
+            "YOLO (one class: defect)",
+            text=(
+                f"A single-class detector per cell (every defect class is `defect`, impurities are "
+                f"background), scored with COCO box mAP on the real test split; k counts real "
+                f"train images with labelled defects. "
+                f"Recall and false alarms at confidence {conf}: a defect is found when a box of "
+                f"IoU >= 0.5 covers it; false alarms = share of good test images with any box."
+            ),
+            table=yolo_table(results),
+        )
+    ]
+    legend = "Boxes: green = found, red = missed, yellow = false alarm (at the working confidence)."
+    for r in results:
+        examples = out / "yolo" / "cells" / r["cell"] / "examples"
+        images = [(image_id, examples / f"{image_id}.png") for image_id in r["examples"]]
+        sections.append(Section(f"YOLO {r['cell']}", legend, images=images))
+    return sections
+
+
+def write_outputs(
+    results: list[dict],
+    yolo_results: list[dict],
+    kinds: dict[str, str],
+    out: Path,
+    title: str,
+    seconds: float,
+) -> Path:
+    """table.* (PatchCore), yolo_table.* (YOLO cells, if any) and the self-contained report.html."""
     header, rows = table(results, kinds)
-    (out / "table.md").write_text(markdown_table(header, rows))
-    write_csv(out / "table.csv", header, rows)
-    atomic_write_json(out / "table.json", {"header": header, "rows": rows, "seconds": seconds})
+    _write_tables(out, "table", header, rows, seconds)
+    if yolo_results:
+        _write_tables(out, "yolo_table", *yolo_table(yolo_results), seconds)
     k = results[0]["defect_wise"]["k"] if results else 0
     sections = [
         Section(
@@ -300,7 +566,7 @@ def write_outputs(results: list[dict], kinds: dict[str, str], out: Path, title: 
     for r in results:
         cell_dir = out / "cells" / r["cell"]
         sections += anomaly.report_sections(r, cell_dir, r["cell"])
-    return write_html(out / "report.html", title, sections)
+    return write_html(out / "report.html", title, sections + yolo_sections(yolo_results, out))
 
 
 @click.command("domain-gap")
@@ -332,14 +598,16 @@ def domain_gap(experiment: Path, out: Path | None, real: Path | None, scene: Pat
         config = load_experiment(experiment, real, scene)
         out = out or Path("runs") / config.name
         runner = Runner(config, out)
-        results = runner.run()
+        results, yolo_results = runner.run()
     except (ExperimentError, importers.ImportFailure) as e:
         raise click.ClickException(str(e)) from None
     kinds = {c.name: c.kind for c in Dataset(runner.real_root).classes}
     seconds = time.perf_counter() - start
-    html = write_outputs(results, kinds, out, f"domain gap: {config.name}", seconds)
+    html = write_outputs(results, yolo_results, kinds, out, f"domain gap: {config.name}", seconds)
     click.echo((out / "table.md").read_text())
+    if yolo_results:
+        click.echo((out / "yolo_table.md").read_text())
     click.echo(
-        f"{len(results)} cells in {seconds:.0f} s this run; wrote {out}/table.md, table.csv, "
-        f"table.json and {html}"
+        f"{len(results)} PatchCore and {len(yolo_results)} YOLO cells in {seconds:.0f} s this run; "
+        f"wrote the tables (.md, .csv, .json) beside {html}"
     )

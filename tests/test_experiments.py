@@ -52,7 +52,14 @@ def _experiment(tmp_path: Path) -> Path:
         "scenarios": [
             {"name": "real_only", "train": "real"},
             {"name": "synthetic_only", "train": "synthetic", "overrides": {"impurities": []}},
+            {"name": "synthetic_finetuned", "train": "finetune"},
+            {"name": "melded", "train": "meld"},
         ],
+        "yolo": {
+            "model": "yolo11n.yaml",
+            "train": {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "plots": False, "val": False},
+            "overrides": {"splits": {"train": {"good_fraction": 0.5}}},
+        },
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -69,23 +76,44 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     header, rows = table["header"], table["rows"]
     assert header[:6] == ["scenario", "real good imgs", "P_px", "R_px", "F1_px", "mean DW recall"]
     assert header[6] == "pit" and header[-3:] == ["image AUROC", "pixel AUROC", "AUPRO"]
-    assert [r[:2] for r in rows] == [["real_only", 3], ["synthetic_only", 0]]
+    cells = [["real_only", 3], ["synthetic_only", 0], ["synthetic_finetuned", 3], ["melded", 3]]
+    assert [r[:2] for r in rows] == cells
     for row in rows:
         assert len(row) == len(header)
         assert all(math.isnan(v) or 0 <= v <= 1 for v in row[2:])
-    assert (out / "table.md").read_text().count("\n") == 4
+    assert (out / "table.md").read_text().count("\n") == 6
     assert (out / "table.csv").read_text().splitlines()[0].startswith("scenario,real good imgs,P_px")
+
+    yolo = json.loads((out / "yolo_table.json").read_text())
+    assert yolo["header"] == [
+        "scenario",
+        "real defect imgs",
+        "mAP50",
+        "mAP50-95",
+        "recall",
+        "recall pit",
+        "false alarms on good",
+    ]
+    assert [r[:2] for r in yolo["rows"]] == cells
+    for row in yolo["rows"]:
+        assert len(row) == len(yolo["header"]) and all(0 <= v <= 1 for v in row[2:])
+    assert (out / "yolo_table.md").read_text().count("\n") == 6
     html = (out / "report.html").read_text()
     assert html.count("data:image/jpeg;base64,") >= 4 and "synthetic_only" in html
+    assert "YOLO (one class: defect)" in html and "YOLO melded__real3" in html
 
-    # Resumable: a second run recomputes no cell.
+    # Resumable: a second run recomputes no cell, trains nothing and predicts nothing.
     def fail(*args, **kwargs):
         raise AssertionError("a finished cell was recomputed")
 
     monkeypatch.setattr(experiments.anomaly, "evaluate_predictor", fail)
+    monkeypatch.setattr(experiments.detector, "predict_boxes", fail)
+    for name in ("pretrain", "finetune", "meld"):
+        monkeypatch.setattr(f"train.yolo.training.{name}", fail)
     again = CliRunner().invoke(experiments.domain_gap, [str(_experiment(tmp_path)), "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert json.loads((out / "table.json").read_text())["rows"] == rows
+    assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"]
 
 
 def test_experiment_errors_name_the_field(tmp_path):
@@ -97,9 +125,13 @@ def test_experiment_errors_name_the_field(tmp_path):
     path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: synthetic}]\n")
     result = CliRunner().invoke(experiments.domain_gap, [str(path)])
     assert "scenarios ['a'] need a `synthetic:` section" in result.output
+    path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: real}]\nyolo: {scenarios: [b]}\n")
+    result = CliRunner().invoke(experiments.domain_gap, [str(path)])
+    assert "yolo.scenarios ['b'] are not among the scenarios ['a']" in result.output
 
 
 def test_shipped_metal_tile_experiment_is_valid():
     config = experiments.load_experiment(ROOT / "experiments" / "metal_tile.yaml")
     assert Path(config.synthetic.scene) == ROOT / "scenes" / "metal_tile.yaml"
     assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
+    assert config.yolo and config.yolo.model.endswith(".yaml")  # from scratch: nothing to download
