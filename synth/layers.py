@@ -220,7 +220,7 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
 
 
 # Cavities have sharp walls and a uniformly dark floor: no fade towards their rim.
-CAVITY_KINDS = {"hole", "pit", "break"}
+CAVITY_KINDS = {"hole", "pit"}
 
 # Sign of the height change per kind: grooves, pits and chips go down; bumps, snags, pills up.
 HEIGHT_SIGN = {
@@ -254,6 +254,12 @@ def paint_mark(maps: SurfaceMaps, mark: MarkSpec) -> None:
     region = (win.rows, win.cols)
     if mark.kind in CAVITY_KINDS:
         profile = inside.astype(np.float32)
+    elif mark.kind == "break":  # a chipped edge: a step at the rim, then a rough fracture
+        # facet sloping down towards the edge it broke off (not a black hole: real chips
+        # differ from the ground surface by about one image std)
+        offset = (mark.seed % 487 * 0.43, mark.seed % 479 * 0.31)
+        grit = perlin(win.x_mm, win.y_mm, 4.0, offset)
+        profile = np.where(inside, 0.3 + 0.7 * profile + 0.15 * grit, 0.0)
     elif mark.kind == "uneven":  # a patch ground in another direction: cross-wise marks
         offset = (mark.seed % 499 * 0.41, mark.seed % 491 * 0.29)
         cross = perlin(win.x_mm * 0.05, win.y_mm, 6.0, offset)

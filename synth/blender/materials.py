@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import bpy
 
-from synth.blender.nodes import Graph, Socket
+from synth.blender.nodes import Graph, Input, Socket
 
 MAPS_UV = "maps"  # normalised coordinates of the texture-space maps image
 PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
@@ -33,6 +33,7 @@ class Surface:
     roughness: Socket
     height_mm: Socket
     bsdf: dict[str, Socket | float] = field(default_factory=dict)  # extra Principled inputs
+    gloss: Input = 1.0  # factor on the specular level: tool marks texture the highlight too
 
 
 @dataclass
@@ -125,34 +126,51 @@ def textile(g: Graph, x: Inputs) -> Surface:
 
 def metal(g: Graph, x: Inputs) -> Surface:
     """Fine parallel tool marks along the plate's y axis: 'brushed' (pattern 0) is smooth
-    stretched noise with anisotropic highlights; 'ground' (pattern 1) adds sharp grinding
-    grooves, bright and dark streaks and low-frequency unevenness (ground ferrite, cast parts)."""
+    stretched noise with anisotropic highlights; 'ground' (pattern 1) is ground ferrite: shorter,
+    subtler grinding marks over an isotropic sintered grain with sparse dark pores, a few
+    grooves and faint bright streaks, and low-frequency unevenness (real ground tiles show
+    grain and pores as much as marks, so their gradients are only ~3× stronger across x)."""
     px, py, _ = g.split(x.p)
     pattern, variation = x.params["pattern"], x.params["variation"]
 
-    def streaks(across: float, along: float, detail: float) -> Socket:
+    def streaks(across: float, along: Input, detail: float) -> Socket:
         """Noise stretched along y: `across` marks per scale_mm across, `along` along."""
         vector = g.xyz(g.mul(px, x.inv_scale, across), g.mul(py, x.inv_scale, along))
         return g.math("SUBTRACT", g.noise(vector, 1.0, detail=detail, roughness=0.65)[0], 0.5)
 
-    marks, bands = streaks(1.0, 0.02, 8.0), streaks(0.12, 0.004, 3.0)
-    sharp = g.math("SUBTRACT", g.smoothstep(streaks(0.6, 0.006, 2.0), 0.04, 0.16), 0.3)
+    marks = streaks(1.0, g.mix(pattern, 0.02, 0.07), 8.0)
+    bands = streaks(0.12, 0.004, 3.0)
+    sharp = g.math("SUBTRACT", g.smoothstep(streaks(0.6, 0.02, 2.0), 0.1, 0.2), 0.2)
     grooves = g.voronoi(
-        g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.003)), 1.0, "DISTANCE_TO_EDGE"
+        g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.01)), 1.0, "DISTANCE_TO_EDGE"
     ).outputs["Distance"]
-    groove = g.mul(pattern, g.math("SUBTRACT", 1.0, g.smoothstep(grooves, 0.0, 0.08)))
+    groove = g.mul(pattern, g.math("SUBTRACT", 1.0, g.smoothstep(grooves, 0.0, 0.06)))
+    grain = g.mul(pattern, g.math("SUBTRACT", g.noise(x.p, x.inv_scale, detail=4.0, roughness=0.6)[0], 0.5))
+    pores = g.voronoi(x.p, g.mul(x.inv_scale, 0.5), "F1")
+    pore = g.mul(
+        pattern,
+        g.math("SUBTRACT", 1.0, g.smoothstep(pores.outputs["Distance"], 0.08, 0.2)),
+        g.math("GREATER_THAN", g.channels(pores.outputs["Color"])[0], 0.93),
+    )
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.012), detail=3.0)
-    relief = g.add(marks, g.mul(groove, -0.8), g.mul(sharp, pattern, 0.5))
+    relief = g.add(marks, g.mul(groove, -0.5), g.mul(sharp, pattern, 0.3), grain, g.mul(pore, -1.5))
     height = g.mul(relief, x.params["bump"], x.params["scale"], 0.03)
-    streak = g.add(marks, g.mul(pattern, g.add(g.mul(bands, 1.5), g.mul(sharp, 1.0))))
+    streak = g.add(
+        g.mul(marks, g.madd(pattern, 0.3, 1.0)),
+        g.mul(pattern, g.add(bands, g.mul(sharp, 0.4), g.mul(grain, 0.8))),
+    )
     tone = g.add(
         1.0,
         g.mul(streak, variation, 5.0),
         g.mul(g.math("SUBTRACT", mottle, 0.5), variation, g.madd(pattern, 4.0, 1.0)),
-        g.mul(groove, -0.3),
+        g.mul(groove, -0.2),
+        g.mul(pore, -0.4),
     )
     albedo = g.vmath("MULTIPLY", x.base_color, g.math("MAXIMUM", tone, 0.0))
-    roughness = g.add(x.params["roughness"], g.mul(marks, 0.25), g.mul(streak, pattern, -0.3))
+    roughness = g.add(
+        x.params["roughness"], g.mul(marks, 0.25), g.mul(streak, pattern, -0.1), g.mul(pore, 0.3)
+    )
+    gloss = g.mix(pattern, 1.0, g.math("MAXIMUM", g.madd(streak, 2.5, 1.0), 0.0))
     tangent = g.node("ShaderNodeTangent", direction_type="UV_MAP", uv_map=PLATE_UV).outputs[0]
     bsdf = {
         "Metallic": g.param(METALLIC, 1.0),
@@ -160,7 +178,7 @@ def metal(g: Graph, x: Inputs) -> Surface:
         "Anisotropic Rotation": 0.25,
         "Tangent": tangent,
     }
-    return Surface(albedo, roughness, height, bsdf)
+    return Surface(albedo, roughness, height, bsdf, gloss)
 
 
 FAMILIES: dict[str, Family] = {"leather": leather, "textile": textile, "metal": metal}
@@ -188,7 +206,7 @@ def surface_material(name: str, family: Family, maps: bpy.types.Image) -> bpy.ty
     # otherwise it would vanish under the gloss of dark materials (ferrite, black leather).
     luminance = g.vmath("DOT_PRODUCT", inputs.base_color, (0.2126, 0.7152, 0.0722))
     relative = g.math("DIVIDE", reflectance, g.math("MAXIMUM", luminance, 0.05))
-    specular = g.mul(g.math("MAXIMUM", g.add(relative, 1.0), 0.0), 0.5)
+    specular = g.mul(g.math("MAXIMUM", g.add(relative, 1.0), 0.0), surface.gloss, 0.5)
     bsdf = g.node(
         "ShaderNodeBsdfPrincipled",
         {
