@@ -10,7 +10,8 @@ so a rerun only does what is missing.
 
 YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
 budget, where k counts real images with labelled defects, and are scored on the same real test
-split with evaluate.detector's box metrics; they get their own table beside PatchCore's.
+split with evaluate.detector's box metrics; they get their own table beside PatchCore's. Their
+cells are kept per `yolo:` settings, so changing epochs or image size recomputes them.
 """
 
 from __future__ import annotations
@@ -292,6 +293,11 @@ class Runner:
         assert self.config.yolo is not None
         return self.config.yolo
 
+    @property
+    def yolo_cells_dir(self) -> Path:
+        """Cells and their runs, under a key of the `yolo:` settings: new settings, new cells."""
+        return self.out / "yolo" / f"cells-{_key(self.yolo.model_dump())}"
+
     def yolo_view(self, source: Path, name: str) -> Path:
         """A single-class copy of a canonical dataset: images hard-linked, defect labels -> 0.
 
@@ -414,11 +420,11 @@ class Runner:
 
     def run_yolo_cell(self, scenario: Scenario, budget: Budget | None) -> dict:
         name = self.cell_name(scenario, budget)
-        path = self.out / "yolo" / "cells" / f"{name}.json"
+        path = self.yolo_cells_dir / f"{name}.json"
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()
-        weights = self.yolo_weights(scenario, budget, self.out / "yolo" / "runs" / name)
+        weights = self.yolo_weights(scenario, budget, self.yolo_cells_dir / "runs" / name)
         result = self.evaluate_yolo(weights, path.with_suffix(""))
         result.update(
             cell=name,
@@ -427,6 +433,7 @@ class Runner:
             real_defect_images=0 if budget is None else len(self.real_defect_train(budget)),
             budget=budget,
             weights=str(weights),
+            examples_dir=str(path.with_suffix("").relative_to(self.out) / "examples"),
             seconds=time.perf_counter() - start,
         )
         atomic_write_json(path, result)
@@ -458,7 +465,7 @@ class Runner:
             for c in sorted(set(classes))
         }
         figures = detector.draw_examples(samples, truths, preds, self.yolo.conf, out)
-        result["examples"] = [image_id for image_id, _ in figures]  # under out/examples/
+        result["examples"] = [image_id for image_id, _ in figures]
         return result
 
 
@@ -532,7 +539,7 @@ def yolo_sections(results: list[dict], out: Path) -> list[Section]:
     ]
     legend = "Boxes: green = found, red = missed, yellow = false alarm (at the working confidence)."
     for r in results:
-        examples = out / "yolo" / "cells" / r["cell"] / "examples"
+        examples = out / r["examples_dir"]
         images = [(image_id, examples / f"{image_id}.png") for image_id in r["examples"]]
         sections.append(Section(f"YOLO {r['cell']}", legend, images=images))
     return sections
