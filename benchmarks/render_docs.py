@@ -3,9 +3,10 @@
     nice .venv/bin/python benchmarks/render_docs.py [--samples 16] [--size 200]
 
 scenes.png: two defective test images per scene (leather, textile, metal, metal_tile), each
-beside its instance mask coloured by class. synthetic_vs_real.png: rendered metal_tile images
-(grey, as the real camera) above real Magnetic Tile Defect images from ../shared/real (skipped
-with a message when that folder is absent), defect outlines in green.
+beside its instance mask coloured by class. synthetic_vs_real.png: class by class (free,
+blowhole, crack, break, fray, uneven), a rendered metal_tile image (grey, as the real camera;
+only that defect kind) above the first real Magnetic Tile Defect image of the class from
+../shared/real (skipped with a message when that folder is absent), defect outlines in green.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tile_realism import KIND_TO_REAL, defect_specs, good_specs
 
 from synth.blender import BlenderRenderer
 from synth.config import load_config
@@ -24,7 +26,6 @@ from synth.scene import SceneSpec, sample_scene, split_of
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real" / "magnetic_tile"
 SCENES = ("leather", "textile", "metal", "metal_tile")
-REAL_CLASSES = ("MT_Blowhole", "MT_Crack", "MT_Break", "MT_Fray")
 PALETTE = np.array(  # class id → colour (RGB); 0 stays black
     [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
      (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)],
@@ -71,7 +72,7 @@ def label(image: np.ndarray, text: str) -> np.ndarray:
 
 def real_tiles(size: int) -> list[np.ndarray]:
     tiles = []
-    for name in REAL_CLASSES:
+    for name in ("MT_Free", *KIND_TO_REAL.values()):
         image_path = sorted((REAL / name / "Imgs").glob("*.jpg"))[0]
         grey = cv2.resize(cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE), (size, size))
         mask = cv2.resize(cv2.imread(str(image_path.with_suffix(".png")), 0), (size, size)) >= 128
@@ -91,26 +92,28 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=200)
     args = parser.parse_args()
     renderer = BlenderRenderer()
-    rows, tile_renders = [], []
+    rows = []
     for name in SCENES:
         row = []
-        count = 4 if name == "metal_tile" else 2
-        for k, spec in enumerate(defective_specs(name, count, args.size, args.samples)):
+        for spec in defective_specs(name, 2, args.size, args.samples):
             result = renderer.render(spec, build_maps(spec))
             kinds = ",".join(sorted({m.kind for m in spec.marks}))
-            if name == "metal_tile":
-                grey = cv2.cvtColor(result.rgb, cv2.COLOR_RGB2GRAY)
-                tile = outline(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), result.instance_ids > 0)
-                tile_renders.append(label(tile, f"synthetic {kinds}"))
-            if k < 2:
-                row += [label(result.rgb, f"{name} {spec.material.pattern}"),
-                        label(class_mask(spec, result.instance_ids), kinds)]  # fmt: skip
+            row += [label(result.rgb, f"{name} {spec.material.pattern}"),
+                    label(class_mask(spec, result.instance_ids), kinds)]  # fmt: skip
         rows.append(np.hstack(row))
     docs = REPO / "docs"
     save(docs / "scenes.png", np.vstack(rows))
     if REAL.is_dir():
-        save(docs / "synthetic_vs_real.png", np.vstack([np.hstack(tile_renders),
-                                                       np.hstack(real_tiles(args.size))]))  # fmt: skip
+        scene = REPO / "scenes" / "metal_tile.yaml"
+        specs = good_specs(scene, 1, args.size, args.samples)
+        specs += [defect_specs(scene, kind, 1, args.size, args.samples)[0] for kind in KIND_TO_REAL]
+        tiles = []
+        for spec, kind in zip(specs, ("free", *KIND_TO_REAL), strict=True):
+            result = renderer.render(spec, build_maps(spec))
+            grey = cv2.cvtColor(result.rgb, cv2.COLOR_RGB2GRAY)
+            tile = outline(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), result.instance_ids > 0)
+            tiles.append(label(tile, f"synthetic {kind}"))
+        save(docs / "synthetic_vs_real.png", np.vstack([np.hstack(tiles), np.hstack(real_tiles(args.size))]))
     else:
         print(f"{REAL} not found: docs/synthetic_vs_real.png not written")
     renderer.close()

@@ -145,7 +145,9 @@ def metal(g: Graph, x: Inputs) -> Surface:
         g.xyz(g.mul(px, x.inv_scale, 0.6), g.mul(py, x.inv_scale, 0.01)), 1.0, "DISTANCE_TO_EDGE"
     ).outputs["Distance"]
     groove = g.mul(pattern, g.math("SUBTRACT", 1.0, g.smoothstep(grooves, 0.0, 0.06)))
-    grain = g.mul(pattern, g.math("SUBTRACT", g.noise(x.p, x.inv_scale, detail=4.0, roughness=0.6)[0], 0.5))
+    grain = g.mul(
+        pattern, g.math("SUBTRACT", g.noise(x.p, g.mul(x.inv_scale, 2.5), detail=2.0, roughness=0.6)[0], 0.5)
+    )
     pores = g.voronoi(x.p, g.mul(x.inv_scale, 0.5), "F1")
     pore = g.mul(
         pattern,
@@ -155,10 +157,7 @@ def metal(g: Graph, x: Inputs) -> Surface:
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.012), detail=3.0)
     relief = g.add(marks, g.mul(groove, -0.5), g.mul(sharp, pattern, 0.3), grain, g.mul(pore, -1.5))
     height = g.mul(relief, x.params["bump"], x.params["scale"], 0.03)
-    streak = g.add(
-        g.mul(marks, g.madd(pattern, 0.3, 1.0)),
-        g.mul(pattern, g.add(bands, g.mul(sharp, 0.4), g.mul(grain, 0.8))),
-    )
+    streak = g.add(marks, g.mul(pattern, g.add(g.mul(bands, 0.5), g.mul(sharp, 0.4), g.mul(grain, 0.8))))
     tone = g.add(
         1.0,
         g.mul(streak, variation, 5.0),
