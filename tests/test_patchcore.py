@@ -184,11 +184,19 @@ def test_bad_files_are_clear_errors(tmp_path):
         Coreset.load(tmp_path / "junk.safetensors")
 
 
-def test_anomaly_view_of_a_canonical_dataset(tmp_path):
-    write(tmp_path / "anomaly" / "train" / "good", [stripes(i) for i in range(2)])
-    write(tmp_path / "anomaly" / "test" / "scratch", [checker(0)])
-    paths = list_images(tmp_path)
-    assert [p.parent.name for p in paths] == ["good", "good"]
+def test_a_canonical_dataset_gives_its_good_train_images(tmp_path, tiny_scene):
+    from synth.config import parse_config
+    from synth.dataset import Dataset
+    from synth.render import render_dataset
+
+    tiny_scene["splits"]["train"] = {"count": 8, "good_fraction": 0.5}
+    render_dataset(parse_config(tiny_scene), tmp_path, renderer="raster", progress=False)
+    good = [s.image_path for s in Dataset(tmp_path).samples("train") if s.good]
+    assert 0 < len(good) < 8  # the defective train images are left out
+    assert list_images(tmp_path) == good
+    (tmp_path / "dataset.json").write_text("{}")
+    with pytest.raises(PatchCoreError, match="format None"):
+        list_images(tmp_path)
 
 
 def test_max_f1_by_hand():

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from train.yolo.cli import meld_yolo
+from train.cli import main as train_cli
 from train.yolo.toydata import TOY_NAMES, make_toy_dataset
 from train.yolo.training import (
     DEFECT_DEFAULTS,
@@ -75,7 +75,7 @@ def test_meld_cli_mixes_the_requested_real_share(synth: Path, real: Path, tmp_pa
     options = [f"--{k}={v}" for k, v in TINY.items() if k != "plots"] + ["--set", "plots=false"]
     cli_args = ["--data", str(synth), "--data", str(real), "--real-fraction", "0.5", "--task"]
     result = CliRunner().invoke(
-        meld_yolo, [*cli_args, "detect", "--out", str(out), *options], catch_exceptions=False
+        train_cli, ["meld", "yolo", *cli_args, "detect", "--out", str(out), *options], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     record = json.loads((out / "run.json").read_text())

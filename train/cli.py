@@ -122,20 +122,25 @@ def finetune_patchcore(
     _report(result, result.save(out))
 
 
-@main.command("meld")
+@main.group("meld", invoke_without_command=True)
 @click.option(
     "--coreset",
     "coresets",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, path_type=Path),
     help="Repeat for each coreset.",
 )
 @click.option("--size", type=int, help="Target size (default: the largest input).")
-@_out
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Melded coreset file.")
+@click.pass_context
 @_user_errors
-def meld_command(coresets: tuple[Path, ...], size: int | None, out: Path) -> None:
-    """Meld coresets trained apart into one, without feature extraction."""
+def meld_command(ctx: click.Context, coresets: tuple[Path, ...], size: int | None, out: Path | None) -> None:
+    """Meld PatchCore coresets trained apart (`train meld --coreset A --coreset B --out C`,
+    no feature extraction), or train YOLO on a synthetic + real mix (`train meld yolo`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if len(coresets) < 2 or out is None:
+        raise click.UsageError("meld needs --coreset at least twice and --out (or: train meld yolo ...)")
     from train.patchcore import Coreset, meld
 
     result = meld([Coreset.load(path) for path in coresets], size=size)
@@ -149,6 +154,16 @@ def _report(coreset, path: Path) -> None:
         f"{coreset.epochs} epochs, threshold {threshold}"
     )
 
+
+def _register_yolo() -> None:
+    from train.yolo.cli import finetune_yolo, meld_yolo, pretrain_yolo
+
+    pretrain.add_command(pretrain_yolo)
+    finetune.add_command(finetune_yolo)
+    meld_command.add_command(meld_yolo)
+
+
+_register_yolo()
 
 if __name__ == "__main__":
     main()

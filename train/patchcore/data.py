@@ -12,6 +12,7 @@ import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 from torchvision.transforms.v2.functional import gaussian_blur
 
+from synth.dataset import Dataset, DatasetError
 from train.patchcore.config import PatchCoreError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -20,15 +21,12 @@ DataSource = str | Path | Sequence[str | Path]
 
 def _canonical_good_images(root: Path) -> list[Path] | None:
     """Good train images of a canonical dataset (docs/CONTRACTS.md); None if `root` is not one."""
-    if not (root / "dataset.json").is_file() and not (root / "anomaly").is_dir():
+    if not (root / "dataset.json").is_file():
         return None
     try:
-        from synth.dataset import Dataset
-    except ImportError:
-        Dataset = None  # noqa: N806 - written by another team; fall back to the anomaly view
-    if Dataset is not None and (root / "dataset.json").is_file():
         return [s.image_path for s in Dataset(root).samples("train") if s.good]
-    return sorted(p for p in (root / "anomaly" / "train" / "good").glob("*") if _is_image(p))
+    except DatasetError as error:
+        raise PatchCoreError(str(error)) from None
 
 
 def _is_image(path: Path) -> bool:
