@@ -108,11 +108,11 @@ def main() -> None:
         specs = good_specs(scene, 1, args.size, args.samples)
         specs += [defect_specs(scene, kind, 1, args.size, args.samples)[0] for kind in KIND_TO_REAL]
         tiles = []
-        for spec, kind in zip(specs, ("free", *KIND_TO_REAL), strict=True):
+        for spec, name in zip(specs, ("MT_Free", *KIND_TO_REAL.values()), strict=True):
             result = renderer.render(spec, build_maps(spec))
             grey = cv2.cvtColor(result.rgb, cv2.COLOR_RGB2GRAY)
             tile = outline(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), result.instance_ids > 0)
-            tiles.append(label(tile, f"synthetic {kind}"))
+            tiles.append(label(tile, f"synthetic {name[3:].lower()}"))
         save(docs / "synthetic_vs_real.png", np.vstack([np.hstack(tiles), np.hstack(real_tiles(args.size))]))
     else:
         print(f"{REAL} not found: docs/synthetic_vs_real.png not written")
