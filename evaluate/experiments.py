@@ -4,14 +4,15 @@ A matrix of training scenarios (real only, synthetic variants, synthetic pretrai
 fine-tuned, melded coresets) crossed with a real-data budget (k real good images), every
 cell evaluated with the same threshold rule on the same real validation and test splits.
 Everything expensive is cached under the output folder and keyed by what produced it:
-the imported real data, each synthetic dataset (scene, overrides, n, renderer), each coreset
-(its data and PatchCore settings), and each finished cell's result JSON (written atomically),
-so a rerun only does what is missing.
+the imported real data (its `real:` settings), each synthetic dataset (scene, overrides, n,
+renderer), each coreset (its data and PatchCore settings), and each finished cell's result JSON
+(written atomically; keyed by the real and synthetic settings, the scene text, the scenario and
+the model settings), so a rerun only does what is missing and an edited experiment recomputes
+exactly the cells the edit touches.
 
 YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
 budget, where k counts real images with labelled defects, and are scored on the same real test
-split with evaluate.detector's box metrics; they get their own table beside PatchCore's. Their
-cells are kept per `yolo:` settings, so changing epochs or image size recomputes them.
+split with evaluate.detector's box metrics; they get their own table beside PatchCore's.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ class Runner:
     def __init__(self, config: ExperimentConfig, out: Path):
         self.config = config
         self.out = out
-        self.real_root = out / "real"
+        self.real_root = out / f"real-{_key(config.real.model_dump())}"
 
     # ------------------------------------------------------------- data
     def import_real(self) -> None:
@@ -239,6 +240,24 @@ class Runner:
         return meld([base, real], size=base.size)
 
     # ------------------------------------------------------------- cells
+    def cell_stem(self, scenario: Scenario, budget: Budget | None, *settings: Any) -> str:
+        """A cell's file name: its name and a key of everything its result depends on.
+
+        That is the real and synthetic settings, the scene file's text, the scenario and the
+        model `settings`, so an edited experiment recomputes exactly the cells it changes.
+        """
+        syn = self.config.synthetic
+        scene = Path(syn.scene) if syn else None
+        scene_text = scene.read_text() if scene and scene.is_file() else None
+        key = _key(
+            self.config.real.model_dump(),
+            syn.model_dump() if syn else None,
+            scene_text,
+            scenario.model_dump(),
+            *settings,
+        )
+        return f"{self.cell_name(scenario, budget)}-{key}"
+
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
         return [
             (s, b)
@@ -251,8 +270,8 @@ class Runner:
         return scenario.name if budget is None else f"{scenario.name}__real{budget}"
 
     def run_cell(self, scenario: Scenario, budget: Budget | None) -> dict:
-        name = self.cell_name(scenario, budget)
-        path = self.out / "cells" / f"{name}.json"
+        stem = self.cell_stem(scenario, budget, self.config.patchcore, self.config.coverage_k)
+        path = self.out / "cells" / f"{stem}.json"
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()
@@ -260,12 +279,13 @@ class Runner:
         result = anomaly.evaluate_predictor(
             coreset.predict,
             self.real_root,
-            self.out / "cells" / name,
+            path.with_suffix(""),
             coreset.threshold,
             self.config.coverage_k,
         )
         result.update(
-            cell=name,
+            cell=self.cell_name(scenario, budget),
+            cell_dir=str(path.with_suffix("").relative_to(self.out)),
             scenario=scenario.name,
             train=scenario.train,
             real_good_images=0 if budget is None else len(self.real_good_train(budget)),
@@ -292,11 +312,6 @@ class Runner:
     def yolo(self) -> YoloSettings:
         assert self.config.yolo is not None
         return self.config.yolo
-
-    @property
-    def yolo_cells_dir(self) -> Path:
-        """Cells and their runs, under a key of the `yolo:` settings: new settings, new cells."""
-        return self.out / "yolo" / f"cells-{_key(self.yolo.model_dump())}"
 
     def yolo_view(self, source: Path, name: str) -> Path:
         """A single-class copy of a canonical dataset: images hard-linked, defect labels -> 0.
@@ -349,7 +364,7 @@ class Runner:
 
     def yolo_real(self, budget: Budget) -> Path:
         """A data file over the budget's real train images, validated on the real val split."""
-        view = self.yolo_view(self.real_root, "real")
+        view = self.yolo_view(self.real_root, self.real_root.name)
         images = "".join(f"images/train/{name}\n" for name in self.real_defect_train(budget))
         (view / f"train_real{budget}.txt").write_text(images)
         data = {"path": ".", "train": f"train_real{budget}.txt", "val": "images/val", "names": {0: "defect"}}
@@ -419,15 +434,15 @@ class Runner:
         return [(s, b) for s, b in self.cells() if chosen is None or s.name in chosen]
 
     def run_yolo_cell(self, scenario: Scenario, budget: Budget | None) -> dict:
-        name = self.cell_name(scenario, budget)
-        path = self.yolo_cells_dir / f"{name}.json"
+        stem = self.cell_stem(scenario, budget, self.yolo.model_dump())
+        path = self.out / "yolo" / "cells" / f"{stem}.json"
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()
-        weights = self.yolo_weights(scenario, budget, self.yolo_cells_dir / "runs" / name)
+        weights = self.yolo_weights(scenario, budget, self.out / "yolo" / "runs" / stem)
         result = self.evaluate_yolo(weights, path.with_suffix(""))
         result.update(
-            cell=name,
+            cell=self.cell_name(scenario, budget),
             scenario=scenario.name,
             train=scenario.train,
             real_defect_images=0 if budget is None else len(self.real_defect_train(budget)),
@@ -571,8 +586,7 @@ def write_outputs(
         )
     ]
     for r in results:
-        cell_dir = out / "cells" / r["cell"]
-        sections += anomaly.report_sections(r, cell_dir, r["cell"])
+        sections += anomaly.report_sections(r, out / r["cell_dir"], r["cell"])
     return write_html(out / "report.html", title, sections + yolo_sections(yolo_results, out))
 
 

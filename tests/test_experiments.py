@@ -115,6 +115,21 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     assert json.loads((out / "table.json").read_text())["rows"] == rows
     assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"]
 
+    # An edit recomputes exactly what it touches: a new coverage k re-evaluates every PatchCore
+    # cell from the cached coresets and leaves the YOLO cells alone.
+    evaluated = []
+    monkeypatch.setattr(experiments.anomaly, "evaluate_predictor", lambda *a: evaluated.append(a[-1]) or {})
+    for name in ("pretrain", "finetune"):
+        monkeypatch.setattr(f"train.patchcore.{name}", fail)
+    doc = yaml.safe_load(_experiment(tmp_path).read_text())
+    doc["coverage_k"] = 50
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(doc))
+    monkeypatch.setattr(experiments, "write_outputs", lambda *a: out / "report.html")
+    third = CliRunner().invoke(experiments.domain_gap, [str(edited), "--out", str(out)])
+    assert third.exit_code == 0, third.output
+    assert evaluated == [50] * 4
+
 
 def test_experiment_errors_name_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
