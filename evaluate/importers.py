@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +65,7 @@ class SourceItem:
     image: Path
     stratum: str
     read_labels: LabelReader
+    image_in_json: bool = False  # `image` is a LabelMe JSON whose base64 imageData is the image
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,13 @@ class Source:
 # ----------------------------------------------------------------- reading files
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Any grey / grey+alpha / RGB(A), 8 or 16 bit image file as 8-bit RGB."""
-    img = _decode(path)
+def read_image(path: Path, in_json: bool = False) -> np.ndarray:
+    """Any grey / grey+alpha / RGB(A), 8 or 16 bit image file as 8-bit RGB.
+
+    `in_json`: `path` is a LabelMe JSON carrying the encoded image as base64 `imageData`; it is
+    decoded here, when the image is needed, so that scanning holds no pixels and leaves no files.
+    """
+    img = _decode_embedded(path) if in_json else _decode(path)
     if img is None:
         raise Unreadable(f"{path}: not a readable image")
     img = _to_uint8(img, path)
@@ -97,6 +101,14 @@ def read_image(path: Path) -> np.ndarray:
 def _decode(path: Path) -> np.ndarray | None:
     data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.empty(0, np.uint8)
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+
+
+def _decode_embedded(js: Path) -> np.ndarray | None:
+    try:
+        data = base64.b64decode(json.loads(js.read_text())["imageData"], validate=True)
+    except (OSError, ValueError, KeyError, TypeError):  # binascii.Error is a ValueError
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
 
 
 def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
@@ -382,18 +394,11 @@ def scan_labelme(src: Path) -> Source:
         shapes = [s for s in doc["shapes"] if s.get("shape_type", "polygon") in LABELME_SHAPES]
         names += [str(s["label"]) for s in shapes if str(s["label"]) not in names]
         image = js.parent / str(doc.get("imagePath") or "")
-        if not image.is_file() and doc.get("imageData"):
-            image = _spill_embedded(js, doc["imageData"])
+        in_json = not image.is_file() and bool(doc.get("imageData"))
         stratum = str(shapes[0]["label"]) if shapes else "good"
-        items.append(SourceItem(_sample_id(js.relative_to(src)), image, stratum, _labelme_reader(shapes)))
+        item_id = _sample_id(js.relative_to(src))
+        items.append(SourceItem(item_id, js if in_json else image, stratum, _labelme_reader(shapes), in_json))
     return Source("labelme", names, items)
-
-
-def _spill_embedded(js: Path, data: str) -> Path:
-    """LabelMe's base64 imageData, written to a temporary file so it reads like any image."""
-    path = Path(tempfile.mkdtemp(prefix="labelme_")) / f"{js.stem}.img"
-    path.write_bytes(base64.b64decode(data))
-    return path
 
 
 def _labelme_reader(shapes: list[dict]) -> LabelReader:
@@ -519,7 +524,7 @@ def import_dataset(
         if writer.has(split, item.id):
             continue
         try:
-            image = read_image(item.image)
+            image = read_image(item.image, item.image_in_json)
             annotations = item.read_labels(image.shape[:2], classes)
         except Unreadable as e:
             skipped.append({"file": str(item.image), "reason": str(e)})

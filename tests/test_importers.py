@@ -214,12 +214,22 @@ def test_labelme_polygon_rectangle_and_embedded_image(tmp_path):
         "imageData": base64.b64encode((tmp_path / "b.png").read_bytes()).decode(),
     }
     (src / "b.json").write_text(json.dumps(embedded))
+    (src / "c.json").write_text(json.dumps({**embedded, "imageData": "not base64 at all!"}))
     (src / "other.json").write_text('{"not": "labelme"}')
     source = imp.scan("labelme", src)
     assert source.class_names == ["scratch", "hole"]
-    _, ds = _import(source, tmp_path / "out")
+    # Embedded images are decoded at import from the JSON itself: no temporary files.
+    assert [(i.id, i.image.name, i.image_in_json) for i in source.items] == [
+        ("a", "a.png", False),
+        ("b", "b.json", True),
+        ("c", "c.json", True),
+    ]
+    report, ds = _import(source, tmp_path / "out")
     got = _instances(ds)
     assert got == {"a": [("scratch", [2, 1, 5, 5], 25), ("hole", [8, 8, 3, 3], 9)], "b": []}
+    assert report["skipped"] == [
+        {"file": str(src / "c.json"), "reason": f"{src / 'c.json'}: not a readable image"}
+    ]
 
 
 def _items(n_good: int, n_bad: int) -> list[imp.SourceItem]:
