@@ -243,10 +243,11 @@ class Runner:
     def cell_stem(self, scenario: Scenario, budget: Budget | None, *settings: Any) -> str:
         """A cell's file name: its name and a key of everything its result depends on.
 
-        That is the real and synthetic settings, the scene file's text, the scenario and the
-        model `settings`, so an edited experiment recomputes exactly the cells it changes.
+        That is the real settings, the scenario, the model `settings` and, for scenarios that
+        use synthetic data, the synthetic settings and the scene file's text, so an edited
+        experiment recomputes exactly the cells it changes.
         """
-        syn = self.config.synthetic
+        syn = self.config.synthetic if scenario.train in USES_SYNTHETIC else None
         scene = Path(syn.scene) if syn else None
         scene_text = scene.read_text() if scene and scene.is_file() else None
         key = _key(

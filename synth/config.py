@@ -172,6 +172,9 @@ class DefectConfig(_Model):
     depth_mm: _range(-50.0, 50.0) = Field((0.02, 0.08), description="groove/pit depth")
     reflectance: _range(-1.0, 1.0) = Field((-0.1, -0.02), description="albedo change")
     roughness: _range(-1.0, 1.0) = (0.0, 0.1)
+    angle_deg: _range(0.0, 180.0) = Field(
+        (0.0, 180.0), description="direction of a linear defect from the image x axis (90 = along y)"
+    )
 
 
 class RenderConfig(_Model):

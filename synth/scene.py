@@ -377,11 +377,12 @@ def _sample_mark(
         size = _uniform(rng, item.size_mm)
         width, depth = _uniform(rng, item.width_mm), _uniform(rng, item.depth_mm)
         reflectance, roughness = _uniform(rng, item.reflectance), _uniform(rng, item.roughness)
+        angle = _uniform(rng, item.angle_deg)
     else:  # fingerprint: an oval of ridges that changes gloss and a little reflectance
         size = _uniform(rng, item.radius_mm) * 2
         width, depth = size * 0.7, 0.0
         reflectance, roughness = _uniform(rng, item.alpha), 0.15
-    angle = float(rng.uniform(0, 180))
+        angle = float(rng.uniform(0, 180))
     margin = min(size / 2, (x1 - x0) / 3, (y1 - y0) / 3)
     centre = (
         float(rng.uniform(x0 + margin, x1 - margin)),

@@ -73,6 +73,11 @@ BAD_CONFIGS = [
         ["color_high", "[0, 1]"],
     ),
     ("light count reversed", lambda c: c["lights"][0].update(count=[3, 1]), ["lights.0", "count"]),
+    (
+        "defect angle beyond 180",
+        lambda c: c["defects"][0].update(angle_deg=[170, 200]),
+        ["defects.0.angle_deg", "<= 180.0", "[170, 200]"],
+    ),
 ]
 
 

@@ -72,3 +72,15 @@ def test_scaled_config_keeps_proportions(tiny_scene: dict) -> None:
     assert config.split_counts() == {"train": 2, "val": 1, "test": 2}
     with pytest.raises(ValueError, match="at least 1"):
         scaled_config(config, 0)
+
+
+def test_linear_defects_follow_their_angle_range(tiny_scene: dict) -> None:
+    tiny_scene["defects"][0]["angle_deg"] = [80, 100]  # scratches along y, as cracks on ground ferrite
+    tiny_scene["splits"] = {"test": {"count": 30, "good_fraction": 0.0}}
+    config = parse_config(tiny_scene)
+    scratches = [m for i in range(30) for m in sample_scene(config, i).marks if m.kind == "scratch"]
+    assert len(scratches) >= 5
+    for mark in scratches:
+        assert 80 <= mark.angle_deg <= 100
+        (xa, ya), (xb, yb) = mark.points_mm[0], mark.points_mm[-1]
+        assert abs(yb - ya) > 2 * abs(xb - xa)  # the skeleton runs along y (clipping keeps that)
