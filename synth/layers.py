@@ -26,7 +26,7 @@ from synth.scene import LINEAR_KINDS, MarkSpec, SceneSpec, StainSpec
 NOISE_SAMPLES_PER_PERIOD = 10
 
 # Kinds drawn as a stroke of some width along a polyline.
-STROKE_KINDS = LINEAR_KINDS | {"missing_thread"}
+STROKE_KINDS = LINEAR_KINDS | {"missing_thread", "uneven"}
 
 
 @dataclass
@@ -178,9 +178,10 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
     offset = (mark.seed % 997 * 0.37, mark.seed % 991 * 0.53)
     if kind in STROKE_KINDS:
         dist = _polyline_distance(mark, win, texel_mm)
-        if kind == "fray":  # ragged width along the line
+        ragged = {"fray": 0.8, "uneven": 0.15}.get(kind, 0.0)  # width varying along the line
+        if ragged:
             half_width = half_width * (
-                1 + 0.8 * perlin(win.x_mm, win.y_mm, 2.0 / max(mark.width_mm, 0.05), offset)
+                1 + ragged * perlin(win.x_mm, win.y_mm, 2.0 / max(mark.width_mm, 0.05), offset)
             )
         inside = dist <= half_width
         return inside, np.clip(1 - (dist / half_width) ** 2, 0, 1)
@@ -196,7 +197,7 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
         ridges = 0.5 + 0.5 * np.cos(2 * math.pi * rho * radius / 0.45 + 3 * u)
         return inside, np.where(inside, ridges * (1 - rho**4), 0.0)
     dist = np.sqrt(dx * dx + dy * dy)
-    if kind in ("hole", "pit", "discoloration", "uneven", "break", "edge_wear"):
+    if kind in ("hole", "pit", "discoloration", "break", "edge_wear"):
         # Noise-perturbed blobs; holes are round-ish, the others irregular.
         wobble = {"hole": 0.08, "pit": 0.15}.get(kind, 0.3)
         frequency = 1.5 / max(radius, 0.05)
@@ -260,10 +261,10 @@ def paint_mark(maps: SurfaceMaps, mark: MarkSpec) -> None:
         offset = (mark.seed % 487 * 0.43, mark.seed % 479 * 0.31)
         grit = perlin(win.x_mm, win.y_mm, 4.0, offset)
         profile = np.where(inside, 0.3 + 0.7 * profile + 0.15 * grit, 0.0)
-    elif mark.kind == "uneven":  # a patch ground in another direction: cross-wise marks
+    elif mark.kind == "uneven":  # a band ground more coarsely: stronger marks along y
         offset = (mark.seed % 499 * 0.41, mark.seed % 491 * 0.29)
-        cross = perlin(win.x_mm * 0.05, win.y_mm, 6.0, offset)
-        profile = np.where(inside, 0.6 + 0.4 * cross, 0.0)
+        marks = perlin(win.x_mm, win.y_mm * 0.05, 3.0, offset)
+        profile = np.where(inside, 0.6 + 0.4 * marks, 0.0)
     profile = profile.astype(np.float32)
     sign = HEIGHT_SIGN.get(mark.kind, -1.0)
     maps.height_mm[region] += sign * abs(mark.depth_mm) * profile

@@ -430,6 +430,9 @@ def _mark_points(
     elif kind == "missing_thread":  # a full-width (or full-height) strip along the weave
         horizontal = rng.random() < 0.5
         pts = np.array([[x0, cy], [x1, cy]] if horizontal else [[cx, y0], [cx, y1]])
+    elif kind == "uneven":  # a band ground differently, across the whole width, often at an edge
+        cy = float(rng.uniform(y0, y1))
+        pts = np.array([[x0, cy], [x1, cy]])
     elif kind in ("edge_wear", "break"):  # anchored on a window edge
         side = int(rng.integers(4))
         edge_points = {0: (cx, y0), 1: (x1, cy), 2: (cx, y1), 3: (x0, cy)}

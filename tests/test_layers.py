@@ -68,3 +68,15 @@ def test_defects_are_drawn_over_stains(tiny_scene: dict) -> None:
         assert present <= set(spec.instance_classes)
         for m in spec.marks:  # a defect is never hidden under a stain
             assert m.instance_id in present
+
+
+def test_uneven_is_a_band_across_the_width_of_about_its_width() -> None:
+    """Like the real magnetic tiles' `uneven`: a full-width band, ragged edges, marks along y."""
+    maps = SurfaceMaps.empty((200, 200), TEXEL)
+    paint_mark(maps, mark("uneven", points_mm=((0.0, 5.0), (10.0, 5.0)), width_mm=2.0, reflectance=0.02))
+    inside = maps.instance_ids == 3
+    assert inside.any(axis=0).all()  # every column of the 10 mm wide map
+    heights = inside.sum(axis=0) * TEXEL
+    assert 2.0 * 0.8 < heights.mean() < 2.0 * 1.2 and heights.std() > 0  # ragged, about 2 mm tall
+    band = maps.reflectance[90:110]  # the core rows: the texture varies across x, hardly along y
+    assert band.std(axis=1).mean() > 3 * band.std(axis=0).mean()
