@@ -6,9 +6,8 @@ cell evaluated with the same threshold rule on the same real validation and test
 Everything expensive is cached under the output folder and keyed by what produced it:
 the imported real data (its `real:` settings), each synthetic dataset (scene, overrides, n,
 renderer), each coreset (its data and PatchCore settings), and each finished cell's result JSON
-(written atomically; keyed by the real and synthetic settings, the scene text, the scenario and
-the model settings), so a rerun only does what is missing and an edited experiment recomputes
-exactly the cells the edit touches.
+(written atomically; keyed by everything it depends on, see `Runner.cell_stem`), so a rerun
+only does what is missing and an edited experiment recomputes exactly the cells it touches.
 
 YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
 budget, where k counts real images with labelled defects, and are scored on the same real test
