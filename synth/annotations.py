@@ -83,20 +83,18 @@ def rasterize_rings(
 ) -> np.ndarray:
     """Fill polygons (pixel-centre convention) into a boolean (h, w) mask, minus hole interiors.
 
-    A hole ring runs through the object's own pixels around the hole, so those ring pixels
-    are painted back after the hole's area is cleared.
+    Interiors combine by parity, so a part lying inside another part's hole (an island) stays
+    filled. Every ring runs through the object's own pixels (a hole ring around the hole), so
+    the ring pixels are painted last.
     """
     height, width = size
     mask = np.zeros((height, width), np.uint8)
-    to_pixels = [np.round(np.asarray(r) - 0.5).astype(np.int32) for r in rings]
-    if to_pixels:
-        cv2.fillPoly(mask, to_pixels, 1)
-        for ring in to_pixels:
-            cv2.polylines(mask, [ring], True, 1)
-    if len(holes):
-        hole_pixels = [np.round(np.asarray(r) - 0.5).astype(np.int32) for r in holes]
-        cv2.fillPoly(mask, hole_pixels, 0)
-        cv2.polylines(mask, hole_pixels, True, 1)
+    polygons = [np.round(np.asarray(r) - 0.5).astype(np.int32) for r in (*rings, *holes)]
+    for polygon in polygons:
+        interior = np.zeros_like(mask)
+        cv2.fillPoly(interior, [polygon], 1)
+        mask ^= interior
+    cv2.polylines(mask, polygons, True, 1)
     return mask.astype(bool)
 
 

@@ -7,6 +7,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The same examples on every run and machine: a CI failure reproduces locally, and a pass is not luck.
+# Explore with fresh examples by running pytest with --hypothesis-profile=explore.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("deterministic")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "real"
