@@ -91,7 +91,13 @@ def normalise(x: torch.Tensor, config: PatchCoreConfig) -> torch.Tensor:
 
 
 def fit_anomalib(module, batches: Iterable[torch.Tensor], config: PatchCoreConfig) -> None:
-    """What anomalib's Engine.fit does for Patchcore: store every embedding, then subsample."""
+    """What anomalib's Engine.fit does for Patchcore: store every embedding, then subsample.
+
+    Seeded so that a fit repeats: the k-center start is drawn by torch, and the sampler's
+    SparseRandomProjection (random_state=None) by numpy's global generator.
+    """
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
     module.model.train()
     with torch.no_grad():
         for x in batches:

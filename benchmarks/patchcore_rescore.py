@@ -39,7 +39,6 @@ MODES = ("bilinear", "nearest")
 def fit(engine: str, config: PatchCoreConfig, cache: Path) -> None:
     train, _ = split(ROOT)
     start = time.perf_counter()
-    torch.manual_seed(config.seed)  # anomalib's k-center start
     if engine == "ours":
         pretrain(train, config).save(cache / f"ours-seed{config.seed}.safetensors")
     else:
