@@ -30,22 +30,25 @@ def peak_rss_mb() -> float:
 
 def run_child(args: Sequence[str], timeout: float, env: dict | None = None) -> dict:
     """Run a benchmark child; its last JSON line, plus the peak RSS the parent saw (VmHWM),
-    so that a child killed by the OS or the timeout still gets a memory figure."""
+    so that a child killed by the OS or the timeout still gets a memory figure, and the highest
+    RSS in each quarter of the run, which shows whether memory grows while it trains."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, *args], stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
     )
     peak = [0.0]
+    samples: list[tuple[float, float]] = []
 
     def poll() -> None:
         while proc.poll() is None:
             try:
                 with open(f"/proc/{proc.pid}/status") as status:
-                    for line in status:
-                        if line.startswith("VmHWM:"):
-                            peak[0] = max(peak[0], int(line.split()[1]) / 1024)
-            except OSError:
+                    fields = dict(line.split(":", 1) for line in status)
+            except (OSError, ValueError):
                 return
+            if "VmHWM" in fields and "VmRSS" in fields:
+                peak[0] = max(peak[0], int(fields["VmHWM"].split()[0]) / 1024)
+                samples.append((time.perf_counter() - start, int(fields["VmRSS"].split()[0]) / 1024))
             time.sleep(0.2)
 
     watcher = threading.Thread(target=poll, daemon=True)
@@ -61,7 +64,10 @@ def run_child(args: Sequence[str], timeout: float, env: dict | None = None) -> d
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     result = lines[-1] if lines and status == "ok" else {}
     result.setdefault("peak_rss_mb", round(peak[0]))
-    return {**result, "status": status, "wall_s": round(time.perf_counter() - start, 1)}
+    wall = time.perf_counter() - start
+    quarters = [[rss for t, rss in samples if q * wall / 4 <= t < (q + 1) * wall / 4] for q in range(4)]
+    result["rss_by_quarter_mb"] = [round(max(q)) if q else None for q in quarters]
+    return {**result, "status": status, "wall_s": round(wall, 1)}
 
 
 def anomalib_patchcore(config: PatchCoreConfig, sampling_ratio: float):
