@@ -9,6 +9,10 @@ renderer), each coreset (its data and PatchCore settings), and each finished cel
 (written atomically; keyed by everything it depends on, see `Runner.cell_stem`), so a rerun
 only does what is missing and an edited experiment recomputes exactly the cells it touches.
 
+With `synthetic_test: true` every cell is also scored on the test split of the experiment's own
+synthetic data (base settings, impurities included), thresholded on its synthetic val split: the
+one place false alarms on impurities can be measured when the real data has none.
+
 YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
 budget, where k counts real images with labelled defects, and are scored on the same real test
 split with evaluate.detector's box metrics; they get their own table beside PatchCore's.
@@ -102,6 +106,7 @@ class ExperimentConfig(_Model):
     budgets: list[Budget] = Field(default_factory=lambda: ["all"], min_length=1)
     coverage_k: float = Field(0.0, ge=0, le=100)
     scenarios: list[Scenario] = Field(min_length=1)
+    synthetic_test: bool = Field(False, description="also score every cell on the synthetic test split")
     yolo: YoloSettings | None = None
 
 
@@ -123,6 +128,8 @@ def load_experiment(path: Path, real: Path | None = None, scene: Path | None = N
     needs_synthetic = [s.name for s in config.scenarios if s.train in USES_SYNTHETIC]
     if needs_synthetic and config.synthetic is None:
         raise ExperimentError(f"{path}: scenarios {needs_synthetic} need a `synthetic:` section")
+    if config.synthetic_test and config.synthetic is None:
+        raise ExperimentError(f"{path}: synthetic_test needs a `synthetic:` section")
     names = [s.name for s in config.scenarios]
     if len(set(names)) != len(names):
         raise ExperimentError(f"{path}: scenario names must be unique, got {names}")
@@ -163,21 +170,23 @@ class Runner:
             raise ExperimentError(f"budget {budget} > the {len(chosen)} real good train images")
         return chosen if budget == "all" else chosen[:budget]
 
-    def synthetic_root(self, scenario: Scenario, extra: dict[str, Any] | None = None) -> Path:
-        """Render (once per scene, overrides, n and renderer) the scenario's synthetic data."""
+    def synthetic_root(self, scenario: Scenario | None, extra: dict[str, Any] | None = None) -> Path:
+        """Render (once per scene, overrides, n and renderer) the scenario's synthetic data, or
+        with no scenario the experiment's base synthetic data."""
         from synth.config import ConfigError, deep_merge, load_config
         from synth.render import render_dataset, scaled_config
 
         syn = self.config.synthetic
         assert syn is not None
-        overrides = deep_merge(deep_merge(syn.overrides, scenario.overrides), extra or {})
+        overrides = deep_merge(deep_merge(syn.overrides, scenario.overrides if scenario else {}), extra or {})
         scene = Path(syn.scene)
         key = _key(scene.read_text() if scene.is_file() else str(scene), overrides, syn.n, syn.renderer)
         root = self.out / "synthetic" / f"{scene.stem}-{key}"
         try:
             config = scaled_config(load_config(scene, overrides), syn.n)
         except ConfigError as e:
-            raise ExperimentError(f"scenario {scenario.name}: {e}") from None
+            where = f"scenario {scenario.name}" if scenario else "synthetic"
+            raise ExperimentError(f"{where}: {e}") from None
         render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer)
         return root
 
@@ -246,17 +255,16 @@ class Runner:
         use synthetic data, the synthetic settings and the scene file's text, so an edited
         experiment recomputes exactly the cells it changes.
         """
-        syn = self.config.synthetic if scenario.train in USES_SYNTHETIC else None
-        scene = Path(syn.scene) if syn else None
-        scene_text = scene.read_text() if scene and scene.is_file() else None
-        key = _key(
-            self.config.real.model_dump(),
-            syn.model_dump() if syn else None,
-            scene_text,
-            scenario.model_dump(),
-            *settings,
-        )
+        synthetic = self.synthetic_settings() if scenario.train in USES_SYNTHETIC else None
+        key = _key(self.config.real.model_dump(), synthetic, scenario.model_dump(), *settings)
         return f"{self.cell_name(scenario, budget)}-{key}"
+
+    def synthetic_settings(self) -> tuple[dict, str | None]:
+        """The synthetic section and the scene file's text: what synthetic data depends on."""
+        syn = self.config.synthetic
+        assert syn is not None
+        scene = Path(syn.scene)
+        return syn.model_dump(), scene.read_text() if scene.is_file() else None
 
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
         return [
@@ -269,21 +277,23 @@ class Runner:
     def cell_name(scenario: Scenario, budget: Budget | None) -> str:
         return scenario.name if budget is None else f"{scenario.name}__real{budget}"
 
-    def run_cell(self, scenario: Scenario, budget: Budget | None) -> dict:
-        stem = self.cell_stem(scenario, budget, self.config.patchcore, self.config.coverage_k)
-        path = self.out / "cells" / f"{stem}.json"
+    def run_cell(self, scenario: Scenario, budget: Budget | None, on_synthetic: bool = False) -> dict:
+        """One cell's result on the real test split, or on the synthetic one (`on_synthetic`)."""
+        settings = [self.config.patchcore, self.config.coverage_k]
+        if on_synthetic:
+            settings.append(self.synthetic_settings())
+        stem = self.cell_stem(scenario, budget, *settings)
+        path = self.out / ("synthetic_test" if on_synthetic else "cells") / f"{stem}.json"
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()
         coreset = self.coreset(scenario, budget)
+        data = self.synthetic_root(None) if on_synthetic else self.real_root
         result = anomaly.evaluate_predictor(
-            coreset.predict,
-            self.real_root,
-            path.with_suffix(""),
-            coreset.threshold,
-            self.config.coverage_k,
+            coreset.predict, data, path.with_suffix(""), coreset.threshold, self.config.coverage_k
         )
         result.update(
+            data=str(data),
             cell=self.cell_name(scenario, budget),
             cell_dir=str(path.with_suffix("").relative_to(self.out)),
             scenario=scenario.name,
@@ -296,16 +306,21 @@ class Runner:
         atomic_write_json(path, result)
         return result
 
-    def run(self) -> tuple[list[dict], list[dict]]:
-        """PatchCore results and YOLO results, one per cell."""
+    def run(self) -> tuple[list[dict], list[dict], list[dict]]:
+        """PatchCore results on the real test split, on the synthetic one (if asked for), and
+        YOLO results, one per cell."""
         self.import_real()
         results = []
         for scenario, budget in tqdm(self.cells(), desc="domain-gap cells", unit="cell"):
             results.append(self.run_cell(scenario, budget))
+        synthetic_results = []
+        if self.config.synthetic_test:
+            for scenario, budget in tqdm(self.cells(), desc="synthetic-test cells", unit="cell"):
+                synthetic_results.append(self.run_cell(scenario, budget, on_synthetic=True))
         yolo_results = []
         for scenario, budget in tqdm(self.yolo_cells(), desc="YOLO cells", unit="cell"):
             yolo_results.append(self.run_yolo_cell(scenario, budget))
-        return results, yolo_results
+        return results, synthetic_results, yolo_results
 
     # ------------------------------------------------------------- YOLO
     @property
@@ -560,17 +575,42 @@ def yolo_sections(results: list[dict], out: Path) -> list[Section]:
     return sections
 
 
+def synthetic_test_sections(results: list[dict], kinds: dict[str, str], out: Path) -> list[Section]:
+    """The synthetic-test table and each cell's examples (false alarms on impurities show here)."""
+    if not results:
+        return []
+    sections = [
+        Section(
+            "Synthetic test split (impurities)",
+            text=(
+                "Every cell again, thresholded at max pixel F1 on the validation split of the "
+                "experiment's own synthetic data and measured on its test split, impurities "
+                "included: an impurity column is the share of impurities flagged (lower is better)."
+            ),
+            table=table(results, kinds),
+        )
+    ]
+    for r in results:
+        sections += anomaly.report_sections(r, out / r["cell_dir"], f"synthetic test: {r['cell']}")
+    return sections
+
+
 def write_outputs(
     results: list[dict],
+    synthetic_results: list[dict],
     yolo_results: list[dict],
     kinds: dict[str, str],
+    synthetic_kinds: dict[str, str],
     out: Path,
     title: str,
     seconds: float,
 ) -> Path:
-    """table.* (PatchCore), yolo_table.* (YOLO cells, if any) and the self-contained report.html."""
+    """table.* (PatchCore), synthetic_test_table.* and yolo_table.* (if any) and the
+    self-contained report.html."""
     header, rows = table(results, kinds)
     _write_tables(out, "table", header, rows, seconds)
+    if synthetic_results:
+        _write_tables(out, "synthetic_test_table", *table(synthetic_results, synthetic_kinds), seconds)
     if yolo_results:
         _write_tables(out, "yolo_table", *yolo_table(yolo_results), seconds)
     k = results[0]["defect_wise"]["k"] if results else 0
@@ -587,6 +627,7 @@ def write_outputs(
     ]
     for r in results:
         sections += anomaly.report_sections(r, out / r["cell_dir"], r["cell"])
+    sections += synthetic_test_sections(synthetic_results, synthetic_kinds, out)
     return write_html(out / "report.html", title, sections + yolo_sections(yolo_results, out))
 
 
@@ -619,13 +660,26 @@ def domain_gap(experiment: Path, out: Path | None, real: Path | None, scene: Pat
         config = load_experiment(experiment, real, scene)
         out = out or Path("runs") / config.name
         runner = Runner(config, out)
-        results, yolo_results = runner.run()
+        results, synthetic_results, yolo_results = runner.run()
     except (ExperimentError, importers.ImportFailure) as e:
         raise click.ClickException(str(e)) from None
     kinds = {c.name: c.kind for c in Dataset(runner.real_root).classes}
+    synthetic_data = [Dataset(Path(r["data"])) for r in synthetic_results[:1]]
+    synthetic_kinds = {c.name: c.kind for d in synthetic_data for c in d.classes}
     seconds = time.perf_counter() - start
-    html = write_outputs(results, yolo_results, kinds, out, f"domain gap: {config.name}", seconds)
+    html = write_outputs(
+        results,
+        synthetic_results,
+        yolo_results,
+        kinds,
+        synthetic_kinds,
+        out,
+        f"domain gap: {config.name}",
+        seconds,
+    )
     click.echo((out / "table.md").read_text())
+    if synthetic_results:
+        click.echo("On the synthetic test split:\n" + (out / "synthetic_test_table.md").read_text())
     if yolo_results:
         click.echo((out / "yolo_table.md").read_text())
     click.echo(

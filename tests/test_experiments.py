@@ -32,6 +32,8 @@ def _fake_real(root: Path, n_good: int = 10, n_bad: int = 8) -> Path:
 
 
 def _experiment(tmp_path: Path) -> Path:
+    scene = yaml.safe_load((ROOT / "scenes" / "metal_tile.yaml").read_text())
+    stains_everywhere = [{**scene["impurities"][0], "probability": 1.0}]
     doc = {
         "name": "tiny",
         "real": {"format": "folders", "src": "real", "split": [0.5, 0.25, 0.25], "group_pattern": r"exp\d+"},
@@ -39,7 +41,7 @@ def _experiment(tmp_path: Path) -> Path:
             "scene": str(ROOT / "scenes" / "metal_tile.yaml"),
             "n": 8,
             "renderer": "raster",
-            "overrides": {"camera": {"resolution": [64, 64]}},
+            "overrides": {"camera": {"resolution": [64, 64]}, "impurities": stains_everywhere},
         },
         "patchcore": {
             "coreset_size": 64,
@@ -55,6 +57,7 @@ def _experiment(tmp_path: Path) -> Path:
             {"name": "synthetic_finetuned", "train": "finetune"},
             {"name": "melded", "train": "meld"},
         ],
+        "synthetic_test": True,
         "yolo": {
             "model": "yolo11n.yaml",
             "train": {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "plots": False, "val": False},
@@ -84,6 +87,18 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     assert (out / "table.md").read_text().count("\n") == 6
     assert (out / "table.csv").read_text().splitlines()[0].startswith("scenario,real good imgs,P_px")
 
+    # The same cells on the synthetic test split, whose impurities get a lower-is-better column.
+    synthetic = json.loads((out / "synthetic_test_table.json").read_text())
+    stain_column = synthetic["header"].index("water_stain (impurity, lower better)")
+    assert {"blowhole", "crack", "break", "fray", "uneven"} <= set(synthetic["header"])
+    assert [r[:2] for r in synthetic["rows"]] == cells
+    for row in synthetic["rows"]:
+        assert len(row) == len(synthetic["header"])
+        assert all(math.isnan(v) or 0 <= v <= 1 for v in row[2:])
+        assert 0 <= row[stain_column] <= 1  # every synthetic image has stains: never NaN
+    (real_only,) = (out / "synthetic_test").glob("real_only__real3-*.json")
+    assert json.loads(real_only.read_text())["data"].startswith(str(out / "synthetic" / "metal_tile-"))
+
     yolo = json.loads((out / "yolo_table.json").read_text())
     assert yolo["header"] == [
         "scenario",
@@ -101,6 +116,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     html = (out / "report.html").read_text()
     assert html.count("data:image/jpeg;base64,") >= 4 and "synthetic_only" in html
     assert "YOLO (one class: defect)" in html and "YOLO melded__real3" in html
+    assert "Synthetic test split (impurities)" in html and "synthetic test: melded__real3" in html
 
     # Resumable: a second run recomputes no cell, trains nothing and predicts nothing.
     def fail(*args, **kwargs):
@@ -113,10 +129,11 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     again = CliRunner().invoke(experiments.domain_gap, [str(_experiment(tmp_path)), "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert json.loads((out / "table.json").read_text())["rows"] == rows
+    assert json.loads((out / "synthetic_test_table.json").read_text())["rows"] == synthetic["rows"]
     assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"]
 
     # An edit recomputes exactly what it touches: a new coverage k re-evaluates every PatchCore
-    # cell from the cached coresets and leaves the YOLO cells alone.
+    # cell (real and synthetic test) from the cached coresets and leaves the YOLO cells alone.
     evaluated = []
     monkeypatch.setattr(experiments.anomaly, "evaluate_predictor", lambda *a: evaluated.append(a[-1]) or {})
     for name in ("pretrain", "finetune"):
@@ -128,7 +145,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "write_outputs", lambda *a: out / "report.html")
     third = CliRunner().invoke(experiments.domain_gap, [str(edited), "--out", str(out)])
     assert third.exit_code == 0, third.output
-    assert evaluated == [50] * 4
+    assert evaluated == [50] * 8
 
 
 def test_experiment_errors_name_the_field(tmp_path):
