@@ -255,8 +255,8 @@ class Runner:
         use synthetic data, the synthetic settings and the scene file's text, so an edited
         experiment recomputes exactly the cells it changes.
         """
-        synthetic = self.synthetic_settings() if scenario.train in USES_SYNTHETIC else None
-        key = _key(self.config.real.model_dump(), synthetic, scenario.model_dump(), *settings)
+        synthetic = self.synthetic_settings() if scenario.train in USES_SYNTHETIC else (None, None)
+        key = _key(self.config.real.model_dump(), *synthetic, scenario.model_dump(), *settings)
         return f"{self.cell_name(scenario, budget)}-{key}"
 
     def synthetic_settings(self) -> tuple[dict, str | None]:
