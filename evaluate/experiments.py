@@ -651,13 +651,25 @@ def write_outputs(
     default=None,
     help="Scene config, instead of the file's synthetic.scene.",
 )
-def domain_gap(experiment: Path, out: Path | None, real: Path | None, scene: Path | None) -> None:
+@click.option(
+    "--patchcore-seed",
+    type=int,
+    default=None,
+    help="PatchCore seed of every cell, instead of the file's (repeat runs measure the spread).",
+)
+def domain_gap(
+    experiment: Path, out: Path | None, real: Path | None, scene: Path | None, patchcore_seed: int | None
+) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
     from synth.dataset import Dataset
 
     start = time.perf_counter()
     try:
         config = load_experiment(experiment, real, scene)
+        if patchcore_seed is not None:
+            config.patchcore["seed"] = patchcore_seed
+            for scenario in config.scenarios:
+                scenario.patchcore.pop("seed", None)
         out = out or Path("runs") / config.name
         runner = Runner(config, out)
         results, synthetic_results, yolo_results = runner.run()

@@ -147,6 +147,18 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     assert third.exit_code == 0, third.output
     assert evaluated == [50] * 8
 
+    # Another PatchCore seed is another set of cells: the first coreset is trained with it.
+    seeds = []
+
+    def record_seed(data, config, *args, **kwargs):
+        seeds.append(config.seed)
+        raise AssertionError("stop after the first training")
+
+    monkeypatch.setattr("train.patchcore.pretrain", record_seed)
+    args = [str(_experiment(tmp_path)), "--out", str(out), "--patchcore-seed", "5"]
+    CliRunner().invoke(experiments.domain_gap, args)
+    assert seeds == [5]
+
 
 def test_experiment_errors_name_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
