@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from evaluate.report import markdown_table
+
 DEFAULT_COLUMNS = ("mean DW recall", "image AUROC", "pixel AUROC", "AUPRO")
 
 
@@ -28,14 +30,14 @@ def spread(tables: list[dict], columns: tuple[str, ...]) -> tuple[list[str], lis
     missing = [c for c in columns if c not in header]
     if missing:
         raise click.ClickException(f"no column {missing} in the tables; they have {header}")
+    indices = [header.index(c) for c in columns]
     keyed = [{tuple(row[:2]): row for row in table["rows"]} for table in tables]
     out = []
     for key in keyed[0]:
         if any(key not in rows for rows in keyed[1:]):
             raise click.ClickException(f"row {key} is missing from some tables")
         cells = [str(v) for v in key]
-        for column in columns:
-            i = header.index(column)
+        for i in indices:
             values = [rows[key][i] for rows in keyed]
             mean = sum(values) / len(values)
             cells.append(f"{mean:.3f} ({min(values):.3f}–{max(values):.3f})")
@@ -50,10 +52,7 @@ def main(tables: tuple[Path, ...], columns: tuple[str, ...]) -> None:
     loaded = [json.loads(p.read_text()) for p in tables]
     header, rows = spread(loaded, columns or DEFAULT_COLUMNS)
     print(f"{len(loaded)} runs: mean (min–max)\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(markdown_table(header, rows), end="")
 
 
 if __name__ == "__main__":
