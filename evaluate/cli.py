@@ -7,11 +7,13 @@ import os
 
 import click
 
+from synth.errors import CommandGroup
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def main() -> None:
     """Measure models on synthetic and real data."""
 

@@ -38,13 +38,14 @@ from evaluate import anomaly, detector, importers
 from evaluate import metrics as m
 from evaluate.report import Section, markdown_table, write_csv, write_html
 from synth.writers import atomic_write_json
+from synth.errors import ConfigError
 
 Budget = int | Literal["all"]
 USES_REAL = {"real", "finetune", "meld"}
 USES_SYNTHETIC = {"synthetic", "finetune", "meld"}
 
 
-class ExperimentError(ValueError):
+class ExperimentError(ConfigError):
     """An experiment file that cannot be run; the message names the field."""
 
 

@@ -38,6 +38,7 @@ import yaml
 from tqdm import tqdm
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo
+from synth.errors import DataError
 from synth.writers import DatasetWriter, atomic_write_json
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -49,7 +50,7 @@ FORMATS = ("mvtec", "folders", "yolo", "coco", "labelme")
 LabelReader = Callable[[tuple[int, int], tuple[ClassInfo, ...]], Annotations]
 
 
-class ImportFailure(ValueError):
+class ImportFailure(DataError):
     """A user-facing import error: the message names the file(s) and what was expected."""
 
 

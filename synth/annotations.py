@@ -18,10 +18,12 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from synth.errors import DataError
+
 ClassKind = Literal["defect", "impurity"]
 
 
-class AnnotationError(ValueError):
+class AnnotationError(DataError):
     """Annotations that contradict themselves or the image."""
 
 

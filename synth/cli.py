@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from synth.errors import CommandGroup
+
 from synth.config import ConfigError, load_config
 from synth.render import render_dataset, render_parallel, scaled_config
 
@@ -30,7 +32,7 @@ def _shard(value: str) -> tuple[int, int]:
     return index, count
 
 
-@click.group()
+@click.group(cls=CommandGroup)
 def main() -> None:
     """Synthetic, perfectly labelled surface-inspection datasets."""
 

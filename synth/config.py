@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from synth.errors import ConfigError
+
 Family = Literal["leather", "textile", "metal"]
 DefectKind = Literal[
     "scratch",
@@ -43,10 +45,6 @@ DefectKind = Literal[
 ]
 ImpurityKind = Literal["water_stain", "fingerprint"]
 SPLITS = ("train", "val", "test")
-
-
-class ConfigError(ValueError):
-    """A scene config that cannot be used; the message lists every problem."""
 
 
 def _range(lo: float, hi: float):

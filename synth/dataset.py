@@ -11,11 +11,12 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
+from synth.errors import DataError
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
 from synth.writers import FORMAT, SPLITS, read_metas
 
 
-class DatasetError(ValueError):
+class DatasetError(DataError):
     """A directory that is not a usable canonical dataset."""
 
 

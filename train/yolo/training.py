@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from synth.errors import ConfigError
 from train.yolo.offline import import_ultralytics
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -49,7 +50,7 @@ DEFECT_DEFAULTS: dict[str, Any] = {
 }
 
 
-class YoloSetupError(ValueError):
+class YoloSetupError(ConfigError):
     """A bad input, reported with the file or option at fault."""
 
 

@@ -1,0 +1,39 @@
+"""The one exception hierarchy of defectsynth, and the click group that shows it as one line.
+
+Library code raises a `DefectsynthError` whose message names the file, field or option at
+fault and what was expected; it never raises click exceptions. Every command line is a
+`CommandGroup`, which turns those errors into `Error: <message>` and exit status 1, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+class DefectsynthError(Exception):
+    """A user-facing error: bad input, a bad file or an impossible request."""
+
+
+class ConfigError(DefectsynthError, ValueError):
+    """A config, option or setting that cannot be used; the message names the field."""
+
+
+class DataError(DefectsynthError, ValueError):
+    """Data on disk (a dataset, an image, a label file) that is missing, damaged or inconsistent."""
+
+
+class ModelError(DefectsynthError, ValueError):
+    """A model file (coreset, weights) that is missing, damaged or incompatible."""
+
+
+class CommandGroup(click.Group):
+    """A click group that reports any `DefectsynthError` of its commands as one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DefectsynthError as error:
+            raise click.ClickException(str(error)) from None
