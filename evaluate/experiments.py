@@ -37,8 +37,8 @@ from tqdm import tqdm
 from evaluate import anomaly, detector, importers
 from evaluate import metrics as m
 from evaluate.report import Section, markdown_table, write_csv, write_html
-from synth.writers import atomic_write_json
 from synth.errors import ConfigError
+from synth.writers import atomic_write_json
 
 Budget = int | Literal["all"]
 USES_REAL = {"real", "finetune", "meld"}

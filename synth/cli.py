@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from synth.errors import CommandGroup
-
 from synth.config import ConfigError, load_config
+from synth.errors import CommandGroup
 from synth.render import render_dataset, render_parallel, scaled_config
 
 RENDERERS = click.Choice(["cycles", "raster"])

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as coco_mask
 
-from synth.errors import DataError
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
+from synth.errors import DataError
 from synth.writers import FORMAT, SPLITS, read_metas
 
 
