@@ -20,13 +20,17 @@ from tqdm import tqdm
 from evaluate import metrics as m
 from evaluate import plots
 from evaluate.report import Section, markdown_table, write_html
-from synth.dataset import Dataset, DatasetError
+from synth.dataset import Dataset
+from synth.errors import DataError
 from synth.writers import atomic_write_json
 
 # A model as the evaluation sees it: RGB uint8 images -> (score maps, image scores).
 Predictor = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
 
 EXAMPLES_PER_KIND = 4
+# A threshold that flags more than this share of the good test images is no operating point
+# a factory would run; the report says so instead of showing recall 1.000 without a word.
+MOST_GOOD_FLAGGED = 0.5
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ def choose_threshold(val: Sequence[Scored], fallback: float | None) -> tuple[flo
     if fallback is not None:
         return float(fallback), "the model's threshold (no defects in the validation split)"
     if not val:
-        raise click.ClickException("the validation split is empty and the model has no threshold")
+        raise DataError("the validation split is empty and the model has no threshold")
     top = max(s.score for s in val)
     return float(np.nextafter(top, np.inf)), "just above every good validation image"
 
@@ -144,18 +148,18 @@ def evaluate_predictor(
     title: str = "anomaly evaluation",
 ) -> dict:
     """Score val and test, write metrics.json, the plots and overlay examples into `out`."""
-    try:
-        dataset = Dataset(data)
-    except DatasetError as e:
-        raise click.ClickException(str(e)) from None
+    dataset = Dataset(data)
     test = score_split(dataset, "test", predict)
     if not test:
-        raise click.ClickException(f"{data}: the test split is empty")
+        raise DataError(f"{data}: the test split is empty")
     val = score_split(dataset, "val", predict)
     threshold, source = choose_threshold(val, fallback_threshold)
     kinds = {c.name: c.kind for c in dataset.classes}
     result = anomaly_metrics(test, threshold, kinds, k)
     result["threshold_source"] = source
+    if fallback_threshold is not None and fallback_threshold != threshold:
+        result["model_threshold"] = anomaly_metrics(test, float(fallback_threshold), kinds, k)
+    result["warnings"] = operating_point_warnings(result)
     result["data"] = str(data)
     curve_split = val if any(s.defective for s in val) else test
     figures = write_figures(curve_split, test, threshold, result, kinds, dataset, out)
@@ -198,7 +202,7 @@ def write_figures(
         ),
     ]
     samples = {s.id: s for s in dataset.samples("test")}
-    for kind, chosen in pick_examples(test, threshold).items():
+    for kind, chosen in pick_examples(test, threshold, result["defect_wise"]["k"]).items():
         for s in chosen:
             pred = s.score_map >= threshold
             image = plots.overlay(samples[s.id].image(), pred, s.defect_mask)
@@ -208,19 +212,47 @@ def write_figures(
     return figures
 
 
-def pick_examples(test: Sequence[Scored], threshold: float) -> dict[str, list[Scored]]:
-    """The images that best show found defects, missed defects and false alarms."""
+def operating_point_warnings(result: dict) -> list[str]:
+    """Plain-language warnings about the chosen threshold, shown above the headline numbers."""
+    flagged = result["image"]["good_flagged_rate"]
+    if not flagged > MOST_GOOD_FLAGGED:  # also NaN: no good test images
+        return []
+    line = (
+        f"the threshold {result['threshold']:.4g} ({result['threshold_source']}) flags "
+        f"{flagged:.0%} of the good test images, so every recall below is inflated"
+    )
+    other = result.get("model_threshold")
+    if other is not None:
+        line += (
+            f"; at the model's own threshold {other['threshold']:.4g} (set on held-out good images) "
+            f"{other['image']['good_flagged_rate']:.0%} are flagged and the mean defect recall is "
+            f"{other['defect_wise']['mean_defect_recall']:.3f}"
+        )
+    return [line]
 
-    def counts(s: Scored) -> m.Counts:
-        return m.confusion(s.score_map >= threshold, s.defect_mask)
 
-    stats = [(s, counts(s)) for s in test]
-    by = {
-        "found": sorted((x for x in stats if x[1].tp), key=lambda x: -x[1].tp),
-        "missed": sorted((x for x in stats if x[1].fn), key=lambda x: -x[1].fn),
-        "false_alarm": sorted((x for x in stats if x[1].fp), key=lambda x: -x[1].fp),
+def pick_examples(test: Sequence[Scored], threshold: float, k: float = 0.0) -> dict[str, list[Scored]]:
+    """Images for the report, each under one caption: "missed" when a defect instance is not
+    found (the defect-wise rule at coverage k), "found" when all its defects are, and
+    "false_alarm" for a good image that the threshold flags."""
+    by: dict[str, list[tuple[float, Scored]]] = {"found": [], "missed": [], "false_alarm": []}
+    for s in test:
+        pred = s.score_map >= threshold
+        if s.defective:
+            coverage = m.instance_coverage(pred, s.instance_map)
+            missed = [i for i in s.defect_ids if not m.is_found(coverage.get(i, 0.0), k)]
+            area = (
+                float(np.isin(s.instance_map, missed).sum())
+                if missed
+                else float((pred & s.defect_mask).sum())
+            )
+            by["missed" if missed else "found"].append((area, s))
+        elif s.score >= threshold:
+            by["false_alarm"].append((float(pred.sum()), s))
+    return {
+        kind: [s for _, s in sorted(chosen, key=lambda x: -x[0])[:EXAMPLES_PER_KIND]]
+        for kind, chosen in by.items()
     }
-    return {kind: [s for s, _ in chosen[:EXAMPLES_PER_KIND]] for kind, chosen in by.items()}
 
 
 def summary_rows(result: dict) -> tuple[list[str], list[list]]:
@@ -241,7 +273,16 @@ def summary_rows(result: dict) -> tuple[list[str], list[list]]:
     ]
     rows += [[f"recall: {n}", r] for n, r in result["defect_wise"]["per_class"].items()]
     rows += [[f"impurity recall (lower is better): {n}", r] for n, r in result["impurity_recall"].items()]
-    return ["metric", "value"], rows
+    other = result.get("model_threshold")
+    if other is None:
+        return ["metric", "value"], rows
+    _, other_rows = summary_rows(other)
+    header = ["metric", "value (chosen threshold)", "value (model's own threshold)"]
+    return header, [[*row, theirs[1]] for row, theirs in zip(rows, other_rows, strict=True)]
+
+
+def _warning(line: str) -> str:
+    return f"Warning: {line}."
 
 
 def report_sections(result: dict, out: Path, title: str) -> list[Section]:
@@ -249,7 +290,13 @@ def report_sections(result: dict, out: Path, title: str) -> list[Section]:
     figures = [(name, out / rel) for name, rel in result["figures"].items()]
     legend = "Overlays: green = defect pixels found, red = missed, yellow = false alarms."
     return [
-        Section(title, text=f"threshold: {result['threshold_source']}", table=summary_rows(result)),
+        Section(
+            title,
+            text=" ".join(
+                [f"threshold: {result['threshold_source']}.", *map(_warning, result.get("warnings", []))]
+            ),
+            table=summary_rows(result),
+        ),
         Section(f"{title}: curves", images=[f for f in figures if "examples" not in str(f[1])]),
         Section(f"{title}: examples", text=legend, images=[f for f in figures if "examples" in str(f[1])]),
     ]
@@ -276,14 +323,12 @@ def report_sections(result: dict, out: Path, title: str) -> list[Section]:
     type=click.FloatRange(0, 100),
     help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
 )
-def anomaly(coreset: Path, data: Path, out: Path | None, k: float) -> None:
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str) -> None:
     """Evaluate a PatchCore coreset: metrics JSON, plots, overlays and an HTML report."""
-    from train.patchcore import Coreset, PatchCoreError
+    from train.patchcore import Coreset
 
-    try:
-        model = Coreset.load(coreset)
-    except PatchCoreError as e:
-        raise click.ClickException(str(e)) from None
+    model = Coreset.load(coreset, device=device)
     out = out or coreset.with_name(f"{coreset.stem}_eval")
     result = evaluate_predictor(model.predict, data, out, model.threshold, k)
     html = write_html(
@@ -291,4 +336,6 @@ def anomaly(coreset: Path, data: Path, out: Path | None, k: float) -> None:
     )
     header, rows = summary_rows(result)
     click.echo(markdown_table(header, rows))
+    for line in result["warnings"]:
+        click.echo(_warning(line), err=True)
     click.echo(f"wrote {out / 'metrics.json'} and {html}")

@@ -107,8 +107,9 @@ def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: in
     truths = [b for s in samples for b in truth_boxes(s)]
     preds = predict_boxes(model, samples, imgsz)
     names = {c.id: c.name for c in dataset.classes}
+    impurities = {c.id for c in dataset.classes if c.kind == "impurity"}
     result = m.detection_metrics(
-        truths, preds, [s.id for s in samples], names, [s.id for s in samples if s.good], conf
+        truths, preds, [s.id for s in samples], names, [s.id for s in samples if s.good], conf, impurities
     )
     result["kinds"] = {c.name: c.kind for c in dataset.classes}
     figures = draw_examples(samples, truths, preds, conf, out)

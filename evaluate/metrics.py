@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,11 +296,14 @@ def detection_metrics(
     class_names: Mapping[int, str],
     good_images: Sequence[str],
     conf: float = 0.25,
+    impurity_classes: Collection[int] = (),
 ) -> dict:
     """COCO mAP50 / mAP50-95 / AP by size, plus recall, miss rate and false alarms at `conf`.
 
     `images` lists every evaluated image (also those without truths or predictions);
-    `good_images` the defect-free ones, whose every prediction at >= conf is a false alarm.
+    `good_images` the defect-free ones, whose every defect-class prediction at >= conf is a
+    false alarm; a prediction of one of `impurity_classes` (a water stain found on a good
+    image) is not.
     """
     ap = _coco_ap(truths, preds, images, class_names)
     kept = [p for p in preds if p.score >= conf]
@@ -312,7 +315,7 @@ def detection_metrics(
             recall = sum(i in matched_t for i in idx) / len(idx)
             per_class[name] = {"instances": len(idx), "recall": recall, "miss_rate": 1 - recall}
     good = set(good_images)
-    alarms = [p for p in kept if p.image in good]
+    alarms = [p for p in kept if p.image in good and p.class_id not in impurity_classes]
     return {
         **ap,
         "conf": conf,

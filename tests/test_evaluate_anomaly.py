@@ -55,11 +55,28 @@ def test_threshold_from_validation_or_fallbacks():
     assert t == np.nextafter(0.7, np.inf) and "good validation" in source
 
 
-def test_pick_examples():
+def test_pick_examples_puts_each_image_under_one_true_caption():
     picked = anomaly.pick_examples(_test_split(), threshold=0.5)
-    assert [s.id for s in picked["found"]] == ["a"]
-    assert [s.id for s in picked["missed"]] == ["a"]
-    assert [s.id for s in picked["false_alarm"]] == ["a", "b"]
+    assert [s.id for s in picked["found"]] == ["a"]  # its one crack is found (k = 0)
+    assert picked["missed"] == []  # although one crack pixel is not flagged
+    assert [s.id for s in picked["false_alarm"]] == ["b"]  # good and flagged; "a" is not good
+    strict = anomaly.pick_examples(_test_split(), threshold=0.5, k=60)
+    assert [s.id for s in strict["missed"]] == ["a"] and strict["found"] == []
+
+
+def test_a_threshold_that_flags_most_good_images_is_called_out():
+    result = anomaly.anomaly_metrics(_test_split(), threshold=0.5, kinds=KINDS)
+    result["threshold_source"] = "max pixel F1 on the validation split"
+    result["model_threshold"] = anomaly.anomaly_metrics(_test_split(), threshold=0.8, kinds=KINDS)
+    (warning,) = anomaly.operating_point_warnings(result)
+    assert "flags 100% of the good test images" in warning
+    assert "model's own threshold 0.8" in warning and "0% are flagged" in warning
+    header, rows = anomaly.summary_rows(result)
+    assert header[1:] == ["value (chosen threshold)", "value (model's own threshold)"]
+    assert ["good images flagged", 1.0, 0.0] in rows
+    quiet = anomaly.anomaly_metrics(_test_split(), threshold=0.8, kinds=KINDS)
+    quiet["threshold_source"] = "x"
+    assert anomaly.operating_point_warnings(quiet) == []
 
 
 def test_overlay_colours():

@@ -168,6 +168,15 @@ def test_detection_metrics_hand_case():
     assert math.isnan(r["ap_large"])
 
 
+def test_an_impurity_found_on_a_good_image_is_no_false_alarm():
+    truths = [_box("good1", 2, 0, 0, 5, 5)]  # a water stain on a defect-free image
+    preds = [_box("good1", 2, 0, 0, 5, 5, 0.9), _box("good1", 1, 20, 20, 25, 25, 0.8)]
+    names = {1: "scratch", 2: "water_stain"}
+    r = m.detection_metrics(truths, preds, ["good1"], names, ["good1"], conf=0.25, impurity_classes={2})
+    assert r["false_alarms_on_good"] == 1  # the scratch box only
+    assert r["per_class"]["water_stain"]["recall"] == 1.0
+
+
 def test_detection_metrics_empty_predictions():
     truths = [_box("img1", 1, 10, 10, 20, 20)]
     r = m.detection_metrics(truths, [], ["img1"], {1: "scratch"}, [])

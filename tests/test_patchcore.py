@@ -194,6 +194,15 @@ def test_a_canonical_dataset_gives_its_good_train_images(tmp_path, tiny_scene):
     good = [s.image_path for s in Dataset(tmp_path).samples("train") if s.good]
     assert 0 < len(good) < 8  # the defective train images are left out
     assert list_images(tmp_path) == good
+    # a glob over the dataset tree would take masks, instance maps and test images as good
+    with pytest.raises(PatchCoreError, match=r"--pattern '\*\.png' applies to plain image folders"):
+        list_images(tmp_path, pattern="*.png")
+    result = CliRunner().invoke(
+        main,
+        ["pretrain", "patchcore", "--data", str(tmp_path), "--pattern", "*.png", "--out", "x.safetensors"],
+    )
+    assert result.exit_code == 1 and "applies to plain image folders" in result.output
+    assert "Traceback" not in result.output
     (tmp_path / "dataset.json").write_text("{}")
     with pytest.raises(PatchCoreError, match="format None"):
         list_images(tmp_path)
@@ -226,3 +235,37 @@ def test_cli_pretrain_finetune_meld(tmp_path, texture_a, texture_b):
     result = runner.invoke(main, ["pretrain", "patchcore", "--data", str(tmp_path / "empty"), "--out", a])
     assert result.exit_code == 1
     assert "no images found" in result.output and "Traceback" not in result.output
+
+
+def test_meld_of_fewer_points_than_the_size_keeps_them_once():
+    g = torch.Generator().manual_seed(1)
+    config = PatchCoreConfig(coreset_size=8)
+    small = Coreset(torch.randn(8, 4, generator=g), config, "test-weights")
+    melded = meld([small, small], size=100)
+    assert melded.size == 8
+    assert torch.equal(melded.points, small.points)
+
+
+def test_the_device_is_chosen_at_use_not_stored(tmp_path, coreset_a):
+    assert "device" not in coreset_a.metadata()["config"]
+    path = coreset_a.save(tmp_path / "a.safetensors")
+    assert Coreset.load(path, device="cpu").config.device == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(PatchCoreError, match="device 'cuda' is not available here"):
+            Coreset.load(path, device="cuda")
+    with pytest.raises(PatchCoreError, match="device 'gpu0' is not available here"):
+        PatchCoreConfig(device="gpu0")
+
+
+def test_finetune_honours_a_coreset_size_override(texture_b, coreset_a):
+    tuned = finetune(coreset_a, texture_b, epochs=1, coreset_size=coreset_a.size + 16)
+    assert tuned.size == coreset_a.size + 16 == tuned.config.coreset_size
+    shrunk = finetune(coreset_a, texture_b, epochs=1, coreset_size=20)
+    assert shrunk.size == 20 == shrunk.config.coreset_size
+
+
+def test_a_directory_as_coreset_output_is_refused_before_training(tmp_path, texture_a):
+    result = CliRunner().invoke(
+        main, ["pretrain", "patchcore", "--data", str(texture_a), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "is a directory" in result.output

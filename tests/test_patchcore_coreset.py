@@ -97,3 +97,21 @@ def test_nearest_distances_chunked_matches_full():
     x, m = clustered(3, 57, 4), clustered(4, 13, 4)
     expected = torch.cdist(x, m).min(dim=1).values
     assert torch.allclose(nearest_distances(x, m, chunk_size=5), expected)
+
+
+def test_fill_keeps_only_distinct_points_and_repeats_change_nothing():
+    x = clustered(5, 30, 4)
+    coreset = SequentialCoreset(64, 4, dtype=torch.float64)
+    assert coreset.add(torch.cat([x, x[:7]])) == 30  # copies inside one chunk are skipped
+    assert coreset.add(x) == 0  # an epoch of known points changes nothing: early stop
+    assert coreset.count == 30
+    assert torch.equal(coreset.stored(), x)
+    assert coreset.min_distance > 0
+
+
+def test_fill_skips_copies_then_replaces_from_the_next_point():
+    x = clustered(6, 40, 3)
+    chunk = torch.cat([x[:5], x[:5], x[5:]])  # 45 rows, 40 distinct, room for 8
+    coreset = SequentialCoreset(8, 3, dtype=torch.float64)
+    coreset.add(chunk)
+    assert torch.equal(coreset.stored(), naive_coreset(x, 8))

@@ -33,9 +33,28 @@ _data = click.option(
     type=click.Path(exists=True, path_type=Path),
     help="Canonical dataset root (its good train images) or a folder of images.",
 )
-_pattern = click.option("--pattern", help="Only images matching this glob, e.g. '*.jpg'.")
-_out = click.option("--out", required=True, type=click.Path(path_type=Path), help="Coreset file.")
+_pattern = click.option(
+    "--pattern", help="Only images matching this glob, e.g. '*.jpg' (plain folders; not a canonical dataset)."
+)
+_out = click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Coreset file (.safetensors).",
+)
 _device = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+
+
+def _coreset_size(default: int | None, help: str, name: str = "coreset_size"):  # noqa: A002
+    return click.option(
+        "--coreset-size",
+        "--size",
+        name,
+        type=click.IntRange(min=2),
+        default=default,
+        show_default=True,
+        help=help,
+    )
 
 
 @pretrain.command("patchcore")
@@ -51,11 +70,21 @@ _device = click.option("--device", default="cpu", show_default=True, help="cpu, 
 )
 @click.option("--layers", default="blocks.2,blocks.4", show_default=True, help="Comma-separated.")
 @click.option("--pool-stride", type=click.Choice(["1", "2"]), default="1", show_default=True)
-@click.option("--image-size", type=int, default=256, show_default=True)
-@click.option("--size", "coreset_size", type=int, default=2048, show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--augmentations", type=int, default=1, show_default=True, help="Views per image.")
-@click.option("--holdout", type=float, default=0.1, show_default=True, help="For the threshold.")
+@click.option(
+    "--imgsz", "--image-size", "image_size", type=click.IntRange(min=16), default=256, show_default=True
+)
+@_coreset_size(2048, "Points kept in the coreset.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--augmentations", type=click.IntRange(min=0), default=1, show_default=True, help="Views per image."
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="For the threshold.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @_device
 def pretrain_patchcore(
@@ -92,16 +121,26 @@ def pretrain_patchcore(
 @_data
 @_pattern
 @_out
-@click.option("--epochs", type=int, help="Default: the coreset's own setting.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Default: the coreset's own setting.")
+@_coreset_size(None, "Points kept (default: the coreset's own).")
 @_device
 def finetune_patchcore(
-    coreset: Path, data: Path, pattern: str | None, out: Path, epochs: int | None, device: str
+    coreset: Path,
+    data: Path,
+    pattern: str | None,
+    out: Path,
+    epochs: int | None,
+    coreset_size: int | None,
+    device: str,
 ) -> None:
-    """Continue a coreset on new good images (e.g. a few real ones)."""
+    """Continue a coreset on new good images (e.g. a few real ones); --coreset-size defaults
+    to the coreset's own."""
     from train.patchcore import Coreset
     from train.patchcore import finetune as run
 
-    result = run(Coreset.load(coreset), data, epochs=epochs, pattern=pattern, device=device)
+    overrides = {"coreset_size": coreset_size} if coreset_size else {}
+    start = Coreset.load(coreset, device=device)
+    result = run(start, data, epochs=epochs, pattern=pattern, **overrides)
     _report(result, result.save(out))
 
 
@@ -113,7 +152,7 @@ def finetune_patchcore(
     type=click.Path(exists=True, path_type=Path),
     help="Repeat for each coreset.",
 )
-@click.option("--size", type=int, help="Target size (default: the largest input).")
+@_coreset_size(None, "Target size (default: the largest input).", name="size")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Melded coreset file.")
 @click.pass_context
 def meld_command(ctx: click.Context, coresets: tuple[Path, ...], size: int | None, out: Path | None) -> None:

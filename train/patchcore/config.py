@@ -22,6 +22,21 @@ class IncompatibleCoresetError(PatchCoreError):
     """A coreset was built with a feature set-up different from the one it is used with."""
 
 
+def _usable_device(device: str) -> bool:
+    """A device string torch understands and whose hardware this machine has."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        return False
+    if kind == "cuda":
+        return torch.cuda.is_available()
+    if kind == "mps":
+        return torch.backends.mps.is_available()
+    return kind == "cpu"
+
+
 @dataclass(frozen=True)
 class PatchCoreConfig:
     """Everything that defines the features, the coreset and the training run.
@@ -66,14 +81,21 @@ class PatchCoreConfig:
             "layers": len(self.layers) >= 1,
             "sigma": self.sigma >= 0,
             "holdout": 0 <= self.holdout < 1,
+            "device": _usable_device(self.device),
         }
         bad = [name for name, ok in checks.items() if not ok]
+        if "device" in bad:
+            raise PatchCoreError(
+                f"device {self.device!r} is not available here (cpu, or cuda[:N] on a machine with a GPU)"
+            )
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise PatchCoreError(f"invalid PatchCore configuration: {values}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The settings a coreset file stores: all but the device, which is the user's choice
+        each time the coreset is used."""
+        return {k: v for k, v in asdict(self).items() if k != "device"}
 
     @classmethod
     def from_dict(cls, data: dict) -> PatchCoreConfig:

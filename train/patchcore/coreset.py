@@ -30,7 +30,7 @@ def nearest_distances(x: torch.Tensor, points: torch.Tensor, chunk_size: int) ->
 class SequentialCoreset:
     """Fixed-size coreset updated by the replacement rule.
 
-    The first `size` points fill the coreset. Then an incoming point p with distance d_p to
+    The first `size` distinct points fill the coreset. Then an incoming point p with distance d_p to
     its nearest coreset point replaces the lower index of the closest coreset pair (distance
     d_m) when d_p > d_m. A dense distance matrix (diagonal +inf) and its row minima make d_m
     and the closest pair available in O(size) after each replacement.
@@ -70,20 +70,40 @@ class SequentialCoreset:
         return self.points[: self.count]
 
     def add(self, x: torch.Tensor) -> int:
-        """Feed points in order, `x` being one chunk; returns how many entered the coreset."""
-        x = x.to(self.points)
-        filled = self._fill(x)
-        if filled == len(x):
-            return filled
-        return filled + self._replace(x[filled:])
+        """Feed points in order, `x` being one chunk; returns how many entered the coreset.
 
-    def _fill(self, x: torch.Tensor) -> int:
-        start, n = self.count, min(len(x), self.size - self.count)
+        While filling, a point equal to one already stored is skipped: a copy would add
+        nothing and set d_m to 0, so an epoch that only repeats known points changes nothing
+        (early stop), and a coreset fed fewer distinct points than `size` holds just those.
+        """
+        x = x.to(self.points)
+        room = self.size - self.count
+        if room == 0:
+            return self._replace(x)
+        fresh = self._first_occurrences(x)
+        if len(fresh) <= room:
+            self._fill(x[fresh])
+            return len(fresh)
+        self._fill(x[fresh[:room]])
+        return room + self._replace(x[int(fresh[room - 1]) + 1 :])
+
+    def _first_occurrences(self, x: torch.Tensor) -> torch.Tensor:
+        """Indices (ascending) of the rows of `x` equal neither to a stored point nor to an
+        earlier row of `x`."""
+        pooled = torch.cat([self.stored(), x])
+        _, inverse = torch.unique(pooled, dim=0, return_inverse=True)
+        first = torch.full((len(pooled),), len(pooled), dtype=torch.long, device=x.device)
+        first.scatter_reduce_(0, inverse, torch.arange(len(pooled), device=x.device), reduce="amin")
+        rows = torch.arange(self.count, len(pooled), device=x.device)
+        return rows[first[inverse[self.count :]] == rows] - self.count
+
+    def _fill(self, x: torch.Tensor) -> None:
+        start, n = self.count, len(x)
         if n == 0:
-            return 0
+            return
         end = start + n
-        self.points[start:end] = x[:n]
-        block = pairwise_distances(x[:n], self.points[:end])
+        self.points[start:end] = x
+        block = pairwise_distances(x, self.points[:end])
         square = block[:, start:end]
         square.copy_(torch.minimum(square, square.T))  # the matrix product is not symmetric
         square.fill_diagonal_(INF)
@@ -91,7 +111,6 @@ class SequentialCoreset:
         self.distances[:end, start:end] = block.T
         self.row_min[:end], self.row_arg[:end] = self.distances[:end, :end].min(dim=1)
         self.count = end
-        return n
 
     def _replace(self, x: torch.Tensor) -> int:
         x_sq = (x * x).sum(dim=1)

@@ -34,19 +34,31 @@ def _is_image(path: Path) -> bool:
 
 
 def list_images(data: DataSource, pattern: str | None = None) -> list[Path]:
-    """The training images of `data`: a canonical dataset root (its good train images), a
-    folder (its images, recursively, or those matching the glob `pattern`) or a list of files."""
+    """The training images of `data`: a canonical dataset root (its good train images, read
+    through `synth.dataset` only), a folder (its images, recursively, or those matching the
+    glob `pattern`) or a list of files.
+
+    A pattern on a canonical dataset is refused: globbing its tree would take masks,
+    instance maps, other splits and defective images as "good" training images.
+    """
     if isinstance(data, str | Path):
         root = Path(data)
         if not root.exists():
             raise PatchCoreError(f"data not found: {root}")
+        canonical = _canonical_good_images(root) if root.is_dir() else None
+        if canonical is not None and pattern is not None:
+            raise PatchCoreError(
+                f"--pattern {pattern!r} applies to plain image folders, but {root} is a canonical "
+                "dataset (its good train images are used); leave out --pattern"
+            )
         if root.is_file():
             paths = [root]
+        elif canonical is not None:
+            paths = canonical
         elif pattern is not None:
-            paths = sorted(p for p in root.rglob(pattern) if p.is_file())
+            paths = sorted(p for p in root.rglob(pattern) if _is_image(p))
         else:
-            canonical = _canonical_good_images(root)
-            paths = canonical if canonical is not None else sorted(filter(_is_image, root.rglob("*")))
+            paths = sorted(filter(_is_image, root.rglob("*")))
         where = f"{root}" + (f" matching {pattern}" if pattern else "")
     else:
         paths = [Path(p) for p in data]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -73,15 +74,24 @@ class Coreset:
         }
 
     def save(self, path: str | Path) -> Path:
+        """Write the file atomically: an interrupted save leaves any earlier file intact."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        metadata = {_METADATA_KEY: json.dumps(self.metadata())}
-        save_file({"points": self.points.detach().cpu().contiguous()}, path, metadata=metadata)
+        if path.is_dir():
+            raise PatchCoreError(f"{path} is a directory; expected a coreset file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.partial")
+            metadata = {_METADATA_KEY: json.dumps(self.metadata())}
+            save_file({"points": self.points.detach().cpu().contiguous()}, partial, metadata=metadata)
+            os.replace(partial, path)
+        except OSError as error:
+            raise PatchCoreError(f"cannot write coreset {path}: {error.strerror}") from None
         return path
 
     @classmethod
-    def load(cls, path: str | Path, expect: PatchCoreConfig | None = None) -> Coreset:
-        """Read a coreset file; with `expect`, refuse one built on other features."""
+    def load(cls, path: str | Path, expect: PatchCoreConfig | None = None, device: str = "cpu") -> Coreset:
+        """Read a coreset file to be used on `device`; with `expect`, refuse one built on
+        other features."""
         path = Path(path)
         if not path.is_file():
             raise PatchCoreError(f"coreset file not found: {path}")
@@ -103,7 +113,7 @@ class Coreset:
             )
         coreset = cls(
             points=points,
-            config=PatchCoreConfig.from_dict(meta["config"]),
+            config=PatchCoreConfig.from_dict({**meta["config"], "device": device}),
             weights_id=meta["weights_id"],
             epochs=meta["epochs"],
             datasets=meta["datasets"],
@@ -282,10 +292,11 @@ def finetune(
     pattern: str | None = None,
     **overrides,
 ) -> Coreset:
-    """Continue the replacement rule from a trained coreset on new good images."""
+    """Continue the replacement rule from a trained coreset on new good images; `overrides`
+    (e.g. `coreset_size`, `device`) replace the coreset's own settings."""
     config = replace(coreset.config, **overrides, **({"epochs": epochs} if epochs else {}))
     coreset.check_setup(config, patch_features(config).weights_id, name="the coreset")
-    state = SequentialCoreset.from_points(coreset.points, device=config.device)
+    state = SequentialCoreset.from_points(coreset.points, config.coreset_size, device=config.device)
     return _train(state, data, config, "finetune", pattern, previous=coreset)
 
 
