@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluate import plots  # noqa: E402
 from evaluate.anomaly import Scored, score_split  # noqa: E402
-from evaluate.experiments import Runner, load_experiment  # noqa: E402
+from evaluate.experiments import load_experiment  # noqa: E402
+from evaluate.experiments.data import ExperimentData  # noqa: E402
+from evaluate.experiments.patchcore_cells import PatchCoreCells  # noqa: E402
 from synth.dataset import Dataset  # noqa: E402
 
 SCENARIOS = ("synthetic_only", "synthetic_stains")
@@ -59,17 +61,19 @@ def main() -> None:
     parser.add_argument("--figure", type=Path, default=Path("docs/stain_false_alarms.png"))
     args = parser.parse_args()
 
-    runner = Runner(load_experiment(args.experiment), args.out)
-    scenarios = {s.name: s for s in runner.config.scenarios}
+    config = load_experiment(args.experiment)
+    data = ExperimentData(config, args.out)
+    cells = PatchCoreCells(data)
+    scenarios = {s.name: s for s in config.scenarios}
     missing = [name for name in SCENARIOS if name not in scenarios]
-    if missing or not runner.config.synthetic_test:
+    if missing or not config.synthetic_test:
         sys.exit(f"{args.experiment}: needs scenarios {list(SCENARIOS)} and synthetic_test: true")
-    dataset = Dataset(runner.synthetic_root(None))
+    dataset = Dataset(data.synthetic_root(None))
     impurities = {c.name for c in dataset.classes if c.kind == "impurity"}
     flagged: dict[str, list[np.ndarray]] = {}
     for name in SCENARIOS:
-        threshold = runner.run_cell(scenarios[name], None, on_synthetic=True)["threshold"]
-        scored = score_split(dataset, "test", runner.coreset(scenarios[name], None).predict)
+        threshold = cells.run_cell(scenarios[name], None, on_synthetic=True)["threshold"]
+        scored = score_split(dataset, "test", cells.coreset(scenarios[name], None).predict)
         flagged[name] = [s.score_map >= threshold for s in scored]
     order = np.argsort([-stain_mask(s, impurities).sum() for s in scored])[: args.rows]
     images = {s.id: s.image() for s in dataset.samples("test")}

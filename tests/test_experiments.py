@@ -11,6 +11,9 @@ import yaml
 from click.testing import CliRunner
 
 from evaluate import experiments
+from evaluate.cli import main as evaluate_main
+from evaluate.experiments import patchcore_cells, yolo_cells
+from evaluate.experiments.data import ExperimentData, key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +76,7 @@ def _experiment(tmp_path: Path) -> Path:
 def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     _fake_real(tmp_path / "real")
     out = tmp_path / "out"
-    result = CliRunner().invoke(experiments.domain_gap, [str(_experiment(tmp_path)), "--out", str(out)])
+    result = CliRunner().invoke(evaluate_main, ["domain-gap", str(_experiment(tmp_path)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     table = json.loads((out / "table.json").read_text())
     header, rows = table["header"], table["rows"]
@@ -122,11 +125,11 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("a finished cell was recomputed")
 
-    monkeypatch.setattr(experiments.anomaly, "evaluate_predictor", fail)
-    monkeypatch.setattr(experiments.detector, "predict_boxes", fail)
+    monkeypatch.setattr(patchcore_cells.anomaly, "evaluate_predictor", fail)
+    monkeypatch.setattr(yolo_cells.detector, "predict_boxes", fail)
     for name in ("pretrain", "finetune", "meld"):
         monkeypatch.setattr(f"train.yolo.training.{name}", fail)
-    again = CliRunner().invoke(experiments.domain_gap, [str(_experiment(tmp_path)), "--out", str(out)])
+    again = CliRunner().invoke(evaluate_main, ["domain-gap", str(_experiment(tmp_path)), "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert json.loads((out / "table.json").read_text())["rows"] == rows
     assert json.loads((out / "synthetic_test_table.json").read_text())["rows"] == synthetic["rows"]
@@ -135,15 +138,17 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     # An edit recomputes exactly what it touches: a new coverage k re-evaluates every PatchCore
     # cell (real and synthetic test) from the cached coresets and leaves the YOLO cells alone.
     evaluated = []
-    monkeypatch.setattr(experiments.anomaly, "evaluate_predictor", lambda *a: evaluated.append(a[-1]) or {})
+    monkeypatch.setattr(
+        patchcore_cells.anomaly, "evaluate_predictor", lambda *a: evaluated.append(a[-1]) or {}
+    )
     for name in ("pretrain", "finetune"):
         monkeypatch.setattr(f"train.patchcore.{name}", fail)
     doc = yaml.safe_load(_experiment(tmp_path).read_text())
     doc["coverage_k"] = 50
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(doc))
-    monkeypatch.setattr(experiments, "write_outputs", lambda *a: out / "report.html")
-    third = CliRunner().invoke(experiments.domain_gap, [str(edited), "--out", str(out)])
+    monkeypatch.setattr("evaluate.experiments.runner.write_outputs", lambda *a: out / "report.html")
+    third = CliRunner().invoke(evaluate_main, ["domain-gap", str(edited), "--out", str(out)])
     assert third.exit_code == 0, third.output
     assert evaluated == [50] * 8
 
@@ -156,21 +161,80 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr("train.patchcore.pretrain", record_seed)
     args = [str(_experiment(tmp_path)), "--out", str(out), "--patchcore-seed", "5"]
-    CliRunner().invoke(experiments.domain_gap, args)
+    CliRunner().invoke(evaluate_main, ["domain-gap", *args])
     assert seeds == [5]
+
+    # --patchcore-seed 0 is the file's own seed 0: the same cells, all found in the cache.
+    args = [str(_experiment(tmp_path)), "--out", str(out), "--patchcore-seed", "0"]
+    same = CliRunner().invoke(evaluate_main, ["domain-gap", *args])
+    assert same.exit_code == 0, same.output
+    assert seeds == [5] and evaluated == [50] * 8
+
+
+def test_every_coreset_and_cell_key_covers_the_patchcore_settings(tmp_path):
+    _fake_real(tmp_path / "real")
+    path = _experiment(tmp_path)
+    config = experiments.load_experiment(path)
+    data = ExperimentData(config, tmp_path / "out")
+    data.import_real()
+    cells = patchcore_cells.PatchCoreCells(data)
+
+    def keys(cells):
+        return {
+            (s.name, b): (key(cells.coreset_recipe(s, b)), key(cells.cell_recipe(s, b, False)))
+            for s, b in cells.config.cells()
+        }
+
+    before = keys(cells)
+    config.patchcore["coreset_size"] = 32  # the fine-tuned coreset's key once left this out
+    resized = keys(cells)
+    assert all(resized[c][0] != before[c][0] and resized[c][1] != before[c][1] for c in before)
+    config.patchcore["coreset_size"] = 64
+    config.scenarios[2].patchcore["seed"] = 3  # a scenario's own field: only its cells change
+    changed = {c for c in before if keys(cells)[c] != before[c]}
+    assert changed == {("synthetic_finetuned", 3)}
+
+    reseeded = experiments.load_experiment(path, patchcore_seed=0)
+    assert keys(patchcore_cells.PatchCoreCells(ExperimentData(reseeded, tmp_path / "out"))) == before
+
+
+def test_bad_sections_fail_at_load_before_any_work(tmp_path):
+    doc = yaml.safe_load(_experiment(tmp_path).read_text())
+    cases = [
+        (
+            ("patchcore", "coreset_size"),
+            0,
+            "scenario real_only: patchcore settings: invalid PatchCore configuration: coreset_size=0",
+        ),
+        (("patchcore", "image_size"), "huge", "scenario real_only: patchcore settings"),
+        (("synthetic", "overrides"), {"camera": {"resolution": [0, 0]}}, "synthetic.overrides:"),
+        (("yolo", "train"), {"epoch": 1}, "yolo.train:"),
+        (("budgets",), [-5], "budgets.0"),
+        (("budgets",), [0], "budgets.0"),
+    ]
+    for (section, *field), value, message in cases:
+        bad = yaml.safe_load(yaml.safe_dump(doc))
+        target = bad[section] if field else bad
+        target[field[0] if field else section] = value
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(bad))
+        result = CliRunner().invoke(evaluate_main, ["domain-gap", str(path), "--out", str(tmp_path / "out")])
+        assert result.exit_code == 1, (value, result.output)
+        assert message in result.output and "Traceback" not in result.output, result.output
+        assert not (tmp_path / "out").exists()  # nothing imported, rendered or trained
 
 
 def test_experiment_errors_name_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: sideways}]\n")
-    result = CliRunner().invoke(experiments.domain_gap, [str(path)])
+    result = CliRunner().invoke(evaluate_main, ["domain-gap", str(path)])
     assert result.exit_code == 1
     assert "scenarios.0.train" in result.output
     path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: synthetic}]\n")
-    result = CliRunner().invoke(experiments.domain_gap, [str(path)])
+    result = CliRunner().invoke(evaluate_main, ["domain-gap", str(path)])
     assert "scenarios ['a'] need a `synthetic:` section" in result.output
     path.write_text("name: x\nreal: {src: r}\nscenarios: [{name: a, train: real}]\nyolo: {scenarios: [b]}\n")
-    result = CliRunner().invoke(experiments.domain_gap, [str(path)])
+    result = CliRunner().invoke(evaluate_main, ["domain-gap", str(path)])
     assert "yolo.scenarios ['b'] are not among the scenarios ['a']" in result.output
 
 

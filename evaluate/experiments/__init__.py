@@ -1,0 +1,29 @@
+"""The domain-gap experiment: `evaluate domain-gap EXPERIMENT.yaml`.
+
+A matrix of training scenarios (real only, synthetic variants, synthetic pretrained + real
+fine-tuned, melded coresets) crossed with a real-data budget (k real good images), every
+cell evaluated with the same threshold rule on the same real validation and test splits.
+Everything expensive is cached under the output folder and keyed by what produced it:
+the imported real data (its `real:` settings), each synthetic dataset (scene, overrides, n,
+renderer), each coreset (its data and PatchCore settings), and each finished cell's result JSON
+(written atomically). Every cached thing is named by `data.key(recipe)`, where the recipe
+lists everything it depends on, its inputs' recipes included, so a rerun
+only does what is missing and an edited experiment recomputes exactly the cells it touches.
+
+With `synthetic_test: true` every cell is also scored on the test split of the experiment's own
+synthetic data (base settings, impurities included), thresholded on its synthetic val split: the
+one place false alarms on impurities can be measured when the real data has none.
+
+YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
+budget, where k counts real images with labelled defects, and are scored on the same real test
+split with evaluate.detector's box metrics; they get their own table beside PatchCore's.
+
+Modules, in the order a run uses them: `config` (schema and checks at load), `data` (real
+import, renders, cache keys), `patchcore_cells`, `yolo_cells`, `tables`, `runner`, `cli`.
+"""
+
+from evaluate.experiments.cli import domain_gap
+from evaluate.experiments.config import ExperimentConfig, ExperimentError, load_experiment
+from evaluate.experiments.runner import Results, run
+
+__all__ = ["ExperimentConfig", "ExperimentError", "Results", "domain_gap", "load_experiment", "run"]

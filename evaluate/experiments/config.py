@@ -1,0 +1,195 @@
+"""The experiment file: its schema, and everything checked before any work is done.
+
+A bad PatchCore field, YOLO argument, scene override or budget is reported at load, naming
+the field, not after an hour of cells have run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from synth.errors import ConfigError, DefectsynthError
+
+Budget = PositiveInt | Literal["all"]
+Train = Literal["real", "synthetic", "finetune", "meld"]
+USES_REAL = {"real", "finetune", "meld"}
+USES_SYNTHETIC = {"synthetic", "finetune", "meld"}
+
+
+class ExperimentError(ConfigError):
+    """An experiment file that cannot be run; the message names the field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RealData(_Model):
+    """Where the real data is and how to import and split it (see evaluate.importers)."""
+
+    format: Literal["mvtec", "folders", "yolo", "coco", "labelme"] = "folders"
+    src: str
+    seed: int = 0
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    group_pattern: str | None = None
+    impurities: list[str] = Field(default_factory=list)
+
+
+class SyntheticData(_Model):
+    """The scene rendered for synthetic scenarios; `overrides` are deep-merged into it."""
+
+    scene: str
+    n: int = Field(200, ge=1)
+    renderer: Literal["raster", "cycles"] = "raster"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class Scenario(_Model):
+    """One row family of the table: how its coreset is trained."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    train: Train
+    overrides: dict[str, Any] = Field(default_factory=dict, description="scene overrides")
+    patchcore: dict[str, Any] = Field(default_factory=dict)
+
+
+class YoloSettings(_Model):
+    """YOLO cells: one class `defect` (every defect class merged, impurities dropped).
+
+    One class because PatchCore is class-agnostic too and a few real images per class give
+    no stable per-class AP; per-class recall is still reported. `overrides` are scene overrides
+    for the YOLO renders (a detector needs defects in its train split, PatchCore none).
+    """
+
+    model: str = "yolo11n.yaml"
+    scenarios: list[str] | None = Field(None, description="scenario names with a YOLO cell (default all)")
+    train: dict[str, Any] = Field(default_factory=dict, description="ultralytics train arguments")
+    finetune: dict[str, Any] = Field(default_factory=dict, description="train arguments for fine-tuning")
+    real_fraction: float = Field(0.5, ge=0, le=1, description="share of real images in a meld")
+    conf: float = Field(0.25, ge=0, le=1, description="working confidence for recall and false alarms")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExperimentConfig(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    real: RealData
+    synthetic: SyntheticData | None = None
+    patchcore: dict[str, Any] = Field(default_factory=dict, description="PatchCoreConfig fields")
+    budgets: list[Budget] = Field(default_factory=lambda: ["all"], min_length=1)
+    coverage_k: float = Field(0.0, ge=0, le=100)
+    scenarios: list[Scenario] = Field(min_length=1)
+    synthetic_test: bool = Field(False, description="also score every cell on the synthetic test split")
+    yolo: YoloSettings | None = None
+
+    def cells(self) -> list[tuple[Scenario, Budget | None]]:
+        """Every (scenario, real budget) pair; scenarios without real data have one cell."""
+        return [(s, b) for s in self.scenarios for b in (self.budgets if s.train in USES_REAL else [None])]
+
+    def yolo_cells(self) -> list[tuple[Scenario, Budget | None]]:
+        if self.yolo is None:
+            return []
+        chosen = self.yolo.scenarios
+        return [(s, b) for s, b in self.cells() if chosen is None or s.name in chosen]
+
+
+def cell_name(scenario: Scenario, budget: Budget | None) -> str:
+    return scenario.name if budget is None else f"{scenario.name}__real{budget}"
+
+
+def patchcore_config(config: ExperimentConfig, scenario: Scenario):
+    """The scenario's effective PatchCoreConfig: the experiment's fields, then its own."""
+    from train.patchcore import PatchCoreConfig
+
+    fields = {**config.patchcore, **scenario.patchcore}
+    if "image_size" in fields and isinstance(fields["image_size"], list | tuple):
+        fields["image_size"] = tuple(fields["image_size"])
+    try:
+        return PatchCoreConfig(**fields)
+    except (TypeError, ValueError, DefectsynthError) as e:
+        raise ExperimentError(f"scenario {scenario.name}: patchcore settings: {e}") from None
+
+
+def scene_overrides(config: ExperimentConfig, scenario: Scenario | None, extra: dict | None = None) -> dict:
+    """The overrides of one synthetic dataset: the experiment's, the scenario's, then `extra`."""
+    from synth.config import deep_merge
+
+    assert config.synthetic is not None
+    merged = deep_merge(config.synthetic.overrides, scenario.overrides if scenario else {})
+    return deep_merge(merged, extra or {})
+
+
+def load_experiment(
+    path: Path, real: Path | None = None, scene: Path | None = None, patchcore_seed: int | None = None
+) -> ExperimentConfig:
+    """Parse and validate an experiment YAML; relative paths are relative to the file.
+
+    `patchcore_seed` replaces every PatchCore seed of the file (repeat runs for the spread).
+    """
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ExperimentError(f"{path}: cannot read experiment ({e})") from None
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [f"  - {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ExperimentError(f"{path}: invalid experiment\n" + "\n".join(lines)) from None
+    base = path.resolve().parent
+    config.real.src = str(real.resolve() if real else (base / config.real.src).resolve())
+    if config.synthetic:
+        config.synthetic.scene = str(scene.resolve() if scene else (base / config.synthetic.scene).resolve())
+    if patchcore_seed is not None:
+        config.patchcore["seed"] = patchcore_seed
+        for scenario in config.scenarios:
+            scenario.patchcore.pop("seed", None)
+    try:
+        check(config)
+    except ExperimentError as e:
+        raise ExperimentError(f"{path}: {e}") from None
+    return config
+
+
+def check(config: ExperimentConfig) -> None:
+    """Everything that can be checked without running a cell."""
+    from synth.config import load_config
+
+    needs_synthetic = [s.name for s in config.scenarios if s.train in USES_SYNTHETIC]
+    if needs_synthetic and config.synthetic is None:
+        raise ExperimentError(f"scenarios {needs_synthetic} need a `synthetic:` section")
+    if config.synthetic_test and config.synthetic is None:
+        raise ExperimentError("synthetic_test needs a `synthetic:` section")
+    names = [s.name for s in config.scenarios]
+    if len(set(names)) != len(names):
+        raise ExperimentError(f"scenario names must be unique, got {names}")
+    unknown = sorted(set(config.yolo.scenarios or []) - set(names)) if config.yolo else []
+    if unknown:
+        raise ExperimentError(f"yolo.scenarios {unknown} are not among the scenarios {names}")
+    for scenario in config.scenarios:
+        patchcore_config(config, scenario)
+    if config.synthetic is not None:
+        renders: list[tuple[str, Scenario | None, dict | None]] = [("synthetic.overrides", None, None)]
+        renders += [
+            (f"scenario {s.name}: overrides", s, None) for s in config.scenarios if s.train in USES_SYNTHETIC
+        ]
+        if config.yolo is not None:
+            renders += [
+                (f"yolo.overrides (scenario {s.name})", s, config.yolo.overrides)
+                for s, _ in config.yolo_cells()
+            ]
+        for where, scenario, extra in renders:
+            try:
+                load_config(config.synthetic.scene, scene_overrides(config, scenario, extra))
+            except ConfigError as e:
+                raise ExperimentError(f"{where}: {e}") from None
+    if config.yolo is not None:
+        from train.yolo.training import train_args
+
+        for field in ("train", "finetune"):
+            try:
+                train_args(**{**config.yolo.train, **getattr(config.yolo, field)})
+            except DefectsynthError as e:
+                raise ExperimentError(f"yolo.{field}: {e}") from None

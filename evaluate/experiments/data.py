@@ -1,0 +1,97 @@
+"""What every cell is built from: the imported real data, the renders, and the cache keys.
+
+Everything expensive is stored under the output folder and named by `key(recipe)`, where a
+recipe is a JSON-able description of everything the thing depends on, including the recipes
+of its inputs. A rerun finds what is done; an edit changes exactly the keys it touches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluate import importers
+from evaluate.experiments.config import Budget, ExperimentConfig, ExperimentError, Scenario, scene_overrides
+
+
+def key(recipe: Any) -> str:
+    """The cache key of a recipe: the one function every cached thing is named by."""
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+class ExperimentData:
+    """The real dataset of an experiment (imported once) and its synthetic renders."""
+
+    def __init__(self, config: ExperimentConfig, out: Path) -> None:
+        self.config = config
+        self.out = out
+        self.real_root = out / f"real-{key(self.real_recipe())}"
+
+    def real_recipe(self) -> dict:
+        return self.config.real.model_dump()
+
+    def import_real(self) -> None:
+        """Import the real data once; then check every budget against what it holds."""
+        if not (self.real_root / "import_report.json").exists():
+            r = self.config.real
+            source = importers.scan(r.format, Path(r.src))
+            importers.import_dataset(source, self.real_root, r.split, r.seed, r.group_pattern, r.impurities)
+        for budget in self.config.budgets:
+            self.real_good_train(budget)
+        if self.config.yolo is not None:
+            for budget in self.config.budgets:
+                self.real_defect_train(budget)
+
+    def _seeded_train(self, good: bool, budget: Budget, what: str) -> list[Path]:
+        """The first `budget` real train images (good or defective) in a seeded order, so
+        that smaller budgets nest inside larger ones."""
+        from synth.dataset import Dataset
+
+        paths = sorted(s.image_path for s in Dataset(self.real_root).samples("train") if s.good == good)
+        order = np.random.default_rng(self.config.real.seed).permutation(len(paths))
+        chosen = [paths[i] for i in order]
+        if budget != "all" and budget > len(chosen):
+            raise ExperimentError(f"budgets: {budget} > the {len(chosen)} real {what} train images")
+        return chosen if budget == "all" else chosen[:budget]
+
+    def real_good_train(self, budget: Budget) -> list[Path]:
+        return self._seeded_train(True, budget, "good")
+
+    def real_defect_train(self, budget: Budget) -> list[Path]:
+        """For YOLO, k counts labelled images, since labelling defects is what real data costs;
+        real good images are left out, which also keeps CPU epochs short."""
+        return self._seeded_train(False, budget, "defective (YOLO)")
+
+    def real_images_recipe(self, paths: list[Path]) -> dict:
+        return {"real": self.real_recipe(), "images": [p.name for p in paths]}
+
+    def synthetic_recipe(self, scenario: Scenario | None, extra: dict | None = None) -> dict:
+        """Scene text, merged overrides, n and renderer: all a render depends on."""
+        syn = self.config.synthetic
+        assert syn is not None
+        scene = Path(syn.scene)
+        return {
+            "scene": scene.read_text() if scene.is_file() else str(scene),
+            "overrides": scene_overrides(self.config, scenario, extra),
+            "n": syn.n,
+            "renderer": syn.renderer,
+        }
+
+    def synthetic_root(self, scenario: Scenario | None, extra: dict | None = None) -> Path:
+        """Render (or resume) the scenario's synthetic data, or with no scenario the
+        experiment's base synthetic data."""
+        from synth.config import load_config
+        from synth.render import render_dataset, scaled_config
+
+        syn = self.config.synthetic
+        assert syn is not None
+        recipe = self.synthetic_recipe(scenario, extra)
+        scene = Path(syn.scene)
+        root = self.out / "synthetic" / f"{scene.stem}-{key(recipe)}"
+        config = scaled_config(load_config(scene, recipe["overrides"]), syn.n)
+        render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer)
+        return root

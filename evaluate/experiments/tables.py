@@ -1,0 +1,142 @@
+"""The experiment's outputs: PatchCore, synthetic-test and YOLO tables (.md, .csv, .json)
+and one self-contained report.html."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evaluate import anomaly
+from evaluate.report import Section, markdown_table, write_csv, write_html
+from synth.writers import atomic_write_json
+
+
+def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[list]]:
+    """One row per cell: P/R/F1 px, mean defect-wise recall, per-class recall, image AUROC."""
+    classes = sorted(kinds, key=lambda n: (kinds[n] != "defect", n))
+    header = ["scenario", "real good imgs", "P_px", "R_px", "F1_px", "mean DW recall"]
+    header += [f"{n} (impurity, lower better)" if kinds[n] == "impurity" else n for n in classes]
+    header += ["image AUROC", "pixel AUROC", "AUPRO"]
+    rows = []
+    for r in results:
+        recall = {**r["defect_wise"]["per_class"], **r["impurity_recall"]}
+        rows.append(
+            [
+                r["scenario"],
+                r["real_good_images"],
+                r["pixel"]["precision"],
+                r["pixel"]["recall"],
+                r["pixel"]["f1"],
+                r["defect_wise"]["mean_defect_recall"],
+            ]
+            + [recall.get(n, float("nan")) for n in classes]
+            + [r["image"]["auroc"], r["pixel"]["auroc"], r["pixel"]["aupro"]]
+        )
+    return header, rows
+
+
+def yolo_table(results: list[dict]) -> tuple[list[str], list[list]]:
+    """One row per YOLO cell: box mAPs, recall (overall and per real class), false alarms."""
+    classes = sorted({c for r in results for c in r["recall_by_class"]})
+    header = ["scenario", "real defect imgs", "mAP50", "mAP50-95", "recall"]
+    header += [f"recall {c}" for c in classes] + ["false alarms on good"]
+    rows = [
+        [
+            r["scenario"],
+            r["real_defect_images"],
+            r["map50"],
+            r["map50_95"],
+            r["per_class"]["defect"]["recall"],
+        ]
+        + [r["recall_by_class"].get(c, float("nan")) for c in classes]
+        + [r["good_images_with_false_alarm"] / r["good_images"] if r["good_images"] else float("nan")]
+        for r in results
+    ]
+    return header, rows
+
+
+def _write_tables(out: Path, stem: str, header: list[str], rows: list[list], seconds: float) -> None:
+    (out / f"{stem}.md").write_text(markdown_table(header, rows))
+    write_csv(out / f"{stem}.csv", header, rows)
+    atomic_write_json(out / f"{stem}.json", {"header": header, "rows": rows, "seconds": seconds})
+
+
+def yolo_sections(results: list[dict], out: Path) -> list[Section]:
+    """The YOLO table and each cell's example detections."""
+    if not results:
+        return []
+    conf = results[0]["conf"]
+    sections = [
+        Section(
+            "YOLO (one class: defect)",
+            text=(
+                f"A single-class detector per cell (every defect class is `defect`, impurities are "
+                f"background), scored with COCO box mAP on the real test split; k counts real "
+                f"train images with labelled defects. "
+                f"Recall and false alarms at confidence {conf}: a defect is found when a box of "
+                f"IoU >= 0.5 covers it; false alarms = share of good test images with any box."
+            ),
+            table=yolo_table(results),
+        )
+    ]
+    legend = "Boxes: green = found, red = missed, yellow = false alarm (at the working confidence)."
+    for r in results:
+        examples = out / r["examples_dir"]
+        images = [(image_id, examples / f"{image_id}.png") for image_id in r["examples"]]
+        sections.append(Section(f"YOLO {r['cell']}", legend, images=images))
+    return sections
+
+
+def synthetic_test_sections(results: list[dict], kinds: dict[str, str], out: Path) -> list[Section]:
+    """The synthetic-test table and each cell's examples (false alarms on impurities show here)."""
+    if not results:
+        return []
+    sections = [
+        Section(
+            "Synthetic test split (impurities)",
+            text=(
+                "Every cell again, thresholded at max pixel F1 on the validation split of the "
+                "experiment's own synthetic data and measured on its test split, impurities "
+                "included: an impurity column is the share of impurities flagged (lower is better)."
+            ),
+            table=table(results, kinds),
+        )
+    ]
+    for r in results:
+        sections += anomaly.report_sections(r, out / r["cell_dir"], f"synthetic test: {r['cell']}")
+    return sections
+
+
+def write_outputs(
+    results: list[dict],
+    synthetic_results: list[dict],
+    yolo_results: list[dict],
+    kinds: dict[str, str],
+    synthetic_kinds: dict[str, str],
+    out: Path,
+    title: str,
+    seconds: float,
+) -> Path:
+    """table.* (PatchCore), synthetic_test_table.* and yolo_table.* (if any) and the
+    self-contained report.html."""
+    header, rows = table(results, kinds)
+    _write_tables(out, "table", header, rows, seconds)
+    if synthetic_results:
+        _write_tables(out, "synthetic_test_table", *table(synthetic_results, synthetic_kinds), seconds)
+    if yolo_results:
+        _write_tables(out, "yolo_table", *yolo_table(yolo_results), seconds)
+    k = results[0]["defect_wise"]["k"] if results else 0
+    sections = [
+        Section(
+            "Summary",
+            text=(
+                f"Every cell is thresholded at max pixel F1 on the real validation split and "
+                f"measured on the real test split. A defect counts as found when at least {k}% "
+                f"of its pixels are flagged (0 = one pixel). Impurity recall: lower is better."
+            ),
+            table=(header, rows),
+        )
+    ]
+    for r in results:
+        sections += anomaly.report_sections(r, out / r["cell_dir"], r["cell"])
+    sections += synthetic_test_sections(synthetic_results, synthetic_kinds, out)
+    return write_html(out / "report.html", title, sections + yolo_sections(yolo_results, out))
