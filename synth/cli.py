@@ -7,21 +7,19 @@ from pathlib import Path
 
 import click
 
-from synth.config import ConfigError, load_config
+from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup
 from synth.render import render_dataset, render_parallel, scaled_config
 
 RENDERERS = click.Choice(["cycles", "raster"])
 
 
-def _config(path: str, n: int | None = None):
-    try:
-        return scaled_config(load_config(path), n)
-    except (ConfigError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+def _config(path: str, n: int | None = None) -> SceneConfig:
+    return scaled_config(load_config(path), n)
 
 
-def _shard(value: str) -> tuple[int, int]:
+def _shard(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    """`i/N` as a pair; as an option callback, so click's error names `--shard`."""
     try:
         index, count = (int(x) for x in value.split("/"))
         if not 0 <= index < count:
@@ -60,8 +58,19 @@ def validate(scene: str) -> None:
     show_default=True,
     help="parallel renderer processes",
 )
-@click.option("--shard", default="0/1", show_default=True, help="render only shard i of N (i/N)")
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    callback=_shard,
+    help="render only shard i of N (i/N)",
+)
 @click.option("--no-finalize", is_flag=True, help="skip the dataset-wide files (used by --workers)")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace a dataset made with other parameters (its samples are deleted)",
+)
 @click.option("--quiet", is_flag=True)
 def render(
     scene: str,
@@ -69,23 +78,34 @@ def render(
     n: int | None,
     renderer: str,
     workers: int,
-    shard: str,
+    shard: tuple[int, int],
     no_finalize: bool,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
-    """Render SCENE into a canonical dataset at --out (resumes where it stopped)."""
+    """Render SCENE into a canonical dataset at --out (resumes where it stopped).
+
+    --out must be empty or hold a dataset made with the same scene, config and options.
+    """
+    if shard != (0, 1) and workers > 1:
+        raise click.UsageError("--shard and --workers exclude each other (the workers are shards)")
+    if shard != (0, 1) and overwrite:
+        raise click.UsageError(
+            "--overwrite cannot be used with --shard: each shard would delete the others' samples"
+        )
     config = _config(scene, n)
     if workers > 1:
-        summary = render_parallel(config, out, scene, n, renderer, workers)  # type: ignore[arg-type]
+        summary = render_parallel(config, out, scene, n, renderer, workers, overwrite)  # type: ignore[arg-type]
     else:
         summary = render_dataset(
             config,
             out,
             scene_path=scene,
-            renderer=renderer,
-            shard=_shard(shard),  # type: ignore[arg-type]
+            renderer=renderer,  # type: ignore[arg-type]
+            shard=shard,
             finalize=not no_finalize,
             progress=not quiet,
+            overwrite=overwrite,
         )
     if not quiet:
         click.echo(

@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from synth.annotations import Annotations, ClassInfo
-from synth.config import SceneConfig
+from synth.config import SceneConfig, SplitConfig
+from synth.errors import ConfigError, DefectsynthError
 from synth.layers import SurfaceMaps, build_maps
 from synth.raster import RasterRenderer, RenderResult
-from synth.scene import SceneSpec, class_table, sample_scene, shard_indices, split_of
-from synth.writers import DatasetWriter, read_metas
+from synth.scene import SceneSpec, class_table, sample_scene, shard_range, split_of
+from synth.writers import SPLITS, DatasetWriter
 
 RendererName = Literal["cycles", "raster"]
 
@@ -40,14 +45,20 @@ def make_renderer(name: RendererName) -> Renderer:
     return BlenderRenderer()
 
 
+# The config's own cap on a split's image count; `--n` gets the same, so no split exceeds it.
+MAX_IMAGES: int = next(m.le for m in SplitConfig.model_fields["count"].metadata if hasattr(m, "le"))
+
+
 def scaled_config(config: SceneConfig, n: int | None) -> SceneConfig:
     """The config with its split counts scaled to `n` images in total (each used split ≥ 1)."""
     if n is None:
         return config
+    if not 1 <= n <= MAX_IMAGES:
+        raise ConfigError(f"--n must be at least 1 and at most {MAX_IMAGES} (the config's cap), got {n}")
     counts = config.split_counts()
     total = sum(counts.values())
-    if n < 1 or total == 0:
-        raise ValueError(f"--n must be at least 1, got {n}")
+    if total == 0:
+        raise ConfigError(f"--n: {config.name} has no images in any split to scale")
     used = [s for s, c in counts.items() if c]
     scaled = {s: max(1, round(counts[s] * n / total)) for s in used}
     scaled[max(used, key=lambda s: scaled[s])] += n - sum(scaled.values())
@@ -87,6 +98,19 @@ class RenderSummary:
     counts: dict[str, int]
 
 
+def render_source(config: SceneConfig, scene_path: str, renderer: RendererName) -> dict[str, Any]:
+    """What a dataset records it was made with; a resume must match it (DatasetWriter)."""
+    return {
+        "scene": scene_path,
+        "config_name": config.name,
+        "config_hash": config.digest(),
+        "seed": config.seed,
+        "renderer": renderer,
+        "config": config.model_dump(mode="json"),
+        "versions": versions(),
+    }
+
+
 def render_dataset(
     config: SceneConfig,
     out: str | Path,
@@ -96,36 +120,43 @@ def render_dataset(
     shard: tuple[int, int] = (0, 1),
     finalize: bool = True,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> RenderSummary:
-    """Render (the shard of) a config into `out`; already finished samples are skipped."""
-    classes = dataset_classes(config)
-    source = {
-        "scene": scene_path,
-        "config_name": config.name,
-        "config_hash": config.digest(),
-        "seed": config.seed,
-        "renderer": renderer,
-        "config": config.model_dump(mode="json"),
-        "versions": versions(),
-    }
-    writer = DatasetWriter(out, classes, source)
-    indices = shard_indices(config, *shard)
-    todo = [i for i in indices if not writer.has(split_of(config, i), f"{i:06d}")]
+    """Render (the shard of) a config into `out`; already finished samples are skipped.
+
+    `out` must be empty, or a dataset made with the same parameters (a resume, another shard),
+    unless `overwrite` replaces it.
+    """
+    indices = shard_range(config, *shard)
+    source = render_source(config, scene_path, renderer)
+    with DatasetWriter(out, dataset_classes(config), source, overwrite, shard) as writer:
+        return _render_shard(writer, config, renderer, indices, finalize, progress)
+
+
+def _render_shard(
+    writer: DatasetWriter,
+    config: SceneConfig,
+    renderer: RendererName,
+    indices: range,
+    finalize: bool,
+    progress: bool,
+) -> RenderSummary:
     start = time.perf_counter()
-    if todo:
-        view = make_renderer(renderer)
-        for index in tqdm(todo, desc=f"render {config.name}", unit="img", disable=not progress):
-            spec = sample_scene(config, index)
-            result = view.render(spec, build_maps(spec))
-            writer.write(
-                spec.split,
-                spec.image_id,
-                result.rgb,
-                annotate(spec, result, classes),
-                spec.to_dict(),
-            )
+    view: Renderer | None = None  # made at the first unfinished sample: a finished resume starts no Blender
+    rendered = 0
+    for index in tqdm(indices, desc=f"render {config.name}", unit="img", disable=not progress):
+        if writer.has(split_of(config, index), f"{index:06d}"):
+            continue
+        if view is None:
+            view = make_renderer(renderer)
+        spec = sample_scene(config, index)
+        result = view.render(spec, build_maps(spec))
+        writer.write(
+            spec.split, spec.image_id, result.rgb, annotate(spec, result, writer.classes), spec.to_dict()
+        )
+        rendered += 1
     counts = writer.finalize() if finalize else {}
-    return RenderSummary(len(todo), len(indices) - len(todo), time.perf_counter() - start, counts)
+    return RenderSummary(rendered, len(indices) - rendered, time.perf_counter() - start, counts)
 
 
 def render_parallel(
@@ -135,38 +166,94 @@ def render_parallel(
     n: int | None,
     renderer: RendererName,
     workers: int,
+    overwrite: bool = False,
 ) -> RenderSummary:
-    """Run `workers` renderer processes (one Blender each), one shard apiece, then merge."""
+    """Run `workers` renderer processes (one Blender each), one shard apiece, then merge.
+
+    This process holds the whole dataset's lock (shard 0/1) meanwhile, so no second run can
+    start; the workers lock their own shards. SIGTERM or Ctrl-C here stops the workers too.
+    """
     start = time.perf_counter()
-    DatasetWriter(out, dataset_classes(config), {"scene": scene_path})  # fail early on a class clash
-    before = sum(len(read_metas(Path(out), s)) for s in config.split_counts())
-    command = [
-        sys.executable,
-        "-m",
-        "synth.cli",
-        "render",
-        scene_path,
-        "--out",
-        str(out),
-        "--renderer",
-        renderer,
-        "--no-finalize",
-        "--quiet",
-    ]
-    if n is not None:
-        command += ["--n", str(n)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([*command, "--shard", f"{i}/{workers}"], env=env) for i in range(workers)]
+    source = render_source(config, scene_path, renderer)
+    with DatasetWriter(out, dataset_classes(config), source, overwrite) as writer:
+        before = sum(writer.finished(s) for s in SPLITS)
+        command = [
+            sys.executable,
+            "-m",
+            "synth.cli",
+            "render",
+            scene_path,
+            "--out",
+            str(out),
+            "--renderer",
+            renderer,
+            "--no-finalize",
+            "--quiet",
+        ]
+        if n is not None:
+            command += ["--n", str(n)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        procs: list[subprocess.Popen] = []
+        with _sigterm_unwinds():
+            try:
+                for i in range(workers):
+                    # Own session: a Ctrl-C reaches only this process, which stops the workers.
+                    shard = [*command, "--shard", f"{i}/{workers}"]
+                    procs.append(subprocess.Popen(shard, env=env, start_new_session=True))
+                _show_progress(procs, writer, config, workers, before)
+            finally:
+                _stop(procs)
+        failed = [i for i, p in enumerate(procs) if p.returncode]
+        if failed:
+            raise DefectsynthError(
+                f"{out}: render workers {failed} failed (their errors are above); "
+                "run the same command again to resume"
+            )
+        counts = _render_shard(
+            writer, config, renderer, shard_range(config), finalize=True, progress=False
+        ).counts
+    return RenderSummary(sum(counts.values()) - before, before, time.perf_counter() - start, counts)
+
+
+def _show_progress(
+    procs: list[subprocess.Popen], writer: DatasetWriter, config: SceneConfig, workers: int, before: int
+) -> None:
+    """A progress bar over the finished samples, until every worker has exited."""
     total = sum(config.split_counts().values())
     with tqdm(
         total=total, initial=before, desc=f"render {config.name} ({workers} workers)", unit="img"
     ) as bar:
         while any(p.poll() is None for p in procs):
             time.sleep(1.0)
-            done = sum(len(read_metas(Path(out), s)) for s in config.split_counts())
-            bar.update(done - bar.n)
-    failed = [i for i, p in enumerate(procs) if p.returncode]
-    if failed:
-        raise RuntimeError(f"render workers {failed} failed; run the same command again to resume")
-    counts = render_dataset(config, out, scene_path=scene_path, renderer=renderer, progress=False).counts
-    return RenderSummary(sum(counts.values()) - before, before, time.perf_counter() - start, counts)
+            bar.update(sum(writer.finished(s) for s in SPLITS) - bar.n)
+
+
+def _stop(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
+    """Stop workers still running: SIGINT first (they remove their temp files), then SIGKILL."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    for p in running:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit meanwhile, so `finally` blocks run (by default it kills)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def exit_now(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig
+from synth.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -444,11 +445,16 @@ def _mark_points(
     return tuple((float(x), float(y)) for x, y in pts)
 
 
-def shard_indices(config: SceneConfig, shard: int = 0, shards: int = 1) -> list[int]:
-    """Indices rendered by shard `shard` of `shards` (round robin keeps shards balanced)."""
+def shard_range(config: SceneConfig, shard: int = 0, shards: int = 1) -> range:
+    """Indices rendered by shard `shard` of `shards` (round robin keeps shards balanced); a
+    range, so millions of images cost no memory up front."""
     if not 0 <= shard < shards:
-        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
-    return [i for i in range(total_images(config)) if i % shards == shard]
+        raise ConfigError(f"shard {shard} is not in 0..{shards - 1}")
+    return range(shard, total_images(config), shards)
+
+
+def shard_indices(config: SceneConfig, shard: int = 0, shards: int = 1) -> list[int]:
+    return list(shard_range(config, shard, shards))
 
 
 __all__ = [
@@ -466,6 +472,7 @@ __all__ = [
     "jittered_centres",
     "sample_scene",
     "shard_indices",
+    "shard_range",
     "split_of",
     "total_images",
 ]

@@ -8,10 +8,14 @@ files by `finalize`, which is why shards rendered apart merge into one dataset.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,16 @@ import numpy as np
 import yaml
 
 from synth.annotations import Annotations, ClassInfo
+from synth.errors import DataError
 
 FORMAT = "defectsynth-1"
 SPLITS = ("train", "val", "test")
+# What a writer writes into a root, and so all that `overwrite` removes (dataset.json last).
+LAYOUT = ("images", "masks", "instances", "labels", "meta", "coco", "anomaly", "dataset.yaml", "dataset.json")
+LOCKS = ".locks"
+# Source keys recorded for provenance but not compared: a resume after an upgrade is allowed.
+PROVENANCE_ONLY = ("versions",)
+MAX_SHOWN = 6  # differences named in a refusal
 
 
 def _file_mode() -> int:
@@ -76,27 +87,96 @@ def atomic_write_png(path: Path, image: np.ndarray) -> None:
 
 
 class DatasetWriter:
-    """Writes samples of one dataset; safe to run again on the same root (resume)."""
+    """Writes samples of one dataset; safe to run again on the same root (resume).
+
+    `dataset.json` records the classes and the `source` (what made the data: scene, config
+    hash, seed, importer options ...). A writer whose classes or source disagree with the
+    record refuses, so samples of two different runs never mix; `overwrite=True` removes the
+    old dataset first. A writer holds a lock on its shard (see `WriterLock`) until `close`.
+    """
 
     def __init__(
         self,
         root: str | Path,
         classes: list[ClassInfo] | tuple[ClassInfo, ...],
         source: dict[str, Any],
+        overwrite: bool = False,
+        shard: tuple[int, int] = (0, 1),
     ):
         self.root = Path(root)
         self.classes = tuple(classes)
-        self.source = source
-        existing = self.root / "dataset.json"
-        if existing.exists():
-            stored = json.loads(existing.read_text())
-            stored_classes = [ClassInfo(**c).to_dict() for c in stored["classes"]]
-            if stored_classes != [c.to_dict() for c in self.classes]:
-                raise ValueError(
-                    f"{existing}: this dataset was written with other classes "
-                    f"({[c['name'] for c in stored_classes]}); use a new --out directory"
+        self.source = json.loads(json.dumps(source, default=_json_default))  # as stored and read back
+        self._lock = WriterLock(self.root)
+        with self._lock.dataset():
+            self._lock.take_shard(shard)
+            try:
+                self._prepare(overwrite)
+            except BaseException:
+                self._lock.drop_shard()
+                raise
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release this writer's shard lock (also released by the OS if the process dies)."""
+        with self._lock.dataset():
+            self._lock.drop_shard()
+
+    def _prepare(self, overwrite: bool) -> None:
+        """Check the existing dataset against this writer's classes and source, or start one."""
+        stored = self._stored_info()
+        if stored is not None and overwrite:
+            self._lock.check_no_other_writers()
+            self._remove_dataset()
+            stored = None
+        if stored is None:
+            self._write_dataset_json(counts={}, good={})
+            return
+        differences = _differences(stored, [c.to_dict() for c in self.classes], self.source)
+        if differences:
+            shown = "; ".join(differences[:MAX_SHOWN])
+            more = f"; and {len(differences) - MAX_SHOWN} more" if len(differences) > MAX_SHOWN else ""
+            raise DataError(
+                f"{self.root}: this dataset was made with other parameters ({shown}{more}); "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+
+    def _stored_info(self) -> dict[str, Any] | None:
+        """The recorded dataset.json, None for a folder without samples; refuses anything else."""
+        path = self.root / "dataset.json"
+        if not path.exists():
+            leftovers = [name for name in LAYOUT if (self.root / name).exists()]
+            if leftovers:
+                raise DataError(
+                    f"{self.root}: has {', '.join(leftovers)} but no dataset.json, so it is not a "
+                    "defectsynth dataset; it is left alone: choose another --out"
                 )
-        self._write_dataset_json(counts={}, good={})
+            return None
+        try:
+            stored = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise DataError(f"{path}: unreadable ({error}); the folder is left alone") from None
+        if not isinstance(stored, dict) or stored.get("format") != FORMAT:
+            raise DataError(f"{path}: not a {FORMAT} dataset; the folder is left alone")
+        return stored
+
+    def _remove_dataset(self) -> None:
+        """Delete the layout's files and folders; dataset.json last, so a crash can be redone."""
+        for name in LAYOUT:
+            path = self.root / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def finished(self, split: str) -> int:
+        """How many samples of `split` are finished (counting files; nothing is parsed)."""
+        folder = self.root / "meta" / split
+        return sum(1 for _ in folder.glob("*.json")) if folder.exists() else 0
 
     def path(self, kind: str, split: str, image_id: str) -> Path:
         suffix = {"labels": ".txt", "meta": ".json"}.get(kind, ".png")
@@ -115,9 +195,9 @@ class DatasetWriter:
         extra: dict[str, Any] | None = None,
     ) -> None:
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise DataError(f"split must be one of {SPLITS}, got {split!r}")
         if image.shape[:2] != annotations.size:
-            raise ValueError(
+            raise DataError(
                 f"{split}/{image_id}: image is {image.shape[:2]} but annotations are {annotations.size}"
             )
         if image.ndim == 2:
@@ -141,6 +221,10 @@ class DatasetWriter:
 
     def finalize(self) -> dict[str, int]:
         """Rebuild COCO files, dataset.json/.yaml and the anomaly view from all samples."""
+        with self._lock.dataset():  # one finalize at a time: shards may finish together
+            return self._finalize()
+
+    def _finalize(self) -> dict[str, int]:
         counts, good = {}, {}
         for split in SPLITS:
             metas = read_metas(self.root, split)
@@ -229,5 +313,147 @@ def _link(source: Path, target: Path) -> None:
 
 
 def read_metas(root: Path, split: str) -> list[dict[str, Any]]:
+    """The meta files of a split in id order; a damaged one is a `DataError` naming it."""
     folder = Path(root) / "meta" / split
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    metas = []
+    for path in sorted(folder.glob("*.json")) if folder.exists() else []:
+        try:
+            metas.append(json.loads(path.read_text()))
+        except ValueError as error:
+            raise DataError(f"{path}: damaged meta file ({error}); delete it to redo the sample") from None
+    return metas
+
+
+_UNSET = object()
+
+
+def _differences(stored: dict[str, Any], classes: list[dict[str, Any]], source: dict[str, Any]) -> list[str]:
+    """How a recorded dataset.json differs from a writer's classes and source, one line each."""
+    found = []
+    stored_classes = [ClassInfo(**c).to_dict() for c in stored.get("classes", [])]
+    if stored_classes != classes:
+        found.append(f"classes {[c['name'] for c in stored_classes]} -> {[c['name'] for c in classes]}")
+    old, new = (
+        {k: v for k, v in s.items() if k not in PROVENANCE_ONLY} for s in (stored.get("source") or {}, source)
+    )
+    return found + _diff(old, new, "")
+
+
+def _diff(old: dict[Any, Any], new: dict[Any, Any], prefix: str) -> list[str]:
+    """Leaf-by-leaf differences of two JSON mappings as `key old -> new` (nested keys dotted,
+    list items numbered: `config.defects.0.name 'scratch' -> 'gouge'`)."""
+    lines = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        a, b = old.get(key, _UNSET), new.get(key, _UNSET)
+        nested = _nested(a), _nested(b)
+        if nested[0] is not None and nested[1] is not None and type(a) is type(b):
+            lines += _diff(nested[0], nested[1], f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"{prefix}{key} {_show(a)} -> {_show(b)}")
+    return lines
+
+
+def _nested(value: object) -> dict[Any, Any] | None:
+    """A mapping to compare key by key: a dict, or a list of dicts (config.defects) by index."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return dict(enumerate(value))
+    return None
+
+
+def _show(value: object) -> str:
+    """A value for a one-line message: strings (paths, hashes) whole, long lists and dicts cut."""
+    text = "unset" if value is _UNSET else repr(value)
+    return text if isinstance(value, str) or len(text) <= 60 else text[:57] + "..."
+
+
+class WriterLock:
+    """flock()s on files in `<root>/.locks`; the OS releases them when a process dies.
+
+    `dataset()` is held briefly around a writer's set-up, finalize and close. A shard lock
+    (`shard-<i>-of-<n>.lock`, which says "pid P on H") is held for a writer's life: two runs of
+    one shard exclude each other, the shards of one run (`--workers`, `--shard i/N`) do not,
+    and overwriting refuses while any other shard is held. Shard lock files are created and
+    removed only under `dataset()`, so no one can lock a file that is being unlinked.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.folder = root / LOCKS
+        self._shard: tuple[Path, int] | None = None
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    @contextmanager
+    def dataset(self) -> Iterator[None]:
+        fd = self._open(self.folder / "dataset.lock")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def take_shard(self, shard: tuple[int, int]) -> None:
+        """Lock shard i of n, or refuse naming the run that holds it. Call under `dataset()`."""
+        path = self.folder / f"shard-{shard[0]}-of-{shard[1]}.lock"
+        fd = self._open(path)
+        if not _try_lock(fd):
+            os.close(fd)
+            raise DataError(
+                f"{self.root} is being written by another run ({_holder(path)}, "
+                f"shard {shard[0]}/{shard[1]}); wait for it to finish or stop it"
+            )
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._shard = (path, fd)
+
+    def drop_shard(self) -> None:
+        """Unlock and remove this writer's shard lock file. Call under `dataset()`."""
+        if self._shard is not None:
+            path, fd = self._shard
+            path.unlink(missing_ok=True)
+            os.close(fd)
+            self._shard = None
+
+    def check_no_other_writers(self) -> None:
+        """Refuse while another writer holds a shard of this root. Call under `dataset()`."""
+        own = self._shard[0] if self._shard else None
+        for path in sorted(self.folder.glob("shard-*.lock")):
+            if path == own:
+                continue
+            fd = self._open(path)
+            try:
+                if not _try_lock(fd):
+                    raise DataError(
+                        f"{self.root} is being written by another run ({_holder(path)}); "
+                        "it cannot be overwritten while that runs"
+                    )
+            finally:
+                os.close(fd)
+
+    def _open(self, path: Path) -> int:
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    def _unwritable(self, error: OSError) -> DataError:
+        return DataError(f"{self.root}: cannot write the dataset there ({error.strerror})")
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text() or "a process that has not written its pid yet"
+    except OSError:
+        return "a process that has since finished"

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from synth.cli import main as synth_cli
 from synth.config import parse_config
 from synth.dataset import Dataset, verify
+from synth.errors import DataError
 from synth.render import render_dataset
 from synth.writers import FILE_MODE, DatasetWriter
 
@@ -131,9 +132,17 @@ def test_verify_names_every_problem(tiny_scene: dict, tmp_path: Path) -> None:
 
 def test_writer_refuses_other_classes(tiny_scene: dict, tmp_path: Path) -> None:
     render(tiny_scene, tmp_path)
+    old = parse_config(tiny_scene).digest()
     tiny_scene["defects"][0]["name"] = "gouge"
-    with pytest.raises(ValueError, match="written with other classes"):
+    with pytest.raises(DataError) as error:
         render(tiny_scene, tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path}: this dataset was made with other parameters "
+        "(classes ['scratch', 'pit', 'water_stain'] -> ['gouge', 'pit', 'water_stain']; "
+        f"config_hash {old!r} -> {parse_config(tiny_scene).digest()!r}; "
+        "config.defects.0.name 'scratch' -> 'gouge'); "
+        "pass --overwrite to replace it, or choose another --out"
+    )
 
 
 def test_verify_on_non_dataset(tmp_path: Path) -> None:
