@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from evaluate.metrics import ThresholdCurves
 
-from evaluate.metrics import ThresholdCurves  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Overlay colours (RGB): found defect pixels, missed defect pixels, false alarms.
 TRUE_POSITIVE = (0, 200, 0)
@@ -22,7 +22,7 @@ FALSE_ALARM = (255, 200, 0)
 
 def plot_threshold_curves(curves: ThresholdCurves, chosen: float, path: Path, title: str) -> Path:
     """Accuracy, precision, recall, F1 and F2 against the threshold, the chosen one marked."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = _figure()
     for name in ("accuracy", "precision", "recall", "f1", "f2"):
         ax.plot(curves.thresholds, getattr(curves, name), label=name)
     ax.axvline(chosen, color="k", linestyle="--", label=f"chosen {chosen:.4g}")
@@ -40,7 +40,7 @@ def plot_recall_over_k(
     title: str,
 ) -> Path:
     """Defect-wise recall against the coverage level k; impurities dashed (lower is better)."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig, ax = _figure()
     for name, values in curves.items():
         impurity = kinds.get(name) == "impurity"
         label = f"{name} (impurity, lower is better)" if impurity else name
@@ -72,9 +72,16 @@ def save_rgb(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _figure():
+    """A figure and its axes; matplotlib is imported here, not when a command line starts."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), dpi=100)
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path

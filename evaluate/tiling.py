@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import torch
-from torchvision.ops import batched_nms
 
 
 @dataclass(frozen=True)
@@ -121,6 +119,9 @@ def _nms(detections: list[Detection], iou_threshold: float) -> list[Detection]:
     """Class-wise NMS, best score first."""
     if not detections:
         return []
+    import torch  # imported on use, so that `evaluate --help` starts in well under a second
+    from torchvision.ops import batched_nms
+
     boxes = torch.tensor([d.box for d in detections], dtype=torch.float32)
     scores = torch.tensor([d.score for d in detections], dtype=torch.float32)
     classes = torch.tensor([d.cls for d in detections])
