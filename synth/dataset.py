@@ -12,7 +12,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
-from synth.errors import DataError
+from synth.errors import DataError, DefectsynthError
 from synth.writers import FORMAT, SPLITS, read_metas
 
 
@@ -88,9 +88,13 @@ class Dataset:
         info_path = self.root / "dataset.json"
         if not info_path.exists():
             raise DatasetError(f"{self.root}: not a defectsynth dataset (no dataset.json)")
-        self.info = json.loads(info_path.read_text())
-        if self.info.get("format") != FORMAT:
-            raise DatasetError(f"{info_path}: format {self.info.get('format')!r}, expected {FORMAT!r}")
+        try:
+            self.info = json.loads(info_path.read_text())
+        except ValueError as error:
+            raise DatasetError(f"{info_path}: not valid JSON ({error})") from None
+        if not isinstance(self.info, dict) or self.info.get("format") != FORMAT:
+            found = self.info.get("format") if isinstance(self.info, dict) else None
+            raise DatasetError(f"{info_path}: format {found!r}, expected {FORMAT!r}")
         self.classes = tuple(ClassInfo(**c) for c in self.info["classes"])
 
     @property
@@ -102,25 +106,122 @@ class Dataset:
 
 
 def verify(root: str | Path) -> list[str]:
-    """Every integrity problem of a dataset, as readable lines (empty list = healthy)."""
+    """Every integrity problem of a dataset, as readable lines (empty list = healthy).
+
+    Never stops at the first problem: a damaged file is one line, and the checks go on.
+    """
     try:
         dataset = Dataset(root)
     except DatasetError as error:
         return [str(error)]
     problems: list[str] = []
     known = {c.id for c in dataset.classes}
+    samples: dict[str, list[Sample]] = {}
     for split in SPLITS:
-        coco_path = dataset.root / "coco" / f"{split}.json"
-        coco = json.loads(coco_path.read_text()) if coco_path.exists() else None
-        samples = dataset.samples(split)
-        if coco is None and samples:
-            problems.append(f"{coco_path}: missing (run `synth render` again to finish the dataset)")
-        coco_by_file = _coco_index(coco) if coco else {}
-        for sample in samples:
-            problems += _verify_sample(dataset, sample, known, coco_by_file)
-        stray = {p.stem for p in (dataset.root / "images" / split).glob("*.png")} - {s.id for s in samples}
+        samples[split], bad_metas = _read_samples(dataset.root, split)
+        problems += bad_metas
+        coco_by_file, coco_problems = _read_coco(dataset.root, split, bool(samples[split]))
+        problems += coco_problems
+        for sample in samples[split]:
+            try:
+                problems += _verify_sample(dataset, sample, known, coco_by_file)
+            except (DefectsynthError, OSError, ValueError, KeyError, TypeError) as error:
+                problems.append(f"{split}/{sample.id}: cannot be checked ({error})")
+        metas = {p.stem for p in (dataset.root / "meta" / split).glob("*.json")}
+        stray = {p.stem for p in (dataset.root / "images" / split).glob("*.png")} - metas
         problems += [f"images/{split}/{s}.png: image without meta (unfinished sample)" for s in sorted(stray)]
+    problems += _check_splits_disjoint(samples)
+    problems += _check_counts(dataset, samples)
     return problems
+
+
+META_KEYS = ("id", "width", "height", "good", "instances")
+
+
+def _read_samples(root: Path, split: str) -> tuple[list[Sample], list[str]]:
+    """The samples of a split whose meta file is usable, and a line for each that is not."""
+    samples, problems = [], []
+    for path in sorted((root / "meta" / split).glob("*.json")):
+        name, text = f"meta/{split}/{path.name}", ""
+        try:
+            text = path.read_text()
+            meta = json.loads(text)
+        except (OSError, ValueError) as error:
+            problems.append(f"{name}: {'empty file' if not text else f'unreadable ({error})'}")
+            continue
+        missing = [k for k in META_KEYS if k not in meta] if isinstance(meta, dict) else list(META_KEYS)
+        if missing:
+            problems.append(f"{name}: lacks {', '.join(missing)}")
+        elif meta["id"] != path.stem:
+            problems.append(f"{name}: says id {meta['id']!r}")
+        else:
+            samples.append(Sample(path.stem, split, root, meta))
+    return samples, problems
+
+
+def _read_coco(root: Path, split: str, needed: bool) -> tuple[dict[str, list[dict]] | None, list[str]]:
+    """A split's COCO annotations by file name; None (and the problem) when missing or damaged."""
+    path = root / "coco" / f"{split}.json"
+    if not path.exists():
+        return None, [
+            f"coco/{split}.json: missing (run `synth render` again to finish the dataset)"
+        ] if needed else []
+    try:
+        return _coco_index(json.loads(path.read_text())), []
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return None, [f"coco/{split}.json: unreadable ({error})"]
+
+
+def _check_splits_disjoint(samples: dict[str, list[Sample]]) -> list[str]:
+    """An id in two splits is one image in train and val: the evaluation would be leaked."""
+    splits_of: dict[str, list[str]] = {}
+    for split, items in samples.items():
+        for sample in items:
+            splits_of.setdefault(sample.id, []).append(split)
+    return [
+        f"sample {image_id} is in more than one split: {', '.join(splits)}"
+        for image_id, splits in sorted(splits_of.items())
+        if len(splits) > 1
+    ]
+
+
+def _check_counts(dataset: Dataset, samples: dict[str, list[Sample]]) -> list[str]:
+    """dataset.json's counts against the samples, and those against the recorded config."""
+    recorded, good = dataset.info.get("splits") or {}, dataset.info.get("good") or {}
+    if not recorded:
+        problems = [
+            "dataset.json: no split counts: the dataset was never finalized "
+            "(run the same `synth render` again to finish it)"
+        ]
+    else:
+        problems = []
+        for split, items in samples.items():
+            found = (len(items), sum(s.good for s in items))
+            listed = (recorded.get(split, 0), good.get(split, 0))
+            if found != listed:
+                problems.append(
+                    f"dataset.json: {split} lists {listed[0]} samples ({listed[1]} good), "
+                    f"found {found[0]} ({found[1]} good)"
+                )
+    for split, expected in _expected_counts(dataset.info.get("source")).items():
+        found = len(samples[split])
+        if found < expected:
+            problems.append(
+                f"{split}: {found} of the {expected} samples the recorded config makes "
+                "(an unfinished render: run the same command again to finish it)"
+            )
+        elif found > expected:
+            problems.append(f"{split}: {found} samples, but the recorded config makes only {expected}")
+    return problems
+
+
+def _expected_counts(source: object) -> dict[str, int]:
+    """Split sizes of the scene config a render recorded (none for imported datasets)."""
+    config = source.get("config") if isinstance(source, dict) else None
+    splits = config.get("splits") if isinstance(config, dict) else None
+    if not isinstance(splits, dict):
+        return {}
+    return {s: int(c["count"]) for s, c in splits.items() if s in SPLITS and isinstance(c, dict)}
 
 
 def _coco_index(coco: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -131,18 +232,22 @@ def _coco_index(coco: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def _verify_sample(
-    dataset: Dataset, sample: Sample, known: set[int], coco_by_file: dict[str, list[dict]]
+    dataset: Dataset, sample: Sample, known: set[int], coco_by_file: dict[str, list[dict]] | None
 ) -> list[str]:
     name = f"{sample.split}/{sample.id}"
     paths = [sample.image_path, sample.mask_path, sample.instances_path, sample.labels_path]
     missing = [str(p.relative_to(dataset.root)) for p in paths if not p.exists()]
     if missing:
         return [f"{name}: missing {', '.join(missing)}"]
+    pngs = {"image": sample.image_path, "mask": sample.mask_path, "instances": sample.instances_path}
+    arrays = {label: cv2.imread(str(path), cv2.IMREAD_UNCHANGED) for label, path in pngs.items()}
+    unreadable = [str(pngs[label].relative_to(dataset.root)) for label, a in arrays.items() if a is None]
+    if unreadable:
+        return [f"{name}: cannot read {', '.join(unreadable)} (damaged or truncated)"]
     problems = []
-    image = read_png(sample.image_path)
-    mask, instance_map = sample.mask(), sample.instance_map()
+    mask = arrays["mask"]
     size = (sample.meta["height"], sample.meta["width"])
-    for label, array in (("image", image), ("mask", mask), ("instances", instance_map)):
+    for label, array in arrays.items():
         if array.shape[:2] != size:
             problems.append(f"{name}: {label} is {array.shape[:2]}, meta says {size}")
     if problems:
@@ -167,7 +272,8 @@ def _verify_sample(
             f"map has {len(annotations.instances)}"
         )
     problems += _check_yolo(name, sample, annotations, dataset.classes)
-    problems += _check_coco(name, coco_by_file.get(f"images/{sample.split}/{sample.id}.png"), annotations)
+    if coco_by_file is not None:  # else the COCO file is reported once
+        problems += _check_coco(name, coco_by_file.get(f"images/{sample.split}/{sample.id}.png"), annotations)
     return problems
 
 

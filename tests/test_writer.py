@@ -147,3 +147,76 @@ def test_writer_refuses_other_classes(tiny_scene: dict, tmp_path: Path) -> None:
 
 def test_verify_on_non_dataset(tmp_path: Path) -> None:
     assert verify(tmp_path) == [f"{tmp_path}: not a defectsynth dataset (no dataset.json)"]
+
+
+def copy_sample(root: Path, image_id: str, source: str, target: str) -> None:
+    for kind, suffix in (("images", ".png"), ("masks", ".png"), ("instances", ".png"), ("labels", ".txt")):
+        (root / kind / target / f"{image_id}{suffix}").write_bytes(
+            (root / kind / source / f"{image_id}{suffix}").read_bytes()
+        )
+    meta = json.loads((root / "meta" / source / f"{image_id}.json").read_text())
+    (root / "meta" / target / f"{image_id}.json").write_text(json.dumps({**meta, "split": target}))
+
+
+def test_verify_reports_an_id_in_two_splits_and_counts_off_dataset_json(
+    tiny_scene: dict, tmp_path: Path
+) -> None:
+    render(tiny_scene, tmp_path)
+    copy_sample(tmp_path, "000000", "train", "val")  # a stale train image that is also in val
+    assert verify(tmp_path) == [
+        "val/000000: not in the COCO file",
+        "sample 000000 is in more than one split: train, val",
+        "dataset.json: val lists 2 samples (1 good), found 3 (2 good)",
+        "val: 3 samples, but the recorded config makes only 2",
+    ]
+
+
+def test_verify_reports_a_half_finished_sharded_render(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path, shard=(0, 3), finalize=False)  # shards 1 and 2 never ran
+    unfinished = [
+        f"{split}: {found} of the {expected} samples the recorded config makes "
+        "(an unfinished render: run the same command again to finish it)"
+        for split, found, expected in (("train", 2, 4), ("val", 0, 2), ("test", 2, 4))
+    ]
+    assert verify(tmp_path) == [
+        "coco/train.json: missing (run `synth render` again to finish the dataset)",
+        "coco/test.json: missing (run `synth render` again to finish the dataset)",
+        "dataset.json: no split counts: the dataset was never finalized "
+        "(run the same `synth render` again to finish it)",
+        *unfinished,
+    ]
+    render(tiny_scene, tmp_path, shard=(1, 3))  # finalized, but shard 2 is still missing
+    assert verify(tmp_path) == [
+        f"{split}: {found} of the {expected} samples the recorded config makes "
+        "(an unfinished render: run the same command again to finish it)"
+        for split, found, expected in (("train", 3, 4), ("val", 1, 2), ("test", 3, 4))
+    ]
+    render(tiny_scene, tmp_path, shard=(2, 3))
+    assert verify(tmp_path) == []
+    (tmp_path / "dataset.json").unlink()
+    assert verify(tmp_path) == [f"{tmp_path}: not a defectsynth dataset (no dataset.json)"]
+
+
+def test_verify_reports_damaged_files_without_aborting(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path)
+    (tmp_path / "meta" / "test" / "000006.json").write_text("")
+    (tmp_path / "meta" / "test" / "000007.json").write_text('{"id": "000007"}')
+    image = tmp_path / "images" / "train" / "000001.png"
+    image.write_bytes(image.read_bytes()[:100])
+    (tmp_path / "labels" / "val" / "000004.txt").write_bytes(b"\xff\xfe")
+    (tmp_path / "coco" / "train.json").write_text("{")
+    result = CliRunner().invoke(synth_cli, ["verify", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "coco/train.json: unreadable (Expecting property name enclosed in "
+        "double quotes: line 1 column 2 (char 1))",
+        "train/000001: cannot read images/train/000001.png (damaged or truncated)",
+        "val/000004: cannot be checked ('utf-8' codec can't decode byte 0xff in position 0: "
+        "invalid start byte)",
+        "meta/test/000006.json: empty file",
+        "meta/test/000007.json: lacks width, height, good, instances",
+        "dataset.json: test lists 4 samples (2 good), found 2 (1 good)",
+        "test: 2 of the 4 samples the recorded config makes "
+        "(an unfinished render: run the same command again to finish it)",
+        f"{tmp_path}: 7 problem(s)",
+    ]
