@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 
-from train.patchcore import PatchCoreConfig, max_f1
+from evaluate.metrics import best_f1_threshold
+from train.patchcore import PatchCoreConfig
 from train.patchcore.features import build_backbone
 
 
@@ -118,7 +119,7 @@ def metrics(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray], labels: Seq
 
     pixel_scores = np.concatenate([m.ravel() for m in maps])
     pixel_labels = np.concatenate([(k > 0).ravel() for k in masks])
-    _, f1 = max_f1(maps, masks)
+    _, f1 = best_f1_threshold(pixel_labels, pixel_scores)
     return {
         "image_auroc": round(100 * roc_auc_score(labels, scores), 2),
         "pixel_auroc": round(100 * roc_auc_score(pixel_labels, pixel_scores), 2),

@@ -87,13 +87,12 @@ def choose_threshold(val: Sequence[Scored], fallback: float | None) -> tuple[flo
     if any(s.defective for s in val):
         truth = np.concatenate([s.defect_mask.ravel() for s in val])
         scores = np.concatenate([s.score_map.ravel() for s in val])
-        return m.best_f1_threshold(truth, scores), "max pixel F1 on the validation split"
+        return m.best_f1_threshold(truth, scores)[0], "max pixel F1 on the validation split"
     if fallback is not None:
         return float(fallback), "the model's threshold (no defects in the validation split)"
     if not val:
         raise DataError("the validation split is empty and the model has no threshold")
-    top = max(s.score for s in val)
-    return float(np.nextafter(top, np.inf)), "just above every good validation image"
+    return m.above_all([s.score for s in val]), "just above every good validation image"
 
 
 def anomaly_metrics(test: Sequence[Scored], threshold: float, kinds: dict[str, str], k: float = 0.0) -> dict:

@@ -139,11 +139,12 @@ def threshold_curves(truth: np.ndarray, scores: np.ndarray, n_max: int = 512) ->
     )
 
 
-def best_f1_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
-    """The threshold with the highest F1 of score >= threshold (the lowest one on ties).
+def best_f1_threshold(truth: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(threshold, F1): the threshold with the highest F1 of score >= threshold (the lowest
+    one on ties). The one threshold rule of defectsynth, for evaluation and calibration alike.
 
     Chosen on a validation split; if it holds no positive at all, the threshold is placed
-    just above the highest score, so that nothing in it would be flagged.
+    just above the highest score (`above_all`), so that nothing in it would be flagged.
     """
     truth = np.asarray(truth).astype(bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
@@ -151,11 +152,16 @@ def best_f1_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
         raise ValueError("cannot choose a threshold from no scores")
     n_pos = float(truth.sum())
     if n_pos == 0:
-        return float(np.nextafter(scores.max(), np.inf))
+        return above_all(scores), 0.0
     thr, (tp, fp) = _descending_cumulative(scores, [truth * 1.0, (~truth) * 1.0])
     f1 = 2 * tp / (tp + fp + n_pos)
     best = np.flatnonzero(f1 == f1.max())[-1]
-    return float(thr[best])
+    return float(thr[best]), float(f1[best])
+
+
+def above_all(scores: Sequence[float] | np.ndarray) -> float:
+    """The lowest threshold that flags none of `scores` (score >= threshold is anomalous)."""
+    return float(np.nextafter(np.max(scores), np.inf))
 
 
 def aupro(

@@ -68,12 +68,12 @@ def test_best_f1_threshold_hand_case():
     truth = [0, 0, 1, 1, 0]
     scores = [0.1, 0.2, 0.8, 0.6, 0.7]
     # F1 at 0.8: 2/3, 0.7: 1/2, 0.6: 4/5, 0.2: 2/3, 0.1: 4/7
-    assert m.best_f1_threshold(truth, scores) == 0.6
+    assert m.best_f1_threshold(truth, scores) == (0.6, 0.8)
 
 
 def test_best_f1_threshold_ties_and_no_positive():
-    assert m.best_f1_threshold([1, 0], [0.5, 0.5]) == 0.5
-    t = m.best_f1_threshold([0, 0], [0.2, 0.4])
+    assert m.best_f1_threshold([1, 0], [0.5, 0.5]) == (0.5, pytest.approx(2 / 3))
+    t, _ = m.best_f1_threshold([0, 0], [0.2, 0.4])
     assert t > 0.4 and t == np.nextafter(0.4, 1)
 
 

@@ -19,7 +19,6 @@ from train.patchcore import (  # noqa: E402
     PatchCoreError,
     finetune,
     list_images,
-    max_f1,
     meld,
     pretrain,
 )
@@ -206,15 +205,6 @@ def test_a_canonical_dataset_gives_its_good_train_images(tmp_path, tiny_scene):
     (tmp_path / "dataset.json").write_text("{}")
     with pytest.raises(PatchCoreError, match="format None"):
         list_images(tmp_path)
-
-
-def test_max_f1_by_hand():
-    maps = [np.array([[0.9, 0.8], [0.1, 0.7]])]
-    masks = [np.array([[1, 0], [0, 1]])]
-    threshold, f1 = max_f1(maps, masks)
-    # score > 0.75 flags {0.9, 0.8}: tp 1, fp 1, fn 1 → F1 0.5; > 0.4 flags 3: tp 2, fp 1 → 0.8
-    assert f1 == pytest.approx(0.8)
-    assert 0.1 < threshold < 0.7
 
 
 def test_cli_pretrain_finetune_meld(tmp_path, texture_a, texture_b):

@@ -9,7 +9,7 @@ maps, scores = Coreset.load("leather.safetensors").predict(images)
 from train.patchcore.config import IncompatibleCoresetError, PatchCoreConfig, PatchCoreError
 from train.patchcore.coreset import SequentialCoreset
 from train.patchcore.data import list_images, read_image
-from train.patchcore.model import Coreset, finetune, max_f1, meld, pretrain
+from train.patchcore.model import Coreset, finetune, meld, pretrain
 
 __all__ = [
     "Coreset",
@@ -19,7 +19,6 @@ __all__ = [
     "SequentialCoreset",
     "finetune",
     "list_images",
-    "max_f1",
     "meld",
     "pretrain",
     "read_image",

@@ -158,15 +158,18 @@ class Coreset:
         return maps, scores
 
     def calibrate(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray] | None = None) -> float:
-        """Set the threshold (anomalous: score > threshold): max pixel F1 on labelled images,
-        else the highest score of these good images."""
+        """Set the threshold (anomalous: score >= threshold): max pixel F1 on labelled images,
+        else just above the highest score of these good images (evaluate.metrics' rule)."""
+        from evaluate.metrics import above_all, best_f1_threshold
+
         if not images:
             raise PatchCoreError("calibration needs at least one image")
         maps, scores = self.predict(images)
         if masks is not None and any(np.any(m > 0) for m in masks):
-            self.threshold, _ = max_f1(maps, masks)
+            truth = np.concatenate([(np.asarray(k) > 0).ravel() for k in masks])
+            self.threshold, _ = best_f1_threshold(truth, np.concatenate([m.ravel() for m in maps]))
         else:
-            self.threshold = float(scores.max())
+            self.threshold = above_all(scores)
         return self.threshold
 
 
@@ -180,23 +183,6 @@ def score_features(features: torch.Tensor, points: torch.Tensor, config: PatchCo
         kernel = 2 * int(4 * config.sigma + 0.5) + 1  # as anomalib's GaussianBlur2d
         maps = gaussian_blur(maps, kernel_size=kernel, sigma=config.sigma)
     return maps[:, 0]
-
-
-def max_f1(maps: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple[float, float]:
-    """(threshold, F1) maximising pixel F1 over every distinct pixel score (score > threshold)."""
-    scores = np.concatenate([np.asarray(m, dtype=np.float32).ravel() for m in maps])
-    labels = np.concatenate([(np.asarray(k) > 0).ravel() for k in masks])
-    order = np.argsort(-scores, kind="stable")
-    scores, labels = scores[order], labels[order]
-    tp = np.cumsum(labels)
-    fp = np.arange(1, len(labels) + 1) - tp
-    last = np.r_[scores[1:] != scores[:-1], True]  # a threshold keeps all equal scores
-    f1 = np.where(last, 2 * tp / (tp + fp + labels.sum()), -1)
-    best = int(np.argmax(f1))
-    # Pixels scoring above the threshold are anomalous: put it between the best score and the
-    # next lower one.
-    lower = scores[best + 1] if best + 1 < len(scores) else np.nextafter(scores[best], -np.inf)
-    return float((scores[best] + lower) / 2), float(f1[best])
 
 
 def _views(paths: Sequence[Path], order: Sequence[int], config: PatchCoreConfig) -> Iterator[torch.Tensor]:
