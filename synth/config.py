@@ -258,9 +258,11 @@ def load_config(path: str | Path, overrides: dict | None = None) -> SceneConfig:
     """Load and validate a scene YAML; `overrides` are deep-merged on top (for experiments)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read scene config ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

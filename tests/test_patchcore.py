@@ -241,9 +241,9 @@ def test_the_device_is_chosen_at_use_not_stored(tmp_path, coreset_a):
     path = coreset_a.save(tmp_path / "a.safetensors")
     assert Coreset.load(path, device="cpu").config.device == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(PatchCoreError, match="device 'cuda' is not available here"):
+        with pytest.raises(PatchCoreError, match="--device 'cuda': not available on this machine"):
             Coreset.load(path, device="cuda")
-    with pytest.raises(PatchCoreError, match="device 'gpu0' is not available here"):
+    with pytest.raises(PatchCoreError, match="--device 'gpu0': not available on this machine"):
         PatchCoreConfig(device="gpu0")
 
 

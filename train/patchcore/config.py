@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from synth.errors import DefectsynthError
+from synth.errors import ConfigError, DefectsynthError
+from train.devices import check_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -20,21 +21,6 @@ class PatchCoreError(DefectsynthError):
 
 class IncompatibleCoresetError(PatchCoreError):
     """A coreset was built with a feature set-up different from the one it is used with."""
-
-
-def _usable_device(device: str) -> bool:
-    """A device string torch understands and whose hardware this machine has."""
-    import torch
-
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        return False
-    if kind == "cuda":
-        return torch.cuda.is_available()
-    if kind == "mps":
-        return torch.backends.mps.is_available()
-    return kind == "cpu"
 
 
 @dataclass(frozen=True)
@@ -81,16 +67,15 @@ class PatchCoreConfig:
             "layers": len(self.layers) >= 1,
             "sigma": self.sigma >= 0,
             "holdout": 0 <= self.holdout < 1,
-            "device": _usable_device(self.device),
         }
         bad = [name for name, ok in checks.items() if not ok]
-        if "device" in bad:
-            raise PatchCoreError(
-                f"device {self.device!r} is not available here (cpu, or cuda[:N] on a machine with a GPU)"
-            )
         if bad:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise PatchCoreError(f"invalid PatchCore configuration: {values}")
+        try:
+            check_device(self.device)
+        except ConfigError as error:
+            raise PatchCoreError(str(error)) from None
 
     def to_dict(self) -> dict:
         """The settings a coreset file stores: all but the device, which is the user's choice

@@ -23,11 +23,13 @@ def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="YAML of ultralytics train arguments overriding the defect defaults.",
         ),
-        click.option("--epochs", type=int, help="Epochs [ultralytics default 100]."),
-        click.option("--imgsz", type=int, help="Training image size [640 on CPU, 1024 on GPU]."),
-        click.option("--batch", type=int, help="Batch size [8 on CPU, 16 on GPU]."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Epochs [ultralytics default 100]."),
+        click.option(
+            "--imgsz", type=click.IntRange(min=32), help="Training image size [640 on CPU, 1024 on GPU]."
+        ),
+        click.option("--batch", type=click.IntRange(min=1), help="Batch size [8 on CPU, 16 on GPU]."),
         click.option("--device", help="cpu, 0, 0,1 ... [first GPU if any]."),
-        click.option("--workers", type=int, help="Data loader workers [min(8, CPUs)]."),
+        click.option("--workers", type=click.IntRange(min=0), help="Data loader workers [min(8, CPUs)]."),
         click.option("--seed", type=int, help="Seed of the training and of the meld draw [0]."),
         click.option(
             "--set",
@@ -107,7 +109,7 @@ def finetune_yolo(
 )
 @click.option(
     "--real-fraction",
-    type=float,
+    type=click.FloatRange(0, 1),
     default=0.5,
     show_default=True,
     help="Share of real images in the mixed training list.",

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from synth.errors import ConfigError
+from train.devices import check_device
 from train.yolo.offline import import_ultralytics
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -99,7 +100,10 @@ def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: 
     known = ultralytics_arg_names()
     layers: list[tuple[str, dict[str, Any]]] = []
     if config is not None:
-        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        try:
+            loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise YoloSetupError(f"{config}: cannot read ultralytics train arguments ({error})") from None
         if not isinstance(loaded, dict):
             raise YoloSetupError(f"{config}: expected a mapping of ultralytics train arguments")
         layers.append((str(config), loaded))
@@ -120,6 +124,10 @@ def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: 
             f"amp={chosen['amp']}: fp16 AMP first runs ultralytics' AMP check, which downloads "
             "yolo26n.pt; use amp=bf16 or amp=false (this project never downloads)"
         )
+    try:
+        check_device(chosen.get("device"))
+    except ConfigError as error:
+        raise YoloSetupError(str(error)) from None
     return {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
 
 
