@@ -11,6 +11,6 @@ out=${1:-runs/demo}
 .venv/bin/synth verify "$out/data"
 [ -f "$out/coreset.safetensors" ] ||
   .venv/bin/train pretrain patchcore --data "$out/data" --out "$out/coreset.safetensors" \
-    --image-size 128 --size 512 --epochs 2
+    --imgsz 128 --coreset-size 512 --epochs 2
 .venv/bin/evaluate anomaly --coreset "$out/coreset.safetensors" --data "$out/data" --out "$out/eval"
 echo "demo finished: dataset $out/data, coreset $out/coreset.safetensors, report $out/eval"

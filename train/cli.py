@@ -144,24 +144,26 @@ def finetune_patchcore(
     _report(result, result.save(out))
 
 
-@main.group("meld", invoke_without_command=True)
+@main.group("meld")
+def meld_group() -> None:
+    """Combine models trained on different data (synthetic and real)."""
+
+
+@meld_group.command("patchcore")
 @click.option(
     "--coreset",
     "coresets",
+    required=True,
     multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Repeat for each coreset.",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Repeat for each coreset (at least two).",
 )
 @_coreset_size(None, "Target size (default: the largest input).", name="size")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Melded coreset file.")
-@click.pass_context
-def meld_command(ctx: click.Context, coresets: tuple[Path, ...], size: int | None, out: Path | None) -> None:
-    """Meld PatchCore coresets trained apart (`train meld --coreset A --coreset B --out C`,
-    no feature extraction), or train YOLO on a synthetic + real mix (`train meld yolo`)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if len(coresets) < 2 or out is None:
-        raise click.UsageError("meld needs --coreset at least twice and --out (or: train meld yolo ...)")
+@_out
+def meld_patchcore(coresets: tuple[Path, ...], size: int | None, out: Path) -> None:
+    """Meld PatchCore coresets trained apart into one, without feature extraction."""
+    if len(coresets) < 2:
+        raise click.UsageError("--coreset: give at least two coresets to meld")
     from train.patchcore import Coreset, meld
 
     result = meld([Coreset.load(path) for path in coresets], size=size)
@@ -181,7 +183,7 @@ def _register_yolo() -> None:
 
     pretrain.add_command(pretrain_yolo)
     finetune.add_command(finetune_yolo)
-    meld_command.add_command(meld_yolo)
+    meld_group.add_command(meld_yolo)
 
 
 _register_yolo()
