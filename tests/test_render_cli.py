@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
+import tracemalloc
 from pathlib import Path
 
 import cv2
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from synth.cli import main as synth_cli
+from synth.config import parse_config
 from synth.dataset import Dataset, verify
+from synth.render import render_dataset
+from synth.writers import DatasetWriter
+
+SYNTH = [sys.executable, "-m", "synth.cli"]
 
 
 def write_scene(tiny_scene: dict, tmp_path: Path) -> Path:
@@ -71,4 +81,43 @@ def test_bad_arguments_are_one_line_errors(tiny_scene: dict, tmp_path: Path) -> 
     )
     assert result.exit_code == 1 and "cannot read scene config" in result.output
     result = runner.invoke(synth_cli, ["render", str(scene), "--out", str(tmp_path / "x"), "--n", "0"])
-    assert result.exit_code == 1 and "--n must be at least 1" in result.output
+    assert result.exit_code == 1
+    assert result.output == "Error: --n must be at least 1 and at most 10000000 (the config's cap), got 0\n"
+
+
+def test_n_above_the_config_cap_is_refused_before_any_work(tiny_scene: dict, tmp_path: Path) -> None:
+    scene, out = write_scene(tiny_scene, tmp_path), tmp_path / "d"
+
+    def two_gib() -> None:  # before the fix, the index lists ran out of this at once
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    command = [*SYNTH, "render", str(scene), "--out", str(out), "--renderer", "raster", "--n", "1000000000"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=two_gib)
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == "Error: --n must be at least 1 and at most 10000000 (the config's cap), got 1000000000\n"
+    )
+    assert not out.exists()
+
+
+def test_render_builds_nothing_proportional_to_n(tiny_scene: dict, tmp_path: Path, monkeypatch) -> None:
+    tiny_scene["splits"] = {"train": {"count": 2_000_000}}
+    original, calls = DatasetWriter.write, []
+
+    def stop_after_two(self, *args, **kwargs):
+        calls.append(args[1])
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DatasetWriter, "write", stop_after_two)
+    tracemalloc.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            render_dataset(parse_config(tiny_scene), tmp_path, renderer="raster", progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert calls == ["000000", "000001", "000002"]
+    assert peak < 20e6  # a list of the 2 million indices alone would take ~70 MB
