@@ -1,53 +1,61 @@
 """Importers of real datasets into the canonical layout (DESIGN §3, §8): `evaluate import`.
 
-Every format is reduced to one thing, a `Source`: its class names and a list of
-`SourceItem`s (an image file plus a function that reads its labels as `Annotations`), and
-is then written by one function through `synth.writers.DatasetWriter`. Formats:
-
-- `mvtec`: an MVTec AD category (`train/good`, `test/<class>`,
-  `ground_truth/<class>/<stem>_mask.png`);
-- `folders`: class folders of image + mask pairs (as magnetic_tile: `MT_<class>/Imgs/x.jpg`
-  with its mask `x.png`, or `x.png` with `x_mask.png`); a folder named good / free / ok /
-  normal holds defect-free images; a prefix shared by all folder names (`MT_`) is dropped;
-- `yolo`: YOLO detect (boxes) or segment (polygons), `images/...` beside `labels/...`;
-- `coco`: a COCO instances JSON (polygons, RLE, or the box when there is no segmentation);
-- `labelme`: LabelMe JSON files (polygon, rectangle and circle shapes).
+Every format is reduced to one thing, a `Source`: its class names, a list of `SourceItem`s
+(an image file plus a function that reads its labels as `Annotations`) and the files passed
+over while scanning, and is then written by one function through `synth.writers.DatasetWriter`.
+The layout each format expects is described in the help of `evaluate import` (`import_data`).
 
 Images may be grey, grey+alpha, RGB(A), 8 or 16 bit: they are stored as 8-bit RGB (alpha
-dropped, 16 bit scaled by 255/65535). Files that cannot be read are skipped and listed in
-`import_report.json`; a mask of another size than its image stops the import with an error
-naming both files. Source splits are not kept: every importer re-splits its images into
-train/val/test with a seed, stratified by class and optionally by a group taken from the
-file name (such as magnetic_tile's `exp<k>` capture condition).
+dropped, 16 bit scaled by 255/65535). Source splits are not kept: every importer re-splits its
+images into train/val/test with a seed, stratified by class and optionally by a group taken
+from the file name (such as magnetic_tile's `exp<k>` capture condition).
+
+No label is changed behind the user's back, because a wrong label is worse than a missing one:
+- a problem of the whole source (a missing folder, a class id or category that is not
+  declared, a mask of another size than its image) stops the import before anything is
+  written, with a message naming the file and what was expected;
+- a problem of one sample (an unreadable image, a malformed or out-of-range label line, a shape
+  this importer cannot draw, a defect class image with empty labels) skips that sample; each
+  skip is listed with its reason on stderr and in `import_report.json`;
+- a rule that decides labels is applied as documented and every file it affects is listed as a
+  note: mask pixels are defect from half the value range up (`read_binary_mask`), and objects
+  that cover no pixel of their own are not in the labels.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 import cv2
 import numpy as np
 import yaml
+from PIL import Image
 from tqdm import tqdm
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo
-from synth.errors import DataError
+from synth.errors import ConfigError, DataError
 from synth.writers import DatasetWriter, atomic_write_json
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "nodefect"}
+GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "defectfree", "nodefect", "no_defect"}
 SPLITS = ("train", "val", "test")
 FORMATS = ("mvtec", "folders", "yolo", "coco", "labelme")
+YOLO_TOLERANCE = 1e-5  # normalised YOLO coordinates may leave [0, 1] by float rounding only
+PIXEL_TOLERANCE = 1.0  # COCO coordinates may leave the image by one pixel (vertices on its edge)
+LABELME_POINTS = {"polygon": (3, None), "rectangle": (2, 2), "circle": (2, 2)}  # (min, max) points
 
+Labels = tuple[Annotations, list[str]]  # an item's annotations and the notes on rules applied
 # Reads an item's labels, given the image size (h, w) and the dataset's classes.
-LabelReader = Callable[[tuple[int, int], tuple[ClassInfo, ...]], Annotations]
+LabelReader = Callable[[tuple[int, int], tuple[ClassInfo, ...]], Labels]
 
 
 class ImportFailure(DataError):
@@ -55,7 +63,7 @@ class ImportFailure(DataError):
 
 
 class Unreadable(Exception):
-    """A file that cannot be read; its sample is skipped and listed in the report."""
+    """A file that cannot be used; its sample is skipped and listed in the report."""
 
 
 @dataclass(frozen=True)
@@ -67,15 +75,18 @@ class SourceItem:
     stratum: str
     read_labels: LabelReader
     image_in_json: bool = False  # `image` is a LabelMe JSON whose base64 imageData is the image
+    label_file: Path | None = None  # the mask, label text or JSON, named in skips and notes
 
 
 @dataclass(frozen=True)
 class Source:
-    """A scanned source dataset: class names (ids 1.. in this order) and its images."""
+    """A scanned source dataset: class names (ids 1.. in this order), its images, and the files
+    passed over while scanning ({"file", "reason"})."""
 
     format: str
     class_names: list[str]
     items: list[SourceItem]
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------- reading files
@@ -100,14 +111,17 @@ def read_image(path: Path, in_json: bool = False) -> np.ndarray:
 
 
 def _decode(path: Path) -> np.ndarray | None:
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.empty(0, np.uint8)
+    try:
+        data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.empty(0, np.uint8)
+    except OSError as e:
+        raise Unreadable(f"{path}: cannot be read ({e.strerror or e})") from None
     return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
 
 
 def _decode_embedded(js: Path) -> np.ndarray | None:
     try:
-        data = base64.b64decode(json.loads(js.read_text())["imageData"], validate=True)
-    except (OSError, ValueError, KeyError, TypeError):  # binascii.Error is a ValueError
+        data = base64.b64decode(_read_json(js)["imageData"], validate=True)
+    except (KeyError, TypeError, binascii.Error):
         return None
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
 
@@ -120,21 +134,112 @@ def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
     raise Unreadable(f"{path}: unsupported pixel type {img.dtype}")
 
 
-def read_binary_mask(mask_path: Path, image_path: Path, size: tuple[int, int]) -> np.ndarray:
-    """A mask file as booleans (>= half the value range in any colour channel), checked
-    against the size (h, w) of its image."""
-    mask = _decode(mask_path)
-    if mask is None:
-        raise Unreadable(f"{mask_path}: not a readable mask image")
-    if mask.shape[:2] != size:
-        raise ImportFailure(
-            f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} px but its image "
-            f"{image_path} is {size[1]}x{size[0]} px; they must have the same size"
+def _read_text(path: Path) -> str:
+    """A label file's text (UTF-8, a byte-order mark allowed); `Unreadable` names the file."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise Unreadable(f"{path}: not UTF-8 text (byte {e.start} is {e.object[e.start]:#04x})") from None
+    except OSError as e:
+        raise Unreadable(f"{path}: cannot be read ({e.strerror or e})") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise Unreadable(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+
+
+def _numbers(value: object, where: str) -> np.ndarray:
+    """`value` (a number or nested lists of them) as floats, if every one is finite."""
+    try:
+        array = np.asarray(value, np.float64) if not isinstance(value, str | bytes) else None
+    except (TypeError, ValueError):
+        array = None
+    if array is None or array.size == 0 or not np.isfinite(array).all():
+        raise Unreadable(f"{where}: expected finite numbers, got {_short(value)}")
+    return array
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _skip(file: Path, reason: str) -> dict[str, str]:
+    return {"file": str(file), "reason": reason}
+
+
+def _size_mismatch(mask: Path, mask_size: tuple[int, int], image: Path, size: tuple[int, int]) -> str:
+    return (
+        f"mask {mask} is {mask_size[1]}x{mask_size[0]} px but its image "
+        f"{image} is {size[1]}x{size[0]} px; they must have the same size"
+    )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(h, w) from the file header without decoding pixels; None when PIL cannot tell."""
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _check_same_size(mask: Path, image: Path) -> None:
+    """Checked while scanning, so that a mismatch stops the import before anything is written."""
+    mask_size, size = _header_size(mask), _header_size(image)
+    if mask_size and size and mask_size != size:
+        raise ImportFailure(_size_mismatch(mask, mask_size, image, size))
+
+
+def _check_declared_size(where: str, declared: tuple[object, object], size: tuple[int, int]) -> None:
+    """Labels drawn for another image size would land in the wrong place: skip the sample."""
+    if all(isinstance(v, int) for v in declared) and tuple(declared) != size:
+        raise Unreadable(
+            f"{where}: says its image is {declared[1]}x{declared[0]} px, "
+            f"but the image is {size[1]}x{size[0]} px"
         )
+
+
+def read_binary_mask(
+    mask_path: Path, image_path: Path, size: tuple[int, int]
+) -> tuple[np.ndarray, list[str]]:
+    """A mask file as booleans, checked against the size (h, w) of its image, and its notes.
+
+    The rule: a pixel is defect when its value is at least half the range (128 of 255, 32768 of
+    65535; the brightest colour channel counts), so anti-aliased edges keep the core of their
+    region, as the real masks here need (DESIGN §8). A region of non-zero pixels that lies wholly
+    below the threshold (a soft brush stroke, a grey second level) is background, and the mask
+    gets a note, so that no region vanishes unseen.
+    """
+    if not mask_path.is_file():
+        raise Unreadable(f"{image_path}: its mask {mask_path} does not exist")
+    mask = _decode(mask_path)
+    if mask is None or mask.dtype not in (np.uint8, np.uint16):
+        raise Unreadable(f"{mask_path}: not a readable 8 or 16 bit mask image")
+    if mask.shape[:2] != size:
+        raise Unreadable(_size_mismatch(mask_path, mask.shape[:2], image_path, size))
     if mask.ndim == 3:
         mask = mask[..., :3].max(axis=2) if mask.shape[2] >= 3 else mask[..., 0]
-    half = 128 if mask.dtype == np.uint8 else (int(np.iinfo(mask.dtype).max) + 1) // 2
-    return mask >= half
+    threshold = (int(np.iinfo(mask.dtype).max) + 1) // 2
+    binary = mask >= threshold
+    return binary, _faint_note(mask, binary, threshold, mask_path)
+
+
+def _faint_note(mask: np.ndarray, binary: np.ndarray, threshold: int, path: Path) -> list[str]:
+    """Name the regions (8-connected non-zero pixels) that the threshold turns into background."""
+    if not (mask[~binary] > 0).any():
+        return []
+    _, regions = cv2.connectedComponents((mask > 0).astype(np.uint8), connectivity=8)
+    dropped = (regions > 0) & ~np.isin(regions, np.unique(regions[binary]))
+    if not dropped.any():
+        return []
+    return [
+        f"{path}: {len(np.unique(regions[dropped]))} region(s) of {int(dropped.sum())} px with values "
+        f"below {threshold} (at most {int(mask[dropped].max())}) are background by the mask rule"
+    ]
 
 
 def from_masks(
@@ -150,19 +255,71 @@ def from_masks(
     return Annotations.from_instance_map(instance_map, instance_classes, classes)
 
 
+def _with_lost_note(annotations: Annotations, n_objects: int, label_file: Path) -> Labels:
+    """The annotations, with a note when some of the file's objects cover no pixel of their own."""
+    lost = n_objects - len(annotations.instances)
+    if lost <= 0:
+        return annotations, []
+    return annotations, [
+        f"{label_file}: {lost} of {n_objects} objects cover no pixel of their own (smaller than a "
+        "pixel, outside the image, or hidden under later ones) and are not in the labels"
+    ]
+
+
 def _mask_reader(mask: Path, image: Path, name: str) -> LabelReader:
     """One class mask: each 8-connected component becomes an instance of `name`."""
 
-    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Annotations:
+    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
         class_id = next(c.id for c in classes if c.name == name)
-        binary = read_binary_mask(mask, image, size)
-        return Annotations.from_semantic_mask(binary.astype(np.uint8) * class_id, classes)
+        binary, notes = read_binary_mask(mask, image, size)
+        return Annotations.from_semantic_mask(binary.astype(np.uint8) * class_id, classes), notes
 
     return read
 
 
-def _no_labels(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Annotations:
-    return Annotations.from_instance_map(np.zeros(size, np.uint16), {}, classes)
+def _good_mask_reader(mask: Path, image: Path) -> LabelReader:
+    """A mask beside a good-class image must be empty: a defect there contradicts its folder."""
+
+    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
+        binary, notes = read_binary_mask(mask, image, size)
+        if binary.any():
+            raise Unreadable(
+                f"{mask}: marks {int(binary.sum())} px as defect, but its image is in a good-class folder"
+            )
+        return _no_labels(size, classes)[0], notes
+
+    return read
+
+
+def _missing_mask(image: Path) -> LabelReader:
+    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
+        raise Unreadable(f"{image}: no mask beside it in a defect class folder")
+
+    return read
+
+
+def _no_labels(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
+    return Annotations.from_instance_map(np.zeros(size, np.uint16), {}, classes), []
+
+
+def _mask_item(src: Path, image: Path, stratum: str, mask: Path | None) -> SourceItem:
+    """An image labelled by a class mask, or, in the good class, by no mask or an empty one."""
+    if mask is not None and mask.is_file():
+        _check_same_size(mask, image)
+    if stratum == "good":
+        reader = _no_labels if mask is None else _good_mask_reader(mask, image)
+    else:
+        reader = _missing_mask(image) if mask is None else _mask_reader(mask, image, stratum)
+    return SourceItem(_sample_id(image.relative_to(src)), image, stratum, reader, label_file=mask)
+
+
+def _unused(files: Sequence[Path], used: set[Path | None], why: str) -> list[dict[str, str]]:
+    """Files that no item reads (such as a mask whose image is missing), listed as skipped."""
+    return [_skip(f, why) for f in files if f not in used]
+
+
+def _files_of(items: Sequence[SourceItem]) -> set[Path | None]:
+    return {i.image for i in items} | {i.label_file for i in items}
 
 
 def _sample_id(rel: Path) -> str:
@@ -171,12 +328,30 @@ def _sample_id(rel: Path) -> str:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
 def _require_dir(path: Path, what: str) -> None:
     if not path.is_dir():
         raise ImportFailure(f"{path}: expected {what} (a folder), found none")
+
+
+def _check_names(names: Sequence[str], where: object) -> None:
+    """Class names become folders of the anomaly view, where `good` means defect-free."""
+    for name in names:
+        if name.lower() == "good" or name.strip() in ("", ".", "..") or re.search(r"[/\\]", name):
+            raise ImportFailure(
+                f"{where}: class name {name!r} cannot be used: expected a non-empty name without "
+                "'/' or '\\', and not 'good' (which means defect-free)"
+            )
+    repeated = _first_repeat(names)
+    if repeated is not None:
+        raise ImportFailure(f"{where}: class name {repeated!r} is given twice")
+
+
+def _first_repeat(values: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    return next((v for v in values if v in seen or seen.add(v)), None)
 
 
 # ----------------------------------------------------------------- formats
@@ -192,13 +367,12 @@ def scan_mvtec(src: Path) -> Source:
             if name != "good" and name not in names:
                 names.append(name)
             for image in _images_under(class_dir):
-                sid = _sample_id(image.relative_to(src))
-                if name == "good":
-                    items.append(SourceItem(sid, image, "good", _no_labels))
-                else:
-                    mask = src / "ground_truth" / class_dir.name / f"{image.stem}_mask.png"
-                    items.append(SourceItem(sid, image, name, _mask_reader(mask, image, name)))
-    return Source("mvtec", names, items)
+                mask = src / "ground_truth" / class_dir.name / f"{image.stem}_mask.png"
+                items.append(_mask_item(src, image, name, None if name == "good" else mask))
+    skipped = _unused(
+        _images_under(src / "ground_truth"), _files_of(items), "a mask without its image in test/"
+    )
+    return Source("mvtec", names, items, skipped)
 
 
 def scan_class_folders(src: Path) -> Source:
@@ -208,28 +382,26 @@ def scan_class_folders(src: Path) -> Source:
     if not folders:
         raise ImportFailure(f"{src}: expected one folder per class, found no folder")
     prefix = _common_prefix([f.name for f in folders])
-    items, names = [], []
+    items, names, files = [], [], []
     for folder in folders:
-        name = folder.name[len(prefix) :].lower()
-        good = name in GOOD_NAMES
-        if not good:
+        name = "good" if _is_good(folder.name, prefix) else folder.name[len(prefix) :].lower()
+        if name != "good":
             names.append(name)
-        for image, mask in _image_mask_pairs(folder):
-            sid = _sample_id(image.relative_to(src))
-            if good:
-                items.append(SourceItem(sid, image, "good", _no_labels))
-            elif mask is None:
-                items.append(SourceItem(sid, image, name, _missing_mask(image)))
-            else:
-                items.append(SourceItem(sid, image, name, _mask_reader(mask, image, name)))
-    return Source("folders", names, items)
+        items += [_mask_item(src, image, name, mask) for image, mask in _image_mask_pairs(folder)]
+        files += _images_under(folder)
+    _check_names(names, src)
+    loose = [p for p in sorted(src.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    skipped = _unused(loose, set(), "an image outside the class folders") + _unused(
+        files, _files_of(items), "a mask without its image"
+    )
+    return Source("folders", names, items, skipped)
 
 
-def _missing_mask(image: Path) -> LabelReader:
-    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Annotations:
-        raise Unreadable(f"{image}: no mask beside it in a defect class folder")
-
-    return read
+def _is_good(folder: str, prefix: str) -> bool:
+    """A good-class folder: a good name, also after the shared prefix or any `<prefix>_`, so
+    that `MT_Free` is good even when it is the only folder."""
+    key = re.sub(r"[\s-]+", "_", folder.lower())
+    return bool({key, key[len(prefix) :], key.split("_", 1)[-1]} & GOOD_NAMES)
 
 
 def _common_prefix(names: Sequence[str]) -> str:
@@ -273,144 +445,358 @@ def _image_mask_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
 def scan_yolo(src: Path, names: Sequence[str] | None = None) -> Source:
     """YOLO detect or segment: every image under images/ with labels/…/<stem>.txt beside it.
 
-    Class names come from `names`, else from a data yaml in `src`, else class0, class1, …
+    Class names come from `names`, else from a data yaml in `src`, else class0, class1, … up
+    to the largest class id. Every label line is checked here, so that a class id outside the
+    names stops the import before anything is written.
     """
     _require_dir(src / "images", "YOLO images/")
-    labels = {}
-    for image in _images_under(src / "images"):
-        rel = image.relative_to(src / "images")
-        labels[image] = src / "labels" / rel.with_suffix(".txt")
-    first_class = {image: _first_yolo_class(label) for image, label in labels.items()}
-    class_names = list(names or _yolo_yaml_names(src))
-    n_classes = max([c + 1 for c in first_class.values() if c is not None], default=1)
-    class_names += [f"class{c}" for c in range(len(class_names), n_classes)]
+    _require_dir(src / "labels", "YOLO labels/ beside images/ (labels/<same path as the image>.txt)")
+    images = _images_under(src / "images")
+    label_of = {
+        image: src / "labels" / image.relative_to(src / "images").with_suffix(".txt") for image in images
+    }
+    if images and not any(label.is_file() for label in label_of.values()):
+        raise ImportFailure(
+            f"{src / 'labels'}: none of the {len(images)} images under {src / 'images'} has a label "
+            f"file; expected labels/<same path>.txt, such as {label_of[images[0]]}"
+        )
+    class_names, origin = (list(names), "--names") if names else _yolo_yaml_names(src)
+    _check_names(class_names, origin)
+    skipped = _unused(
+        sorted((src / "labels").rglob("*.txt")), set(label_of.values()), "a label file without an image"
+    )
+    objects: dict[Path, list[tuple[int, int]]] = {}
+    for image, label in label_of.items():
+        try:
+            objects[image] = _yolo_objects(label) if label.is_file() else []
+        except Unreadable as e:
+            skipped.append(_skip(label, str(e)))
+    found = [(label_of[image], line, c) for image, lines in objects.items() for line, c in lines]
+    if not class_names:
+        class_names = [f"class{c}" for c in range(max((c + 1 for *_, c in found), default=0))]
+        origin = "the label files (no --names and no data yaml with names)"
+    for label, line, c in found:
+        if not 0 <= c < len(class_names):
+            raise ImportFailure(
+                f"{label}:{line}: class {c} is not among the {len(class_names)} class names from "
+                f"{origin} ({', '.join(f'{i}: {n}' for i, n in enumerate(class_names))}); "
+                f"expected 0..{len(class_names) - 1}"
+            )
     items = []
-    for image, label in labels.items():
-        c = first_class[image]
-        stratum = "good" if c is None else class_names[c] if c < len(class_names) else f"class{c}"
+    for image, lines in objects.items():
+        stratum = class_names[lines[0][1]] if lines else "good"
         sid = _sample_id(image.relative_to(src / "images"))
-        items.append(SourceItem(sid, image, stratum, _yolo_reader(label)))
-    return Source("yolo", class_names, items)
+        label = label_of[image]
+        items.append(SourceItem(sid, image, stratum, _yolo_reader(label, len(lines)), label_file=label))
+    return Source("yolo", class_names, items, skipped)
 
 
-def _first_yolo_class(label: Path) -> int | None:
-    """The class of a label file's first line (None when empty, missing or unreadable)."""
-    try:
-        first = label.read_text().split(maxsplit=1)
-        return int(first[0]) if first else None
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
+def _yolo_objects(label: Path) -> list[tuple[int, int]]:
+    """(line number, class id) of each object of a YOLO label file, after checking every value:
+    a whole-number class, then 4 box or an even number (>= 6) of polygon coordinates, finite
+    and normalised to [0, 1] (a box with its edges inside the image). Nothing is clipped."""
+    objects = []
+    for number, line in enumerate(_read_text(label).splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{label}:{number}"
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise Unreadable(f"{where}: expected numbers, got {line.strip()!r}") from None
+        coords = np.array(values[1:])
+        if not values[0].is_integer():
+            raise Unreadable(f"{where}: class {fields[0]} is not a whole number")
+        if len(coords) != 4 and (len(coords) < 6 or len(coords) % 2):
+            raise Unreadable(
+                f"{where}: expected 4 box values or an even number (>= 6) of polygon values, "
+                f"got {len(coords)}"
+            )
+        if len(coords) == 4:
+            half = coords[2:] / 2
+            if not (coords[2] > 0 and coords[3] > 0):
+                raise Unreadable(f"{where}: box width and height must be > 0, got {line.strip()!r}")
+            coords = np.concatenate([coords[:2] - half, coords[:2] + half])
+        if not np.isfinite(coords).all():
+            raise Unreadable(f"{where}: coordinates must be finite numbers, got {line.strip()!r}")
+        if coords.min() < -YOLO_TOLERANCE or coords.max() > 1 + YOLO_TOLERANCE:
+            raise Unreadable(
+                f"{where}: coordinates must lie in [0, 1] (normalised to the image), got {line.strip()!r}"
+            )
+        objects.append((number, int(values[0])))
+    return objects
 
 
-def _yolo_yaml_names(src: Path) -> list[str]:
-    """Class names from an Ultralytics data yaml in the root (names: list or {id: name})."""
+def _yolo_yaml_names(src: Path) -> tuple[list[str], str]:
+    """Class names from an Ultralytics data yaml in the root (names: list or {id: name}), and the
+    yaml's path; ([], "") when there is none."""
     for data in sorted(src.glob("*.yaml")) + sorted(src.glob("*.yml")):
         try:
-            loaded = yaml.safe_load(data.read_text())
+            loaded = yaml.safe_load(_read_text(data))
+        except Unreadable as e:
+            raise ImportFailure(str(e)) from None
         except yaml.YAMLError as e:
-            raise ImportFailure(f"{data}: not valid YAML ({e})") from e
+            raise ImportFailure(f"{data}: not valid YAML ({e})") from None
         names = loaded.get("names") if isinstance(loaded, dict) else None
         if isinstance(names, dict):
-            return [str(names[k]) for k in sorted(names)]
+            if set(names) != set(range(len(names))):
+                raise ImportFailure(
+                    f"{data}: the keys of 'names' must be the class ids 0..{len(names) - 1}, "
+                    f"got {list(names)}"
+                )
+            return [str(names[k]) for k in range(len(names))], str(data)
         if isinstance(names, list):
-            return [str(n) for n in names]
-    return []
+            return [str(n) for n in names], str(data)
+        if names is not None:
+            raise ImportFailure(f"{data}: 'names' must be a list or a mapping id: name, got {_short(names)}")
+    return [], ""
 
 
-def _yolo_reader(label: Path) -> LabelReader:
-    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Annotations:
+def _yolo_reader(label: Path, n_objects: int) -> LabelReader:
+    """Reads a label file checked by `_yolo_objects`; a missing file is a good image (YOLO's rule)."""
+
+    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
         if not label.is_file():
             return _no_labels(size, classes)
         try:
-            return Annotations.from_yolo(label.read_text(), size, classes, source=str(label))
-        except (OSError, UnicodeDecodeError, AnnotationError) as e:
-            raise Unreadable(str(e) if isinstance(e, AnnotationError) else f"{label}: {e}") from e
+            annotations = Annotations.from_yolo(_read_text(label), size, classes, source=str(label))
+        except AnnotationError as e:
+            raise Unreadable(str(e)) from e
+        return _with_lost_note(annotations, n_objects, label)
 
     return read
 
 
 def scan_coco(annotation_file: Path, image_root: Path | None = None) -> Source:
-    """COCO instances JSON; images are looked up relative to `image_root` (default: its folder)."""
+    """COCO instances JSON; images are looked up relative to `image_root` (default: its folder).
+
+    Every image, category and annotation reference is checked here, so that an annotation on an
+    unknown image or category stops the import before anything is written.
+    """
     try:
-        coco = json.loads(annotation_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ImportFailure(f"{annotation_file}: not a readable COCO JSON ({e})") from e
+        coco = _read_json(annotation_file)
+    except Unreadable as e:
+        raise ImportFailure(f"not a readable COCO JSON: {e}") from None
     for key in ("images", "annotations", "categories"):
-        if not isinstance(coco, dict) or key not in coco:
-            raise ImportFailure(f"{annotation_file}: COCO field '{key}' is missing")
+        if not isinstance(coco, dict) or not isinstance(coco.get(key), list):
+            raise ImportFailure(f"{annotation_file}: COCO field '{key}' is missing (expected a list)")
+    cats: dict[object, str] = {}
+    for n, c in enumerate(coco["categories"]):
+        where = f"{annotation_file}: categories[{n}]"
+        cid, name = _field(c, "id", (int, str), where), _field(c, "name", str, where)
+        if cid in cats:
+            raise ImportFailure(f"{where}: category id {cid!r} is given twice")
+        cats[cid] = name
+    images: dict[object, dict] = {}
+    for n, img in enumerate(coco["images"]):
+        where = f"{annotation_file}: images[{n}]"
+        iid = _field(img, "id", (int, str), where)
+        _field(img, "file_name", str, where)
+        if iid in images:
+            raise ImportFailure(f"{where}: image id {iid!r} is given twice")
+        images[iid] = img
+    anns: dict[object, list[dict]] = defaultdict(list)
+    for n, a in enumerate(coco["annotations"]):
+        where = f"{annotation_file}: annotations[{n}]"
+        iid, cid = _field(a, "image_id", (int, str), where), _field(a, "category_id", (int, str), where)
+        if iid not in images:
+            raise ImportFailure(f"{where}: image_id {iid!r} is not the id of any image in 'images'")
+        if cid not in cats:
+            raise ImportFailure(f"{where}: category_id {cid!r} is not among the category ids {list(cats)}")
+        anns[iid].append({**a, "where": f"{where} (id {a.get('id')!r})"})
+    order = sorted(cats, key=lambda k: (str(type(k)), k))
+    names = [cats[k] for k in order]
+    _check_names(names, annotation_file)
     root = image_root or annotation_file.parent
-    cats = {c["id"]: str(c["name"]) for c in sorted(coco["categories"], key=lambda c: c["id"])}
-    anns: dict[int, list[dict]] = defaultdict(list)
-    for a in coco["annotations"]:
-        anns[a["image_id"]].append(a)
     items = []
-    for img in sorted(coco["images"], key=lambda i: i["file_name"]):
+    for img in sorted(images.values(), key=lambda i: i["file_name"]):
         image_anns = anns.get(img["id"], [])
         stratum = cats[image_anns[0]["category_id"]] if image_anns else "good"
         rel = Path(img["file_name"])
-        items.append(SourceItem(_sample_id(rel), root / rel, stratum, _coco_reader(image_anns, cats)))
-    return Source("coco", list(cats.values()), items)
+        reader = _coco_reader(image_anns, cats, annotation_file, (img.get("height"), img.get("width")))
+        items.append(SourceItem(_sample_id(rel), root / rel, stratum, reader, label_file=annotation_file))
+    return Source("coco", names, items)
 
 
-def _coco_reader(annotations: list[dict], cats: dict[int, str]) -> LabelReader:
-    """Masks rasterised by pycocotools (COCO's own polygon convention), or the box."""
-    from pycocotools import mask as mask_utils
+def _field(record: object, key: str, kinds: tuple[type, ...] | type, where: str) -> Any:
+    value = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        expected = " or ".join({int: "a whole number", str: "a string"}[k] for k in kinds)
+        raise ImportFailure(f"{where}: expected '{key}' ({expected}), got {_short(value)}")
+    return value
 
-    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Annotations:
-        h, w = size
-        masks = []
-        for a in annotations:
-            seg = a.get("segmentation")
-            if seg:
-                compressed = isinstance(seg, dict) and not isinstance(seg.get("counts"), list)
-                rles = seg if compressed else mask_utils.frPyObjects(seg, h, w)
-                mask = mask_utils.decode(mask_utils.merge(rles) if isinstance(rles, list) else rles)
-            else:
-                x, y, bw, bh = a["bbox"]
-                mask = np.zeros(size, np.uint8)
-                mask[int(y) : int(np.ceil(y + bh)), int(x) : int(np.ceil(x + bw))] = 1
-            masks.append((cats[a["category_id"]], mask.astype(bool)))
-        return from_masks(masks, size, classes)
+
+def _coco_reader(
+    annotations: list[dict], cats: dict[object, str], file: Path, declared: tuple[object, object]
+) -> LabelReader:
+    """Masks of polygons (rasterised by pycocotools, COCO's own convention), RLE, or the box."""
+
+    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
+        _check_declared_size(f"{file}: its image record", declared, size)
+        masks = [(cats[a["category_id"]], _coco_mask(a, size, a["where"])) for a in annotations]
+        return _with_lost_note(from_masks(masks, size, classes), len(masks), file)
 
     return read
 
 
-LABELME_SHAPES = {"polygon", "rectangle", "circle"}
+def _coco_mask(a: dict, size: tuple[int, int], where: str) -> np.ndarray:
+    """One annotation as a boolean mask, its coordinates checked first: pycocotools reads out of
+    bounds (or blows up) on malformed RLE and non-finite or huge polygon coordinates."""
+    from pycocotools import mask as mask_utils
+
+    h, w = size
+    seg = a.get("segmentation")
+    if seg and isinstance(seg, dict):
+        return _rle_mask(seg, size, where)
+    if seg:
+        polygons = [_numbers(r, f"{where}: segmentation") for r in (seg if isinstance(seg, list) else [])]
+        if not polygons or any(p.ndim != 1 or len(p) < 6 or len(p) % 2 for p in polygons):
+            raise Unreadable(
+                f"{where}: expected an RLE object or polygons [[x, y, ...], ...] of an even number "
+                f"(>= 6) of coordinates, got {_short(seg)}"
+            )
+        _check_in_image(np.concatenate(polygons), size, where)
+        return mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(seg, h, w))).astype(bool)
+    box = _numbers(a.get("bbox"), f"{where}: bbox") if "bbox" in a else np.zeros(0)
+    if box.shape != (4,) or box[2] <= 0 or box[3] <= 0:
+        raise Unreadable(f"{where}: no segmentation, and no bbox [x, y, width > 0, height > 0]")
+    x, y, bw, bh = box
+    _check_in_image(np.array([x, y, x + bw, y + bh]), size, where)
+    mask = np.zeros(size, bool)
+    mask[int(y) : int(np.ceil(y + bh)), int(x) : int(np.ceil(x + bw))] = True
+    return mask
+
+
+def _check_in_image(xy: np.ndarray, size: tuple[int, int], where: str) -> None:
+    """Pixel coordinates (x, y, x, y, ...) must lie on the image, to `PIXEL_TOLERANCE`."""
+    xs, ys = xy[0::2], xy[1::2]
+    if (
+        min(xs.min(), ys.min()) < -PIXEL_TOLERANCE
+        or xs.max() > size[1] + PIXEL_TOLERANCE
+        or (ys.max() > size[0] + PIXEL_TOLERANCE)
+    ):
+        raise Unreadable(
+            f"{where}: coordinates reach ({xs.min():g}..{xs.max():g}, {ys.min():g}..{ys.max():g}), "
+            f"outside the {size[1]}x{size[0]} px image"
+        )
+
+
+def _rle_mask(seg: dict, size: tuple[int, int], where: str) -> np.ndarray:
+    """A COCO RLE (compressed string or list of counts, column-major) decoded and checked."""
+    h, w = size
+    if seg.get("size") != [h, w]:
+        raise Unreadable(f"{where}: RLE size {_short(seg.get('size'))} is not the image's [{h}, {w}]")
+    counts = seg.get("counts")
+    if isinstance(counts, str):
+        counts = _rle_string_counts(counts, where)
+    if (
+        not isinstance(counts, list)
+        or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)
+        or sum(counts) != h * w
+    ):
+        raise Unreadable(f"{where}: RLE counts must be whole numbers >= 0 that add up to {h}x{w} px")
+    runs = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool)
+    return runs.reshape(w, h).T
+
+
+def _rle_string_counts(text: str, where: str) -> list[int]:
+    """The counts of COCO's compressed RLE string (pycocotools' rleFrString, with bounds checks)."""
+    counts: list[int] = []
+    p = 0
+    while p < len(text):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(text[p]) - 48 if p < len(text) else -1
+            if not 0 <= c < 64:
+                raise Unreadable(f"{where}: RLE counts string is malformed at character {p}")
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        counts.append(x + counts[-2] if len(counts) > 2 else x)
+    return counts
 
 
 def scan_labelme(src: Path) -> Source:
     """LabelMe JSON files under `src`, each naming its image (imagePath, or embedded imageData).
 
-    JSON files that are not LabelMe documents (no `shapes` list) are passed over.
+    Every JSON file is a LabelMe file or a listed skip, checked here: malformed JSON, a shape
+    type this importer cannot draw, or a shape without a label or valid points.
     """
     _require_dir(src, "a folder of LabelMe JSON files")
-    items, names = [], []
+    items, names, skipped = [], [], []
+    labelled: dict[Path, Path] = {}
     for js in sorted(src.rglob("*.json")):
         try:
-            doc = json.loads(js.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            doc = None
-        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+            doc = _read_json(js)
+            if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+                raise Unreadable(f"{js}: not a LabelMe file (expected an object with a 'shapes' list)")
+            shapes = [_labelme_shape(s, f"{js}: shapes[{n}]") for n, s in enumerate(doc["shapes"])]
+            image, in_json = _labelme_image(doc, js)
+        except Unreadable as e:
+            skipped.append(_skip(js, str(e)))
             continue
-        shapes = [s for s in doc["shapes"] if s.get("shape_type", "polygon") in LABELME_SHAPES]
-        names += [str(s["label"]) for s in shapes if str(s["label"]) not in names]
-        image = js.parent / str(doc.get("imagePath") or "")
-        in_json = not image.is_file() and bool(doc.get("imageData"))
-        stratum = str(shapes[0]["label"]) if shapes else "good"
-        item_id = _sample_id(js.relative_to(src))
-        items.append(SourceItem(item_id, js if in_json else image, stratum, _labelme_reader(shapes), in_json))
-    return Source("labelme", names, items)
+        if not in_json and image in labelled:
+            raise ImportFailure(f"{labelled[image]} and {js} both label {image}; expected one file per image")
+        labelled[image] = js
+        for label, _, _ in shapes:
+            _check_names([label], js)
+            names += [label] if label not in names else []
+        stratum = shapes[0][0] if shapes else "good"
+        reader = _labelme_reader(shapes, js, (doc.get("imageHeight"), doc.get("imageWidth")))
+        items.append(
+            SourceItem(
+                _sample_id(js.relative_to(src)), js if in_json else image, stratum, reader, in_json, js
+            )
+        )
+    return Source("labelme", names, items, skipped)
 
 
-def _labelme_reader(shapes: list[dict]) -> LabelReader:
+def _labelme_shape(shape: object, where: str) -> tuple[str, str, np.ndarray]:
+    """(label, shape type, points as n x 2) of a LabelMe shape, checked: skipping one shape
+    would silently change the image's labels, so a bad shape skips the whole file."""
+    if not isinstance(shape, dict):
+        raise Unreadable(f"{where}: expected an object, got {_short(shape)}")
+    kind, label = shape.get("shape_type") or "polygon", shape.get("label")
+    if kind not in LABELME_POINTS:
+        raise Unreadable(
+            f"{where} (label {label!r}) has shape_type {kind!r}; expected one of {', '.join(LABELME_POINTS)}"
+        )
+    if not isinstance(label, str) or not label.strip():
+        raise Unreadable(f"{where}: expected a non-empty 'label', got {_short(label)}")
+    points = _numbers(shape.get("points"), f"{where}: points")
+    low, high = LABELME_POINTS[kind]
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < low or (high and len(points) > high):
+        raise Unreadable(
+            f"{where}: a {kind} needs {low}{'' if high == low else ' or more'} [x, y] points, "
+            f"got {_short(shape.get('points'))}"
+        )
+    return label, kind, points
+
+
+def _labelme_image(doc: dict, js: Path) -> tuple[Path, bool]:
+    """The image file a LabelMe document names, or (the JSON, True) when it embeds imageData."""
+    path = doc.get("imagePath")
+    image = js.parent / path.replace("\\", "/") if isinstance(path, str) and path else None
+    if image is not None and image.is_file():
+        return image, False
+    if isinstance(doc.get("imageData"), str) and doc["imageData"]:
+        return js, True
+    raise Unreadable(f"{js}: its imagePath {path!r} is not a file, and it has no imageData")
+
+
+def _labelme_reader(shapes: list[tuple[str, str, np.ndarray]], js: Path, declared: tuple) -> LabelReader:
     """LabelMe points are pixel coordinates; shapes are filled including their outline."""
 
-    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Annotations:
+    def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
+        _check_declared_size(str(js), declared, size)
         masks = []
-        for s in shapes:
-            pts = np.asarray(s["points"], np.float64).reshape(-1, 2)
+        for n, (label, kind, pts) in enumerate(shapes):
+            _check_in_image(pts.ravel(), size, f"{js}: shapes[{n}]")
             mask = np.zeros(size, np.uint8)
-            kind = s.get("shape_type", "polygon")
             if kind == "circle":
                 centre = tuple(int(round(v)) for v in pts[0])
                 cv2.circle(mask, centre, int(round(float(np.hypot(*(pts[1] - pts[0]))))), 1, -1)
@@ -421,8 +807,8 @@ def _labelme_reader(shapes: list[dict]) -> LabelReader:
                 ring = np.round(pts).astype(np.int32).reshape(-1, 1, 2)
                 cv2.fillPoly(mask, [ring], 1)
                 cv2.polylines(mask, [ring], True, 1)
-            masks.append((str(s["label"]), mask.astype(bool)))
-        return from_masks(masks, size, classes)
+            masks.append((label, mask.astype(bool)))
+        return _with_lost_note(from_masks(masks, size, classes), len(masks), js)
 
     return read
 
@@ -446,7 +832,10 @@ def assign_splits(
         raise ImportFailure(
             f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
         )
-    regex = re.compile(group_pattern) if group_pattern else None
+    try:
+        regex = re.compile(group_pattern) if group_pattern else None
+    except re.error as e:
+        raise ConfigError(f"--group-pattern {group_pattern!r} is not a regular expression ({e})") from None
     strata: dict[str, list[str]] = defaultdict(list)
     for item in items:
         match = regex.search(item.image.name) if regex else None
@@ -468,20 +857,27 @@ def assign_splits(
 
 
 def scan(fmt: str, src: Path, names: Sequence[str] | None = None, images: Path | None = None) -> Source:
-    """Scan a source of the given format (one of FORMATS)."""
+    """Scan a source of the given format (one of FORMATS); a source without any image to
+    import is an error, naming why its files were passed over."""
     if not src.exists():
         raise ImportFailure(f"{src}: no such file or folder")
-    if fmt == "mvtec":
-        return scan_mvtec(src)
-    if fmt == "folders":
-        return scan_class_folders(src)
-    if fmt == "yolo":
-        return scan_yolo(src, names)
-    if fmt == "coco":
-        return scan_coco(src, images)
-    if fmt == "labelme":
-        return scan_labelme(src)
-    raise ImportFailure(f"unknown format {fmt!r}, expected one of {', '.join(FORMATS)}")
+    scanners: dict[str, Callable[[], Source]] = {
+        "mvtec": lambda: scan_mvtec(src),
+        "folders": lambda: scan_class_folders(src),
+        "yolo": lambda: scan_yolo(src, names),
+        "coco": lambda: scan_coco(src, images),
+        "labelme": lambda: scan_labelme(src),
+    }
+    if fmt not in scanners:
+        raise ImportFailure(f"unknown format {fmt!r}, expected one of {', '.join(FORMATS)}")
+    source = scanners[fmt]()
+    if not source.items:
+        why = "; ".join(s["reason"] for s in source.skipped[:3]) + (
+            "; ..." if len(source.skipped) > 3 else ""
+        )
+        more = f" ({len(source.skipped)} files passed over: {why})" if why else ""
+        raise ImportFailure(f"{src}: found no image to import as {fmt}{more}")
+    return source
 
 
 def import_dataset(
@@ -491,64 +887,82 @@ def import_dataset(
     seed: int = 0,
     group_pattern: str | None = None,
     impurities: Sequence[str] = (),
+    overwrite: bool = False,
 ) -> dict:
     """Write a scanned source as a canonical dataset; returns (and saves) the import report.
 
-    Samples already written (a rerun into the same folder) are kept, not re-read. A sample
-    whose source says "defective" (a defect class folder) but whose mask is empty is
-    skipped and listed: it would otherwise count as a good image.
+    Everything that can stop the import is checked before the first file is written. Samples
+    already written (a rerun into the same folder with the same options) are kept, not re-read;
+    their notes come from their meta files. `overwrite` replaces a dataset made with other
+    options, which `DatasetWriter` otherwise refuses. A sample whose source says "defective" (a
+    defect class folder, a label line) but whose labels are empty is skipped and listed: it
+    would otherwise count as a good image.
     """
     unknown = sorted(set(impurities) - set(source.class_names))
     if unknown:
         raise ImportFailure(f"impurity classes {unknown} are not among {source.class_names}")
-    ids = [item.id for item in source.items]
-    if len(set(ids)) != len(ids):
-        raise ImportFailure(f"two source files map to the same sample id: {_first_repeat(ids)}")
+    first: dict[str, Path] = {}
+    for item in source.items:
+        if item.id in first:
+            raise ImportFailure(f"{first[item.id]} and {item.image} both become sample {item.id}; rename one")
+        first[item.id] = item.image
     classes = tuple(
         ClassInfo(i, name, "impurity" if name in impurities else "defect")
         for i, name in enumerate(source.class_names, 1)
     )
     split_of = assign_splits(source.items, fractions, seed, group_pattern)
-    writer = DatasetWriter(
-        out,
-        classes,
-        source={
-            "importer": source.format,
-            "seed": seed,
-            "fractions": list(fractions),
-            "group_pattern": group_pattern,
-        },
-    )
-    skipped = []
-    for item in tqdm(source.items, desc=f"importing {source.format}", unit="img"):
-        split = split_of[item.id]
-        if writer.has(split, item.id):
-            continue
-        try:
-            image = read_image(item.image, item.image_in_json)
-            annotations = item.read_labels(image.shape[:2], classes)
-        except Unreadable as e:
-            skipped.append({"file": str(item.image), "reason": str(e)})
-            continue
-        if item.stratum != "good" and not annotations.instances:
-            skipped.append({"file": str(item.image), "reason": f"empty mask in class {item.stratum}"})
-            continue
-        writer.write(split, item.id, image, annotations, spec={"source_file": str(item.image)})
-    counts = writer.finalize()
+    options = {
+        "importer": source.format,
+        "seed": seed,
+        "fractions": list(fractions),
+        "group_pattern": group_pattern,
+    }
+    skipped, notes = list(source.skipped), []
+    with DatasetWriter(out, classes, source=options, overwrite=overwrite) as writer:
+        for item in tqdm(source.items, desc=f"importing {source.format}", unit="img"):
+            split = split_of[item.id]
+            if writer.has(split, item.id):
+                notes += _stored_notes(writer.path("meta", split, item.id))
+                continue
+            try:
+                image = read_image(item.image, item.image_in_json)
+                annotations, item_notes = item.read_labels(image.shape[:2], classes)
+            except Unreadable as e:
+                skipped.append(_skip(item.image, str(e)))
+                continue
+            if item.stratum != "good" and not annotations.instances:
+                why = f"{item.label_file or item.image}: no labelled pixel, but its class is {item.stratum}"
+                skipped.append(_skip(item.image, "; ".join([why, *item_notes])))
+                continue
+            notes += item_notes
+            spec = {"source_file": str(item.image), **({"notes": item_notes} if item_notes else {})}
+            writer.write(split, item.id, image, annotations, spec=spec)
+        counts = writer.finalize()
     report = {
         "format": source.format,
         "classes": [c.to_dict() for c in classes],
         "splits": counts,
         "imported": sum(counts.values()),
         "skipped": skipped,
+        "notes": notes,
     }
     atomic_write_json(out / "import_report.json", report)
     return report
 
 
-def _first_repeat(ids: Sequence[str]) -> str:
-    seen: set[str] = set()
-    return next(i for i in ids if i in seen or seen.add(i))
+def _stored_notes(meta: Path) -> list[str]:
+    """The notes of a sample written by an earlier run, so that a resumed import lists them too."""
+    try:
+        spec = json.loads(meta.read_text()).get("spec")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return list(spec.get("notes", [])) if isinstance(spec, dict) else []
+
+
+def _check_out(src: Path, out: Path) -> None:
+    """An output inside a source folder would be read back as source data by the next import."""
+    if src.is_dir() and (out.resolve() == src.resolve() or src.resolve() in out.resolve().parents):
+        raise ConfigError(f"--out {out} is inside the source folder {src}; write the dataset elsewhere")
 
 
 @click.command("import")
@@ -576,6 +990,9 @@ def _first_repeat(ids: Sequence[str]) -> str:
     multiple=True,
     help="A class that is an impurity, not a defect (repeatable).",
 )
+@click.option(
+    "--overwrite", is_flag=True, help="Replace a dataset in --out that was made with other options."
+)
 @click.option("--names", default=None, help="YOLO: comma-separated class names (else the data yaml).")
 @click.option(
     "--images",
@@ -591,17 +1008,57 @@ def import_data(
     fractions: tuple[float, float, float],
     group_pattern: str | None,
     impurities: tuple[str, ...],
+    overwrite: bool,
     names: str | None,
     images: Path | None,
 ) -> None:
-    """Import real data (FORMAT: mvtec, folders, yolo, coco, labelme) into the canonical layout."""
-    try:
-        source = scan(fmt, src, names.split(",") if names else None, images)
-        report = import_dataset(source, out, fractions, seed, group_pattern, impurities)
-    except (ImportFailure, re.error) as e:
-        raise click.ClickException(str(e)) from None
+    """Import real data (FORMAT: mvtec, folders, yolo, coco, labelme) into the canonical layout.
+
+    Images are re-split into train/val/test (--split, --seed), stratified by class and by
+    --group-pattern; the source's own split is not kept.
+
+    mvtec: SRC is one MVTec AD category: train/good/*, test/good/*, test/<class>/<stem>.png
+    and, for each defective image, ground_truth/<class>/<stem>_mask.png.
+
+    folders: SRC holds one folder per class, with images and their masks anywhere inside it; a
+    mask is <stem>_mask.* or <stem>_gt.*, or the .png beside a non-png image of the same stem
+    (magnetic tile: MT_Crack/Imgs/x.jpg with x.png). Folders named good, free, ok, normal,
+    defect_free or no_defect, also after a prefix (MT_Free), hold defect-free images, whose
+    masks must be empty; a prefix shared by all folders (MT_) is dropped from class names.
+
+    yolo: SRC holds images/<path>.<ext> and labels/<path>.txt: boxes "class cx cy w h" or
+    polygons "class x1 y1 x2 y2 ...", normalised to [0, 1]. Class names come from --names,
+    else from 'names' in a data yaml in SRC, else class0, class1, ... An image without a label
+    file is good. A class id outside the names stops the import; a line with coordinates that
+    are not finite or not in [0, 1] skips its image (nothing is clipped).
+
+    coco: SRC is a COCO instances JSON (polygons, RLE, or the bbox when there is no
+    segmentation), its images under --images, else the JSON's folder. An annotation on an
+    unknown image id or category id stops the import.
+
+    labelme: SRC is a folder of LabelMe JSON files, each naming its image (imagePath) or
+    embedding it (imageData), with polygon, rectangle and circle shapes in pixels. A file with
+    another shape type, malformed JSON or a shape without a label or points is skipped.
+
+    Masks (mvtec, folders): a pixel is defect when its value is at least half the range (128
+    of 255, 32768 of 65535, brightest channel), so anti-aliased edges keep the core of their
+    region; a region whose values all lie below that is background and listed as a note.
+
+    No label is changed silently: a problem of the whole source stops the import before
+    anything is written, a problem of one file skips it, and both name the file. Skips and
+    notes are printed and listed in OUT/import_report.json.
+    """
+    _check_out(src, out)
+    source = scan(fmt, src, [n.strip() for n in names.split(",")] if names else None, images)
+    report = import_dataset(source, out, fractions, seed, group_pattern, impurities, overwrite)
     click.echo(f"imported {report['imported']} images into {out}: {report['splits']}")
     for skip in report["skipped"]:
         click.echo(f"skipped {skip['file']}: {skip['reason']}", err=True)
-    if report["skipped"]:
-        click.echo(f"{len(report['skipped'])} skipped; listed in {out / 'import_report.json'}", err=True)
+    for note in report["notes"]:
+        click.echo(f"note: {note}", err=True)
+    if report["skipped"] or report["notes"]:
+        click.echo(
+            f"{len(report['skipped'])} skipped, {len(report['notes'])} notes; "
+            f"listed in {out / 'import_report.json'}",
+            err=True,
+        )

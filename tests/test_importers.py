@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from evaluate import importers as imp
+from evaluate.cli import main
 from synth.dataset import Dataset, verify
 
 
@@ -89,10 +90,14 @@ def test_class_folders(tmp_path):
     assert got["MT_Free__Imgs__exp1_num_1"] == []
     assert report["imported"] == 4
     skipped = {Path(s["file"]).name: s["reason"] for s in report["skipped"]}
+    imgs = tmp_path / "src" / "MT_Crack" / "Imgs"
     assert skipped == {
-        "exp1_num_5.jpg": f"{tmp_path}/src/MT_Crack/Imgs/exp1_num_5.jpg: not a readable image",
-        "exp1_num_6.bmp": "empty mask in class crack",
+        "exp1_num_5.jpg": f"{imgs}/exp1_num_5.jpg: not a readable image",
+        "exp1_num_6.bmp": f"{imgs}/exp1_num_6.png: no labelled pixel, but its class is crack",
     }
+    # The value-100 pixel is background by the mask rule, and each mask holding one says so.
+    faint = "1 region(s) of 1 px with values below 128 (at most 100) are background by the mask rule"
+    assert report["notes"] == [f"{imgs}/exp1_num_3.png: {faint}", f"{imgs}/exp2_num_4_mask.png: {faint}"]
     assert json.loads((tmp_path / "out" / "import_report.json").read_text())["skipped"]
     assert (tmp_path / "out/anomaly/test").exists() or (tmp_path / "out/anomaly/train/good").exists()
 
@@ -102,9 +107,10 @@ def test_mask_of_other_size_is_an_error_naming_both(tmp_path):
     _png(src / "good" / "a.png", _grey())
     _png(src / "dent" / "b.png", _grey())
     _png(src / "dent" / "b_mask.png", np.zeros((9, 10), np.uint8))
-    result = CliRunner().invoke(imp.import_data, ["folders", str(src), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1
+    result = CliRunner().invoke(main, ["import", "folders", str(src), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"mask {src}/dent/b_mask.png is 10x9 px but its image {src}/dent/b.png is 10x8 px" in result.output
+    assert not (tmp_path / "o").exists()  # checked while scanning, before anything is written
 
 
 def test_mvtec(tmp_path):
@@ -202,8 +208,7 @@ def test_labelme_polygon_rectangle_and_embedded_image(tmp_path):
         "imagePath": "a.png",
         "shapes": [
             {"label": "scratch", "shape_type": "rectangle", "points": [[6, 5], [2, 1]]},
-            {"label": "hole", "shape_type": "polygon", "points": [[8, 8], [10, 8], [10, 10], [8, 10]]},
-            {"label": "ignored", "shape_type": "line", "points": [[0, 0], [1, 1]]},
+            {"label": "hole", "points": [[8, 8], [10, 8], [10, 10], [8, 10]]},  # polygon by default
         ],
     }
     (src / "a.json").write_text(json.dumps(doc))
@@ -228,7 +233,11 @@ def test_labelme_polygon_rectangle_and_embedded_image(tmp_path):
     got = _instances(ds)
     assert got == {"a": [("scratch", [2, 1, 5, 5], 25), ("hole", [8, 8, 3, 3], 9)], "b": []}
     assert report["skipped"] == [
-        {"file": str(src / "c.json"), "reason": f"{src / 'c.json'}: not a readable image"}
+        {
+            "file": str(src / "other.json"),
+            "reason": f"{src / 'other.json'}: not a LabelMe file (expected an object with a 'shapes' list)",
+        },
+        {"file": str(src / "c.json"), "reason": f"{src / 'c.json'}: not a readable image"},
     ]
 
 
