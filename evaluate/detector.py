@@ -93,7 +93,7 @@ def draw_examples(
 @click.option("--imgsz", default=640, show_default=True, type=int)
 def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: int) -> None:
     """Evaluate YOLO weights on the test split: metrics JSON, examples and an HTML report."""
-    from train.yolo.offline import import_ultralytics
+    from train.yolo.offline import import_ultralytics, load_yolo
 
     out = out or weights.with_name(f"{weights.stem}_eval")
     try:
@@ -103,7 +103,8 @@ def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: in
     samples = dataset.samples("test")
     if not samples:
         raise click.ClickException(f"{data}: the test split is empty")
-    model = import_ultralytics(out).YOLO(str(weights))
+    import_ultralytics(out)
+    model = load_yolo(weights)
     truths = [b for s in samples for b in truth_boxes(s)]
     preds = predict_boxes(model, samples, imgsz)
     names = {c.id: c.name for c in dataset.classes}

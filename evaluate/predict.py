@@ -18,7 +18,8 @@ import numpy as np
 
 from evaluate.severity import SeverityModel, load_severity, measure
 from evaluate.tiling import Detection, TileDetector, detect_tiled
-from train.yolo.offline import import_ultralytics
+from synth.errors import DataError
+from train.yolo.offline import import_ultralytics, load_yolo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
@@ -58,14 +59,14 @@ def find_images(source: Path) -> list[Path]:
         return [source]
     images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
-        raise click.ClickException(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
 
 
 def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise click.ClickException(f"{path}: not a readable image")
+        raise DataError(f"{path}: not a readable image")
     return image
 
 
@@ -130,7 +131,7 @@ def load_weight_map(path: Path | None, width: int, height: int) -> np.ndarray | 
         return None
     grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if grey is None:
-        raise click.ClickException(f"--weight-map {path}: not a readable image")
+        raise DataError(f"--weight-map {path}: not a readable image")
     if grey.shape != (height, width):
         grey = cv2.resize(grey, (width, height), interpolation=cv2.INTER_LINEAR)
     return grey.astype(np.float32) / 255.0
@@ -152,15 +153,14 @@ def predict_images(
     weight_map_path: Path | None = None,
 ) -> list[Path]:
     """Predict every image of `source` tile by tile; return the JSON files written."""
-    import_ultralytics(out_dir)
-    from ultralytics import YOLO
-
+    images = find_images(source)
     severity = load_severity(severity_path)
-    model = YOLO(str(weights))
+    import_ultralytics(out_dir)
+    model = load_yolo(weights)
     detector = yolo_tile_detector(model, imgsz or tile, conf, iou, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for path in find_images(source):
+    for path in images:
         image = read_image(path)
         height, width = image.shape[:2]
         found = detect_tiled(image, detector, tile, overlap, batch, iou)

@@ -161,10 +161,11 @@ class YoloCells:
         Every defect instance is a `defect` truth; recall is also given per real class.
         """
         from synth.dataset import Dataset
-        from train.yolo.offline import import_ultralytics
+        from train.yolo.offline import import_ultralytics, load_yolo
 
         samples = Dataset(self.data.real_root).samples("test")
-        model = import_ultralytics(self.out / "yolo").YOLO(str(weights))
+        import_ultralytics(self.out / "yolo")
+        model = load_yolo(weights)
         preds = detector.predict_boxes(model, samples, int(self.args()["imgsz"]))
         classes, truths = [], []
         for sample in samples:

@@ -12,6 +12,9 @@ import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+from synth.errors import ModelError
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 INTEGRATIONS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
@@ -39,3 +42,19 @@ def import_ultralytics(run_dir: Path) -> ModuleType:
     if any(SETTINGS[key] for key in INTEGRATIONS):
         SETTINGS.update({key: False for key in INTEGRATIONS})
     return ultralytics
+
+
+def load_yolo(model: str | Path) -> Any:
+    """A YOLO model from a model YAML or a local weights file (after `import_ultralytics`).
+
+    Ultralytics reports a file it cannot load with whatever exception its loader hit
+    (TypeError, RuntimeError, FileNotFoundError ...), so all of them become one ModelError
+    that names the file.
+    """
+    from ultralytics import YOLO
+
+    try:
+        return YOLO(str(model))
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{model}: cannot be loaded as a YOLO model ({reason})") from None

@@ -21,7 +21,7 @@ import yaml
 
 from synth.errors import ConfigError
 from train.devices import check_device
-from train.yolo.offline import import_ultralytics
+from train.yolo.offline import import_ultralytics, load_yolo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 DEFAULT_MODELS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml"}
@@ -252,18 +252,13 @@ def mix_real(
 
 def _load_model(model: str | Path, task: str | None) -> tuple[Any, str]:
     """A YOLO model from a YAML name/path or a local .pt, never a download."""
-    from ultralytics import YOLO
-
     model = str(model)
     if model.endswith(".pt") and not Path(model).is_file():
         raise YoloSetupError(
             f"weights file {model} not found (pretrained weights are never downloaded: give a "
             "local .pt, or a model YAML such as yolo11n-seg.yaml to train from scratch)"
         )
-    try:
-        yolo = YOLO(model)
-    except FileNotFoundError as error:
-        raise YoloSetupError(f"model {model}: {error}") from error
+    yolo = load_yolo(model)
     if yolo.task not in DEFAULT_MODELS:
         raise YoloSetupError(f"model {model} is a {yolo.task} model; expected detect or segment")
     if task is not None and task != yolo.task:
