@@ -218,7 +218,9 @@ def test_cli_pretrain_finetune_meld(tmp_path, texture_a, texture_b):
         main, ["finetune", "patchcore", "--coreset", a, "--data", str(texture_b), "--out", b]
     )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, ["meld", "patchcore", "--coreset", a, "--coreset", b, "--size", "40", "--out", m])
+    result = runner.invoke(
+        main, ["meld", "patchcore", "--coreset", a, "--coreset", b, "--size", "40", "--out", m]
+    )
     assert result.exit_code == 0, result.output
     assert Coreset.load(m).size == 40
     (tmp_path / "empty").mkdir()
