@@ -11,9 +11,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import socket
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,26 +36,17 @@ PROVENANCE_ONLY = ("versions",)
 MAX_SHOWN = 6  # differences named in a refusal
 
 
-def _file_mode() -> int:
-    """The permissions a plain open() would give (mkstemp alone makes files private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-FILE_MODE = _file_mode()
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file and rename. The temp name is chosen before the file exists, so an
+    interrupt (Ctrl-C, a stopped worker) at any point leaves no temp file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "xb") as handle:  # mode 0666 minus the umask, as for any file
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import signal
+import socket
 import subprocess
 import sys
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -74,8 +79,27 @@ def test_preview_sheet_has_image_and_overlay_per_sample(tiny_scene: dict, tmp_pa
 def test_bad_arguments_are_one_line_errors(tiny_scene: dict, tmp_path: Path) -> None:
     scene = write_scene(tiny_scene, tmp_path)
     runner = CliRunner()
-    result = runner.invoke(synth_cli, ["render", str(scene), "--out", str(tmp_path / "x"), "--shard", "3/2"])
-    assert result.exit_code == 2 and "expected i/N with 0 <= i < N, got '3/2'" in result.output
+    for shard in ("3/2", "1/0", "a/2", "1/2/3"):
+        result = runner.invoke(
+            synth_cli, ["render", str(scene), "--out", str(tmp_path / "x"), "--shard", shard]
+        )
+        assert result.exit_code == 2
+        assert (
+            f"Error: Invalid value for '--shard': expected i/N with 0 <= i < N, got {shard!r}\n"
+            in result.output
+        )
+    for options, message in (
+        (["--workers", "2"], "Error: --shard and --workers exclude each other (the workers are shards)\n"),
+        (
+            ["--overwrite"],
+            "Error: --overwrite cannot be used with --shard: each shard would delete the others' samples\n",
+        ),
+    ):
+        result = runner.invoke(
+            synth_cli, ["render", str(scene), "--out", str(tmp_path / "x"), "--shard", "1/2", *options]
+        )
+        assert result.exit_code == 2 and result.output.endswith(message)
+    assert not (tmp_path / "x").exists()
     result = runner.invoke(
         synth_cli, ["render", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "x")]
     )
@@ -121,3 +145,158 @@ def test_render_builds_nothing_proportional_to_n(tiny_scene: dict, tmp_path: Pat
         tracemalloc.stop()
     assert calls == ["000000", "000001", "000002"]
     assert peak < 20e6  # a list of the 2 million indices alone would take ~70 MB
+
+
+def wait_for(ready, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def finished(out: Path) -> int:
+    return len(list((out / "meta").rglob("*.json")))
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def start_render(scene: Path, out: Path, *options: str) -> subprocess.Popen:
+    command = [*SYNTH, "render", str(scene), "--out", str(out), "--renderer", "raster", "--quiet", *options]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def invoke_render(scene: Path, out: Path, *options: str):
+    return CliRunner().invoke(
+        synth_cli, ["render", str(scene), "--out", str(out), "--renderer", "raster", "--quiet", *options]
+    )
+
+
+pytestmark_linux = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+@pytestmark_linux
+def test_a_second_render_is_refused_while_the_first_runs_and_a_killed_one_blocks_nothing(
+    tiny_scene: dict, tmp_path: Path
+) -> None:
+    scene, out = write_scene(tiny_scene, tmp_path), tmp_path / "d"
+    first = start_render(scene, out, "--n", "100000")
+    try:
+        wait_for(lambda: finished(out) > 0, 60, "the first render to write a sample")
+        held = (
+            f"Error: {out} is being written by another run (pid {first.pid} on {socket.gethostname()}, "
+            "shard 0/1); wait for it to finish or stop it\n"
+        )
+        for options in (["--n", "3"], ["--n", "3", "--overwrite"], ["--n", "100000"]):
+            result = invoke_render(scene, out, *options)
+            assert (result.exit_code, result.output) == (1, held), options
+        assert first.poll() is None  # still rendering: nothing was taken from it
+        assert (
+            json.loads((out / "dataset.json").read_text())["source"]["config"]["splits"]["train"]["count"] > 3
+        )
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert (out / ".locks" / "shard-0-of-1.lock").exists()  # left behind by the kill, but unlocked
+    result = invoke_render(scene, out, "--n", "3", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert Dataset(out).splits == {"train": 1, "val": 1, "test": 1} and verify(out) == []
+
+
+@pytestmark_linux
+def test_overwrite_is_refused_while_another_shard_runs(tiny_scene: dict, tmp_path: Path) -> None:
+    scene, out = write_scene(tiny_scene, tmp_path), tmp_path / "d"
+    shard = start_render(scene, out, "--n", "100000", "--shard", "1/2")
+    try:
+        wait_for(lambda: finished(out) > 0, 60, "the shard to write a sample")
+        result = invoke_render(scene, out, "--n", "3", "--overwrite")
+        assert result.exit_code == 1
+        assert result.output == (
+            f"Error: {out} is being written by another run (pid {shard.pid} on {socket.gethostname()}); "
+            "it cannot be overwritten while that runs\n"
+        )
+        assert shard.poll() is None
+    finally:
+        shard.kill()
+        shard.wait(timeout=30)
+
+
+def test_separate_shard_processes_write_one_dataset(tiny_scene: dict, tmp_path: Path) -> None:
+    scene, out = write_scene(tiny_scene, tmp_path), tmp_path / "d"
+    shards = [start_render(scene, out, "--n", "40", "--shard", f"{i}/2") for i in range(2)]
+    assert [p.wait(timeout=120) for p in shards] == [0, 0]
+    assert Dataset(out).splits == {"train": 16, "val": 8, "test": 16} and verify(out) == []
+
+
+@pytestmark_linux
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 1)])
+def test_stopping_render_workers_stops_its_workers(
+    tiny_scene: dict, tmp_path: Path, signum: int, status: int
+) -> None:
+    scene, out = write_scene(tiny_scene, tmp_path), tmp_path / "d"
+    parent = start_render(scene, out, "--n", "100000", "--workers", "2")
+    workers: list[int] = []
+    try:
+        wait_for(lambda: finished(out) >= 2, 60, "the workers to write samples")
+        workers = children(parent.pid)
+        assert len(workers) == 2
+        result = invoke_render(scene, out, "--n", "3")  # the parent holds the whole dataset
+        assert (
+            result.exit_code == 1
+            and f"(pid {parent.pid} on {socket.gethostname()}, shard 0/1)" in result.output
+        )
+        parent.send_signal(signum)
+        assert parent.wait(timeout=30) == status
+        wait_for(lambda: not any(alive(w) for w in workers), 15, "the workers to exit")
+    finally:
+        for pid in [parent.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.wait(timeout=30)
+    count = finished(out)
+    time.sleep(1.0)
+    assert finished(out) == count  # nobody writes any more
+    assert not list(out.rglob("*.tmp"))  # the workers were asked to stop, so they cleaned up
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """An empty folder nobody may write to: mode 0555, and for root (whom modes do not stop)
+    also immutable (chattr +i)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("running as root and chattr +i is not available here")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def test_read_only_out_is_a_one_line_error(tiny_scene: dict, tmp_path: Path, read_only_dir: Path) -> None:
+    scene = write_scene(tiny_scene, tmp_path)
+    for out in (read_only_dir, read_only_dir / "d"):
+        result = invoke_render(scene, out)
+        assert result.exit_code == 1
+        reason = "Operation not permitted" if os.geteuid() == 0 else "Permission denied"
+        assert result.output == f"Error: {out}: cannot write the dataset there ({reason})\n"

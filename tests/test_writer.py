@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from synth.config import parse_config
 from synth.dataset import Dataset, verify
 from synth.errors import DataError
 from synth.render import render_dataset
-from synth.writers import FILE_MODE, DatasetWriter
+from synth.writers import DatasetWriter
 
 
 def render(tiny_scene: dict, out: Path, **kwargs) -> None:
@@ -32,11 +33,18 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
+def plain_file_mode() -> int:
+    """The permissions open() gives a new file: 0666 minus the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def test_layout_and_verify(tiny_scene: dict, tmp_path: Path) -> None:
     render(tiny_scene, tmp_path)
     assert verify(tmp_path) == []
     modes = {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
-    assert modes == {FILE_MODE}  # atomic writes keep the usual permissions, not mkstemp's 0600
+    assert modes == {plain_file_mode()}  # atomic writes keep the usual permissions, not mkstemp's 0600
     info = json.loads((tmp_path / "dataset.json").read_text())
     assert info["splits"] == {"train": 4, "val": 2, "test": 4}
     assert [c["name"] for c in info["classes"]] == ["scratch", "pit", "water_stain"]
