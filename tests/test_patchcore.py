@@ -66,8 +66,9 @@ def coreset_a(texture_a) -> Coreset:
 
 
 def test_lite0_weights_map_onto_timm_and_classify_a_cat():
-    timm = pytest.importorskip("timm")
-    data = pytest.importorskip("skimage.data")
+    import timm
+    from skimage import data
+
     from train.patchcore.features import lite0_to_timm, package_weights_path
 
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
