@@ -604,7 +604,7 @@ def scan_coco(annotation_file: Path, image_root: Path | None = None) -> Source:
             raise ImportFailure(f"{where}: image_id {iid!r} is not the id of any image in 'images'")
         if cid not in cats:
             raise ImportFailure(f"{where}: category_id {cid!r} is not among the category ids {list(cats)}")
-        anns[iid].append({**a, "where": f"{where} (id {a.get('id')!r})"})
+        anns[iid].append({**a, "where": f"{where} (id {a['id']!r})" if "id" in a else where})
     order = sorted(cats, key=lambda k: (str(type(k)), k))
     names = [cats[k] for k in order]
     _check_names(names, annotation_file)
