@@ -454,6 +454,7 @@ def shard_range(config: SceneConfig, shard: int = 0, shards: int = 1) -> range:
 
 
 def shard_indices(config: SceneConfig, shard: int = 0, shards: int = 1) -> list[int]:
+    """`shard_range` as a list, for small configs and tests."""
     return list(shard_range(config, shard, shards))
 
 

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -365,14 +365,18 @@ class WriterLock:
     `dataset()` is held briefly around a writer's set-up, finalize and close. A shard lock
     (`shard-<i>-of-<n>.lock`, which says "pid P on H") is held for a writer's life: two runs of
     one shard exclude each other, the shards of one run (`--workers`, `--shard i/N`) do not,
-    and overwriting refuses while any other shard is held. Shard lock files are created and
-    removed only under `dataset()`, so no one can lock a file that is being unlinked.
+    and overwriting refuses while any other shard is held. (A whole run, shard 0/1, beside a
+    `--shard i/N` run of the same parameters is let be: both write the same bytes, atomically.)
+    Shard lock files are created and removed only under `dataset()`, so no one can lock a file
+    that is being unlinked.
     """
 
     def __init__(self, root: Path):
         self.root = root
         self.folder = root / LOCKS
-        self._shard: tuple[Path, int] | None = None
+        # A file object, not a bare fd: a writer dropped without close() (and so this lock) is
+        # garbage collected, which closes the file and so releases the lock.
+        self._shard: tuple[Path, BinaryIO] | None = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -397,16 +401,17 @@ class WriterLock:
                 f"{self.root} is being written by another run ({_holder(path)}, "
                 f"shard {shard[0]}/{shard[1]}); wait for it to finish or stop it"
             )
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
-        self._shard = (path, fd)
+        handle = os.fdopen(fd, "r+b", buffering=0)
+        handle.truncate(0)
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        self._shard = (path, handle)
 
     def drop_shard(self) -> None:
         """Unlock and remove this writer's shard lock file. Call under `dataset()`."""
         if self._shard is not None:
-            path, fd = self._shard
+            path, handle = self._shard
             path.unlink(missing_ok=True)
-            os.close(fd)
+            handle.close()
             self._shard = None
 
     def check_no_other_writers(self) -> None:

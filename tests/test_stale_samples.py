@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,18 @@ def test_writer_source_check_is_generic_for_importers(tmp_path: Path) -> None:
     with DatasetWriter(tmp_path, CLASSES, {**source, "seed": 1}, overwrite=True) as writer:
         assert writer.source["seed"] == 1
     assert json.loads((tmp_path / "dataset.json").read_text())["source"]["seed"] == 1
+
+
+def test_a_writer_dropped_without_close_releases_its_lock(tmp_path: Path) -> None:
+    source = {"importer": "folder", "seed": 0}
+    DatasetWriter(tmp_path, CLASSES, source)  # garbage at once, as in a function that returns
+    kept = DatasetWriter(tmp_path, CLASSES, source)
+    with pytest.raises(DataError) as error:
+        DatasetWriter(tmp_path, CLASSES, source)
+    assert str(error.value) == (
+        f"{tmp_path} is being written by another run (pid {os.getpid()} on {socket.gethostname()}, "
+        "shard 0/1); wait for it to finish or stop it"
+    )
+    kept.close()
+    DatasetWriter(tmp_path, CLASSES, source, overwrite=True).close()
+    assert not list((tmp_path / ".locks").glob("shard-*"))
