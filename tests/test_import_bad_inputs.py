@@ -348,6 +348,12 @@ def coco_polygon_outside_the_image(tmp: Path) -> tuple[list[str], Path]:
     return _coco(tmp, [{"id": 2, "image_id": 2, "category_id": 1, "segmentation": polygon}])
 
 
+def coco_nan_polygon(tmp: Path) -> tuple[list[str], Path]:
+    """pycocotools itself exhausts memory on this one (checked by hand), so it must not get it."""
+    polygon = [[2, 2, float("nan"), 2, 9, 9]]
+    return _coco(tmp, [{"id": 2, "image_id": 2, "category_id": 1, "segmentation": polygon}])
+
+
 def coco_declared_size_differs(tmp: Path) -> tuple[list[str], Path]:
     images = [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "b.png", "width": 32, "height": 32}]
     return _coco(tmp, [], images=images)
@@ -375,6 +381,7 @@ SKIPS = [
     (yolo_label_without_image, "a label file without an image"),
     (coco_broken_rle, "annotations[1] (id 2): RLE counts must be whole numbers"),
     (coco_polygon_outside_the_image, "annotations[1] (id 2): coordinates reach (2..50, 2..9)"),
+    (coco_nan_polygon, "annotations[1] (id 2): segmentation: expected finite numbers"),
     (coco_declared_size_differs, "says its image is 32x32 px, but the image is 16x16 px"),
     (coco_image_missing, "not a readable image"),
     (_labelme_case("labelme_bad_json", '{"shapes": [}'), "not valid JSON (line 1, column 13"),
