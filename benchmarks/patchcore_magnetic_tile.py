@@ -32,7 +32,8 @@ from patchcore_common import (  # noqa: E402
     run_child,
 )
 
-from train.patchcore import PatchCoreConfig, pretrain, read_image  # noqa: E402
+from synth.images import read_image  # noqa: E402
+from train.patchcore import PatchCoreConfig, pretrain  # noqa: E402
 from train.patchcore.data import to_tensor  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "real" / "magnetic_tile"

@@ -30,7 +30,8 @@ from patchcore_common import (  # noqa: E402
 )
 from PIL import Image  # noqa: E402
 
-from train.patchcore import PatchCoreConfig, pretrain, read_image  # noqa: E402
+from synth.images import read_image  # noqa: E402
+from train.patchcore import PatchCoreConfig, pretrain  # noqa: E402
 from train.patchcore.data import to_tensor  # noqa: E402
 
 PATCHES_PER_IMAGE = 32 * 32

@@ -28,7 +28,8 @@ from patchcore_magnetic_tile import PATCHES_PER_IMAGE, ROOT, load_test, split  #
 from safetensors.torch import load_file, save_file  # noqa: E402
 from torchvision.transforms.v2.functional import gaussian_blur  # noqa: E402
 
-from train.patchcore import PatchCoreConfig, pretrain, read_image  # noqa: E402
+from synth.images import read_image  # noqa: E402
+from train.patchcore import PatchCoreConfig, pretrain  # noqa: E402
 from train.patchcore.coreset import nearest_distances  # noqa: E402
 from train.patchcore.data import to_tensor  # noqa: E402
 from train.patchcore.model import patch_features  # noqa: E402

@@ -43,11 +43,11 @@ from tqdm import tqdm
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo
 from synth.errors import ConfigError, DataError
-from synth.writers import DatasetWriter, atomic_write_json
+from synth.images import IMAGE_SUFFIXES, UnreadableImage, decode_file, to_rgb8
+from synth.images import read_image as read_image_file
+from synth.writers import SPLITS, DatasetWriter, atomic_write_json
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "defectfree", "nodefect", "no_defect"}
-SPLITS = ("train", "val", "test")
 FORMATS = ("mvtec", "folders", "yolo", "coco", "labelme")
 YOLO_TOLERANCE = 1e-5  # normalised YOLO coordinates may leave [0, 1] by float rounding only
 PIXEL_TOLERANCE = 1.0  # COCO coordinates may leave the image by one pixel (vertices on its edge)
@@ -98,24 +98,22 @@ def read_image(path: Path, in_json: bool = False) -> np.ndarray:
     `in_json`: `path` is a LabelMe JSON carrying the encoded image as base64 `imageData`; it is
     decoded here, when the image is needed, so that scanning holds no pixels and leaves no files.
     """
-    img = _decode_embedded(path) if in_json else _decode(path)
-    if img is None:
-        raise Unreadable(f"{path}: not a readable image")
-    img = _to_uint8(img, path)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 2:  # grey + alpha
-        return cv2.cvtColor(np.ascontiguousarray(img[..., 0]), cv2.COLOR_GRAY2RGB)
-    code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
-    return cv2.cvtColor(img, code)
+    try:
+        if not in_json:
+            return read_image_file(path)
+        img = _decode_embedded(path)
+        if img is None:
+            raise Unreadable(f"{path}: not a readable image")
+        return to_rgb8(img, path)
+    except UnreadableImage as e:
+        raise Unreadable(str(e)) from None
 
 
 def _decode(path: Path) -> np.ndarray | None:
     try:
-        data = np.fromfile(path, dtype=np.uint8) if path.is_file() else np.empty(0, np.uint8)
-    except OSError as e:
-        raise Unreadable(f"{path}: cannot be read ({e.strerror or e})") from None
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        return decode_file(path)
+    except UnreadableImage as e:
+        raise Unreadable(str(e)) from None
 
 
 def _decode_embedded(js: Path) -> np.ndarray | None:
@@ -124,14 +122,6 @@ def _decode_embedded(js: Path) -> np.ndarray | None:
     except (KeyError, TypeError, binascii.Error):
         return None
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
-
-
-def _to_uint8(img: np.ndarray, path: Path) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img
-    if img.dtype == np.uint16:
-        return (img.astype(np.float32) * (255.0 / 65535.0)).round().astype(np.uint8)
-    raise Unreadable(f"{path}: unsupported pixel type {img.dtype}")
 
 
 def _read_text(path: Path) -> str:

@@ -19,9 +19,9 @@ import numpy as np
 from evaluate.severity import SeverityModel, load_severity, measure
 from evaluate.tiling import Detection, TileDetector, detect_tiled
 from synth.errors import DataError
+from synth.images import IMAGE_SUFFIXES, is_image, read_image
 from train.yolo.offline import import_ultralytics, load_yolo
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
 PALETTE += [(10, 249, 72), (23, 204, 146), (134, 219, 61), (187, 212, 0), (168, 153, 44)]
 
@@ -57,17 +57,10 @@ def find_images(source: Path) -> list[Path]:
     """One image, or the images directly in a folder, sorted."""
     if source.is_file():
         return [source]
-    images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in source.iterdir() if is_image(p))
     if not images:
-        raise DataError(f"{source}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(f"{source}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return images
-
-
-def read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataError(f"{path}: not a readable image")
-    return image
 
 
 def _outlines(detection: Detection) -> list[list[list[int]]] | None:
@@ -161,7 +154,7 @@ def predict_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in images:
-        image = read_image(path)
+        image = cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR)  # ultralytics takes BGR arrays
         height, width = image.shape[:2]
         found = detect_tiled(image, detector, tile, overlap, batch, iou)
         weight_map = load_weight_map(weight_map_path, width, height)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from synth.errors import ConfigError
+from synth.writers import SPLITS
 
 Family = Literal["leather", "textile", "metal"]
 DefectKind = Literal[
@@ -44,7 +45,6 @@ DefectKind = Literal[
     "uneven",
 ]
 ImpurityKind = Literal["water_stain", "fingerprint"]
-SPLITS = ("train", "val", "test")
 
 
 def _range(lo: float, hi: float):

@@ -13,18 +13,12 @@ from pycocotools import mask as coco_mask
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
 from synth.errors import DataError, DefectsynthError
+from synth.images import read_image
 from synth.writers import FORMAT, SPLITS, read_metas
 
 
 class DatasetError(DataError):
     """A directory that is not a usable canonical dataset."""
-
-
-def read_image_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DatasetError(f"{path}: cannot read image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -65,7 +59,7 @@ class Sample:
         return bool(self.meta["good"])
 
     def image(self) -> np.ndarray:
-        return read_image_rgb(self.image_path)
+        return read_image(self.image_path)
 
     def mask(self) -> np.ndarray:
         return read_png(self.mask_path)

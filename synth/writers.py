@@ -32,7 +32,7 @@ SPLITS = ("train", "val", "test")
 LAYOUT = ("images", "masks", "instances", "labels", "meta", "coco", "anomaly", "dataset.yaml", "dataset.json")
 LOCKS = ".locks"
 # Source keys recorded for provenance but not compared: a resume after an upgrade is allowed.
-PROVENANCE_ONLY = ("versions",)
+PROVENANCE_ONLY = ("versions", "scene")  # the scene path: its content is compared as config
 MAX_SHOWN = 6  # differences named in a refusal
 
 

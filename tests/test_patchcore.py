@@ -11,6 +11,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from synth.errors import DataError  # noqa: E402
 from train.cli import main  # noqa: E402
 from train.patchcore import (  # noqa: E402
     Coreset,
@@ -177,7 +178,7 @@ def test_bad_files_are_clear_errors(tmp_path):
         pretrain(tmp_path / "empty", SMALL)
     broken = write(tmp_path / "broken", [stripes(0)])
     (broken / "001.png").write_bytes(b"not a png")
-    with pytest.raises(PatchCoreError, match="cannot read image .*001.png"):
+    with pytest.raises(DataError, match="001.png: not a readable image"):
         pretrain(broken, SMALL)
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     with pytest.raises(PatchCoreError, match="not a Sequential PatchCore coreset"):

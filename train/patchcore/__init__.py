@@ -8,7 +8,7 @@ maps, scores = Coreset.load("leather.safetensors").predict(images)
 
 from train.patchcore.config import IncompatibleCoresetError, PatchCoreConfig, PatchCoreError
 from train.patchcore.coreset import SequentialCoreset
-from train.patchcore.data import list_images, read_image
+from train.patchcore.data import list_images
 from train.patchcore.model import Coreset, finetune, meld, pretrain
 
 __all__ = [
@@ -21,5 +21,4 @@ __all__ = [
     "list_images",
     "meld",
     "pretrain",
-    "read_image",
 ]

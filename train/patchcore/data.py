@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
-from PIL import Image
 from torchvision.transforms.v2.functional import gaussian_blur
 
 from synth.dataset import Dataset, DatasetError
+from synth.images import IMAGE_SUFFIXES, is_image
 from train.patchcore.config import PatchCoreError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 DataSource = str | Path | Sequence[str | Path]
 
 
@@ -27,10 +26,6 @@ def _canonical_good_images(root: Path) -> list[Path] | None:
         return [s.image_path for s in Dataset(root).samples("train") if s.good]
     except DatasetError as error:
         raise PatchCoreError(str(error)) from None
-
-
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def list_images(data: DataSource, pattern: str | None = None) -> list[Path]:
@@ -56,9 +51,9 @@ def list_images(data: DataSource, pattern: str | None = None) -> list[Path]:
         elif canonical is not None:
             paths = canonical
         elif pattern is not None:
-            paths = sorted(p for p in root.rglob(pattern) if _is_image(p))
+            paths = sorted(p for p in root.rglob(pattern) if is_image(p))
         else:
-            paths = sorted(filter(_is_image, root.rglob("*")))
+            paths = sorted(filter(is_image, root.rglob("*")))
         where = f"{root}" + (f" matching {pattern}" if pattern else "")
     else:
         paths = [Path(p) for p in data]
@@ -69,15 +64,6 @@ def list_images(data: DataSource, pattern: str | None = None) -> list[Path]:
     if not paths:
         raise PatchCoreError(f"no images found in {where} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return paths
-
-
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3); grey images are repeated on three channels."""
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as error:
-        raise PatchCoreError(f"cannot read image {path}: {error}") from error
 
 
 def dataset_hash(paths: Sequence[Path]) -> str:

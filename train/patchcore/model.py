@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 
+from synth.images import read_image
 from train.patchcore.config import IncompatibleCoresetError, PatchCoreConfig, PatchCoreError
 from train.patchcore.coreset import SequentialCoreset, nearest_distances
 from train.patchcore.data import (
@@ -23,7 +24,6 @@ from train.patchcore.data import (
     augment,
     dataset_hash,
     list_images,
-    read_image,
     to_tensor,
 )
 from train.patchcore.features import PatchFeatures, to_patches
