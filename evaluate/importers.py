@@ -175,6 +175,8 @@ def _header_size(path: Path) -> tuple[int, int] | None:
             return im.height, im.width
     except (OSError, ValueError, Image.DecompressionBombError):
         return None
+    except ImportError:  # ultralytics' patched Image.open tries a HEIF plugin on unknown files
+        return None
 
 
 def _check_same_size(mask: Path, image: Path) -> None:
