@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from synth.layers import SurfaceMaps, Window, perlin, window
+from synth.rendering import RenderResult, to_srgb8
 from synth.scene import MaterialSpec, SceneSpec
-
-
-@dataclass
-class RenderResult:
-    rgb: np.ndarray  # (h, w, 3) uint8 sRGB
-    instance_ids: np.ndarray  # (h, w) uint16
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -85,12 +78,6 @@ def image_sampling(spec: SceneSpec, maps: SurfaceMaps) -> tuple[np.ndarray, np.n
     return np.ascontiguousarray(map_x, np.float32), np.ascontiguousarray(map_y, np.float32)
 
 
-def to_srgb(linear: np.ndarray) -> np.ndarray:
-    c = np.clip(linear, 0, 1)
-    srgb = np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
-    return (srgb * 255 + 0.5).astype(np.uint8)
-
-
 class RasterRenderer:
     """Same interface as `synth.blender.BlenderRenderer`: `render(spec, maps)`."""
 
@@ -109,4 +96,4 @@ class RasterRenderer:
             cv2.INTER_NEAREST,
             borderMode=cv2.BORDER_CONSTANT,
         )
-        return RenderResult(to_srgb(rgb), ids.astype(np.uint16), {"total": time.perf_counter() - start})
+        return RenderResult(to_srgb8(rgb), ids.astype(np.uint16), {"total": time.perf_counter() - start})

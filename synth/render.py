@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 from tqdm import tqdm
@@ -25,16 +25,13 @@ from tqdm import tqdm
 from synth.annotations import Annotations, ClassInfo
 from synth.config import SceneConfig, SplitConfig
 from synth.errors import ConfigError, DefectsynthError
-from synth.layers import SurfaceMaps, build_maps
-from synth.raster import RasterRenderer, RenderResult
+from synth.layers import build_maps
+from synth.raster import RasterRenderer
+from synth.rendering import Renderer, RenderResult
 from synth.scene import SceneSpec, class_table, sample_scene, shard_range, split_of
 from synth.writers import SPLITS, DatasetWriter
 
 RendererName = Literal["cycles", "raster"]
-
-
-class Renderer(Protocol):
-    def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult: ...
 
 
 def make_renderer(name: RendererName) -> Renderer:

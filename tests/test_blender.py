@@ -10,10 +10,11 @@ import pytest
 
 pytest.importorskip("bpy")
 
-from synth.blender import BlenderRenderer, RenderResult  # noqa: E402
-from synth.blender.rig import texels_under_pixels  # noqa: E402
+from synth.blender import BlenderRenderer  # noqa: E402
 from synth.config import load_config  # noqa: E402
 from synth.layers import SurfaceMaps, build_maps  # noqa: E402
+from synth.rendering import RenderResult  # noqa: E402
+from synth.rig import texels_under_pixels  # noqa: E402
 from synth.scene import LightSpec, SceneSpec, sample_scene  # noqa: E402
 
 pytestmark = pytest.mark.blender

@@ -1,4 +1,4 @@
-"""Geometry of the Blender scene (plate, camera, lights): plain numpy, no rendering."""
+"""Geometry of the Blender scene (plate, camera, lights): plain numpy, no bpy, no rendering."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import math
 import numpy as np
 import pytest
 
-pytest.importorskip("bpy")
-
-from synth.blender import rig  # noqa: E402
-from synth.scene import CameraSpec, GeometrySpec, LightSpec  # noqa: E402
+from synth import rig
+from synth.scene import CameraSpec, GeometrySpec, LightSpec
 
 
 def light(kind: str, azimuth: float = 30.0, elevation: float = 40.0) -> LightSpec:

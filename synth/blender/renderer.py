@@ -18,13 +18,12 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from synth.blender import rig
+from synth import rig
 from synth.blender.materials import (
     BASE_COLOR,
     FAMILIES,
@@ -35,6 +34,7 @@ from synth.blender.materials import (
     surface_material,
 )
 from synth.layers import SurfaceMaps
+from synth.rendering import RenderResult, to_srgb8
 from synth.scene import SceneSpec
 
 PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
@@ -45,13 +45,6 @@ PLATE_COLUMNS = 128  # quads across the plate; enough for a smooth curved tile
 # priority, the exposure is then lowered until at most CLIPPED of the pixels saturate.
 WHITE_LEVEL = 0.8
 CLIPPED = 0.005
-
-
-@dataclass
-class RenderResult:
-    rgb: np.ndarray  # (H, W, 3) uint8, sRGB
-    instance_ids: np.ndarray  # (H, W) uint16, 0 = none (background or unlabelled surface)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds
 
 
 class BlenderRenderer:
@@ -320,10 +313,8 @@ def exposure_stops(linear: np.ndarray, spec: SceneSpec) -> float:
 
 
 def expose(linear: np.ndarray, spec: SceneSpec) -> np.ndarray:
-    """Scene-linear → 8-bit sRGB (Blender's 'Standard' view transform), after exposure."""
-    x = np.clip(linear * np.float32(2.0 ** exposure_stops(linear, spec)), 0.0, 1.0)
-    srgb = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return np.rint(srgb * 255).astype(np.uint8)
+    """Scene-linear → 8-bit sRGB, after exposure."""
+    return to_srgb8(linear * np.float32(2.0 ** exposure_stops(linear, spec)))
 
 
 def decode_ids(values: np.ndarray, spec: SceneSpec) -> np.ndarray:
@@ -337,4 +328,4 @@ def blender_version() -> str:
     return bpy.app.version_string
 
 
-__all__ = ["BlenderRenderer", "RenderResult", "blender_version"]
+__all__ = ["BlenderRenderer", "blender_version"]

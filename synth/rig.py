@@ -1,4 +1,5 @@
-"""Where the plate, camera and lights go: plain numpy, so the geometry is testable without bpy.
+"""Where the Blender scene's plate, camera and lights go: plain numpy outside the bpy package,
+so the geometry is testable without Blender.
 
 World frame (metres): the plate centre is the origin, +x is the image's right, +y the image's
 top, +z points up to the camera. A plate point (x_mm, y_mm) (origin top-left, y down) of a flat
