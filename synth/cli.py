@@ -9,13 +9,17 @@ import click
 
 from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup
+from synth.raster import check_realisable
 from synth.render import render_dataset, render_parallel, scaled_config
 
 RENDERERS = click.Choice(["cycles", "raster"])
 
 
-def _config(path: str, n: int | None = None) -> SceneConfig:
-    return scaled_config(load_config(path), n)
+def _config(path: str, n: int | None = None, renderer: str = "cycles") -> SceneConfig:
+    config = scaled_config(load_config(path), n)
+    if renderer == "raster":
+        check_realisable(config, path)
+    return config
 
 
 def _shard(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
@@ -93,7 +97,7 @@ def render(
         raise click.UsageError(
             "--overwrite cannot be used with --shard: each shard would delete the others' samples"
         )
-    config = _config(scene, n)
+    config = _config(scene, n, renderer)
     if workers > 1:
         summary = render_parallel(config, out, scene, n, renderer, workers, overwrite)  # type: ignore[arg-type]
     else:
@@ -124,7 +128,7 @@ def preview(scene: str, out: str, n: int, renderer: str, samples: int) -> None:
     """Contact sheet of N images with coloured mask overlays, for tuning a scene by eye."""
     from synth.preview import preview as make_preview
 
-    click.echo(f"wrote {make_preview(_config(scene), out, n, renderer, samples)}")  # type: ignore[arg-type]
+    click.echo(f"wrote {make_preview(_config(scene, renderer=renderer), out, n, renderer, samples)}")  # type: ignore[arg-type]
 
 
 @main.command()

@@ -2,7 +2,10 @@
 
 It realises the same spec and maps as the Blender renderer, orders of magnitude faster and
 without bpy, which makes it the renderer for quick previews, unit tests and CI experiments.
-It is not photoreal: flat top-down projection (tilt and curvature ignored), no shadows.
+It is not photoreal: lights are distant white sources (no size, distance falloff or colour
+temperature), no metallic reflections, no shadows. Its labels are exact only for a flat plate
+seen straight down, so `check_realisable` refuses configs that ask for a tilted or rolled
+camera or a bent tile instead of showing them flat.
 """
 
 from __future__ import annotations
@@ -13,9 +16,37 @@ import time
 import cv2
 import numpy as np
 
+from synth.config import SceneConfig
+from synth.errors import ConfigError
 from synth.layers import SurfaceMaps, Window, perlin, window
 from synth.rendering import RenderResult, to_srgb8
 from synth.scene import MaterialSpec, SceneSpec
+
+
+def unrealisable(config: SceneConfig) -> list[str]:
+    """The config fields (with their ranges) asking for geometry this view would draw wrongly."""
+
+    def shown(name: str, bounds: tuple[float, float]) -> str:
+        return f"{name} [{bounds[0]:g}, {bounds[1]:g}]"
+
+    asked = []
+    if config.geometry.shape == "curved_tile" and config.geometry.bend_deg[1] > 0:
+        asked.append(shown("geometry.bend_deg", config.geometry.bend_deg))
+    for name in ("camera_tilt_deg", "camera_roll_deg"):
+        bounds = getattr(config.randomization, name)
+        if bounds[1] > 0:
+            asked.append(shown(f"randomization.{name}", bounds))
+    return asked
+
+
+def check_realisable(config: SceneConfig, source: str) -> None:
+    """Refuse, before any work, a config the raster view cannot show (see `unrealisable`)."""
+    asked = unrealisable(config)
+    if asked:
+        raise ConfigError(
+            f"{source}: the raster renderer shows a flat plate seen straight down and cannot "
+            f"realise {', '.join(asked)}; use --renderer cycles"
+        )
 
 
 def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
