@@ -181,7 +181,14 @@ def alive(pid: int) -> bool:
 
 def start_render(scene: Path, out: Path, *options: str) -> subprocess.Popen:
     command = [*SYNTH, "render", str(scene), "--out", str(out), "--renderer", "raster", "--quiet", *options]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Ctrl-C as a user sends it: a shell that started pytest in the background may have left
+    # SIGINT ignored, and an ignored SIGINT is inherited.
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def invoke_render(scene: Path, out: Path, *options: str):
