@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from synth.config import SceneConfig, load_config
-from synth.errors import CommandGroup
+from synth.errors import CommandGroup, DefectsynthError
 from synth.raster import check_realisable
 from synth.render import render_dataset, render_parallel, scaled_config
 
@@ -39,15 +39,28 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("scene", type=click.Path(dir_okay=False))
-def validate(scene: str) -> None:
-    """Check a scene config and print what it will render."""
-    config = _config(scene)
-    counts = config.split_counts()
-    click.echo(
-        f"{scene}: valid ({config.surface.family}, {sum(counts.values())} images {counts}, "
-        f"{len(config.defects)} defect and {len(config.impurities)} impurity classes, hash {config.digest()})"
-    )
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(scenes: tuple[str, ...]) -> None:
+    """Check scene configs: what each valid one will render, every problem of each invalid one.
+
+    Exit 1 if any is invalid, after checking all of them.
+    """
+    failed = False
+    for scene in scenes:
+        try:
+            config = _config(scene)
+        except DefectsynthError as error:
+            click.echo(f"Error: {error}", err=True)
+            failed = True
+            continue
+        counts = config.split_counts()
+        click.echo(
+            f"{scene}: valid ({config.surface.family}, {sum(counts.values())} images {counts}, "
+            f"{len(config.defects)} defect and {len(config.impurities)} impurity classes, "
+            f"hash {config.digest()})"
+        )
+    if failed:
+        sys.exit(1)
 
 
 @main.command()

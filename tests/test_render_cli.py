@@ -76,6 +76,27 @@ def test_preview_sheet_has_image_and_overlay_per_sample(tiny_scene: dict, tmp_pa
     assert (image != overlay).any()  # the first sample is defective: its overlay is tinted
 
 
+def test_validate_checks_every_file_and_fails_if_any_is_invalid(tiny_scene: dict, tmp_path: Path) -> None:
+    good = write_scene(tiny_scene, tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        yaml.safe_dump(
+            {**tiny_scene, "seed": -1, "surface": {**tiny_scene["surface"], "roughness": [0.9, 0.1]}}
+        )
+    )
+    missing = tmp_path / "missing.yaml"
+    result = CliRunner().invoke(synth_cli, ["validate", str(bad), str(good), str(missing)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == f"Error: {bad}: 2 problem(s) in the scene config"
+    assert [line.split(":")[0] for line in lines[1:3]] == ["  - seed", "  - surface.roughness"]
+    assert lines[3].startswith(f"{good}: valid (metal, 10 images")
+    assert lines[4:] == [f"Error: {missing}: cannot read scene config (No such file or directory)"]
+    result = CliRunner().invoke(synth_cli, ["validate", str(good), str(good)])
+    assert result.exit_code == 0 and len(result.output.splitlines()) == 2
+    assert CliRunner().invoke(synth_cli, ["validate"]).exit_code == 2  # at least one file
+
+
 def test_bad_arguments_are_one_line_errors(tiny_scene: dict, tmp_path: Path) -> None:
     scene = write_scene(tiny_scene, tmp_path)
     runner = CliRunner()
