@@ -30,6 +30,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,11 @@ class SourceItem:
 
 @dataclass(frozen=True)
 class Source:
-    """A scanned source dataset: class names (ids 1.. in this order), its images, and the files
-    passed over while scanning ({"file", "reason"})."""
+    """A scanned source dataset: the path it was scanned from, class names (ids 1.. in this
+    order), its images, and the files passed over while scanning ({"file", "reason"})."""
 
     format: str
+    src: Path
     class_names: list[str]
     items: list[SourceItem]
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -364,7 +366,7 @@ def scan_mvtec(src: Path) -> Source:
     skipped = _unused(
         _images_under(src / "ground_truth"), _files_of(items), "a mask without its image in test/"
     )
-    return Source("mvtec", names, items, skipped)
+    return Source("mvtec", src, names, items, skipped)
 
 
 def scan_class_folders(src: Path) -> Source:
@@ -386,7 +388,7 @@ def scan_class_folders(src: Path) -> Source:
     skipped = _unused(loose, set(), "an image outside the class folders") + _unused(
         files, _files_of(items), "a mask without its image"
     )
-    return Source("folders", names, items, skipped)
+    return Source("folders", src, names, items, skipped)
 
 
 def _is_good(folder: str, prefix: str) -> bool:
@@ -480,7 +482,7 @@ def scan_yolo(src: Path, names: Sequence[str] | None = None) -> Source:
         sid = _sample_id(image.relative_to(src / "images"))
         label = label_of[image]
         items.append(SourceItem(sid, image, stratum, _yolo_reader(label, len(lines)), label_file=label))
-    return Source("yolo", class_names, items, skipped)
+    return Source("yolo", src, class_names, items, skipped)
 
 
 def _yolo_objects(label: Path) -> list[tuple[int, int]]:
@@ -608,7 +610,7 @@ def scan_coco(annotation_file: Path, image_root: Path | None = None) -> Source:
         rel = Path(img["file_name"])
         reader = _coco_reader(image_anns, cats, annotation_file, (img.get("height"), img.get("width")))
         items.append(SourceItem(_sample_id(rel), root / rel, stratum, reader, label_file=annotation_file))
-    return Source("coco", names, items)
+    return Source("coco", annotation_file, names, items)
 
 
 def _field(record: object, key: str, kinds: tuple[type, ...] | type, where: str) -> Any:
@@ -744,7 +746,7 @@ def scan_labelme(src: Path) -> Source:
                 _sample_id(js.relative_to(src)), js if in_json else image, stratum, reader, in_json, js
             )
         )
-    return Source("labelme", names, items, skipped)
+    return Source("labelme", src, names, items, skipped)
 
 
 def _labelme_shape(shape: object, where: str) -> tuple[str, str, np.ndarray]:
@@ -888,7 +890,8 @@ def import_dataset(
     their notes come from their meta files. `overwrite` replaces a dataset made with other
     options, which `DatasetWriter` otherwise refuses. A sample whose source says "defective" (a
     defect class folder, a label line) but whose labels are empty is skipped and listed: it
-    would otherwise count as a good image.
+    would otherwise count as a good image. The writer is opened at the first image that can be
+    imported, so an import that skips every image is an error that writes (and removes) nothing.
     """
     unknown = sorted(set(impurities) - set(source.class_names))
     if unknown:
@@ -910,25 +913,28 @@ def import_dataset(
         "group_pattern": group_pattern,
     }
     skipped, notes = list(source.skipped), []
-    with DatasetWriter(out, classes, source=options, overwrite=overwrite) as writer:
+    with ExitStack() as stack:
+        writer: DatasetWriter | None = None
         for item in tqdm(source.items, desc=f"importing {source.format}", unit="img"):
             split = split_of[item.id]
-            if writer.has(split, item.id):
+            if writer is not None and writer.has(split, item.id):
                 notes += _stored_notes(writer.path("meta", split, item.id))
                 continue
-            try:
-                image = read_image(item.image, item.image_in_json)
-                annotations, item_notes = item.read_labels(image.shape[:2], classes)
-            except Unreadable as e:
-                skipped.append(_skip(item.image, str(e)))
+            read = _read_item(item, classes)
+            if isinstance(read, dict):
+                skipped.append(read)
                 continue
-            if item.stratum != "good" and not annotations.instances:
-                why = f"{item.label_file or item.image}: no labelled pixel, but its class is {item.stratum}"
-                skipped.append(_skip(item.image, "; ".join([why, *item_notes])))
-                continue
+            if writer is None:
+                writer = stack.enter_context(DatasetWriter(out, classes, source=options, overwrite=overwrite))
+                if writer.has(split, item.id):  # a rerun: kept, as above
+                    notes += _stored_notes(writer.path("meta", split, item.id))
+                    continue
+            image, annotations, item_notes = read
             notes += item_notes
             spec = {"source_file": str(item.image), **({"notes": item_notes} if item_notes else {})}
             writer.write(split, item.id, image, annotations, spec=spec)
+        if writer is None:
+            raise ImportFailure(_nothing_imported(source, skipped, out))
         counts = writer.finalize()
     report = {
         "format": source.format,
@@ -940,6 +946,30 @@ def import_dataset(
     }
     atomic_write_json(out / "import_report.json", report)
     return report
+
+
+def _read_item(
+    item: SourceItem, classes: tuple[ClassInfo, ...]
+) -> tuple[np.ndarray, Annotations, list[str]] | dict[str, str]:
+    """An item's image, annotations and notes, or the skip that says why it cannot be imported."""
+    try:
+        image = read_image(item.image, item.image_in_json)
+        annotations, notes = item.read_labels(image.shape[:2], classes)
+    except Unreadable as e:
+        return _skip(item.image, str(e))
+    if item.stratum != "good" and not annotations.instances:
+        why = f"{item.label_file or item.image}: no labelled pixel, but its class is {item.stratum}"
+        return _skip(item.image, "; ".join([why, *notes]))
+    return image, annotations, notes
+
+
+def _nothing_imported(source: Source, skipped: list[dict[str, str]], out: Path) -> str:
+    """The error of an import that skipped every image, with the skip list (nothing was written)."""
+    lines = [
+        f"{source.src}: nothing imported as {source.format}: all {len(source.items)} images were "
+        f"skipped, so nothing was written to {out}; the {len(skipped)} skips:"
+    ]
+    return "\n".join(lines + [f"  skipped {s['file']}: {s['reason']}" for s in skipped])
 
 
 def _stored_notes(meta: Path) -> list[str]:

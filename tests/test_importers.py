@@ -113,6 +113,35 @@ def test_mask_of_other_size_is_an_error_naming_both(tmp_path):
     assert not (tmp_path / "o").exists()  # checked while scanning, before anything is written
 
 
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
+
+
+def test_import_that_skips_every_image_is_an_error_and_writes_nothing(tmp_path):
+    src = tmp_path / "src"
+    _png(src / "dent" / "b.png", _grey())
+    _png(src / "dent" / "b_mask.png", np.zeros((8, 10), np.uint8))  # a defect class, nothing labelled
+    (src / "dent" / "c.jpg").write_bytes(b"corrupt")
+    _png(src / "dent" / "c.png", np.full((8, 10), 255, np.uint8))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["import", "folders", str(src), "--out", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    error = result.output[result.output.index("Error: ") :].splitlines()
+    assert error == [
+        f"Error: {src}: nothing imported as folders: all 2 images were skipped, so nothing was "
+        f"written to {out}; the 2 skips:",
+        f"  skipped {src}/dent/b.png: {src}/dent/b_mask.png: no labelled pixel, but its class is dent",
+        f"  skipped {src}/dent/c.jpg: {src}/dent/c.jpg: not a readable image",
+    ]
+    assert not out.exists()
+    # Not even --overwrite of an existing dataset touches it: nothing is removed for nothing.
+    _import(imp.scan("folders", _class_folders(tmp_path / "other")), out)
+    before = _files(out)
+    result = CliRunner().invoke(main, ["import", "folders", str(src), "--out", str(out), "--overwrite"])
+    assert result.exit_code == 1 and "nothing imported as folders" in result.output
+    assert _files(out) == before
+
+
 def test_mvtec(tmp_path):
     src = tmp_path / "bottle"
     _png(src / "train" / "good" / "000.png", _grey())
