@@ -891,7 +891,8 @@ def import_dataset(
     options, which `DatasetWriter` otherwise refuses. A sample whose source says "defective" (a
     defect class folder, a label line) but whose labels are empty is skipped and listed: it
     would otherwise count as a good image. The writer is opened at the first image that can be
-    imported, so an import that skips every image is an error that writes (and removes) nothing.
+    imported (the one sample a rerun reads again), so an import that skips every image is an
+    error that writes (and removes) nothing.
     """
     unknown = sorted(set(impurities) - set(source.class_names))
     if unknown:
