@@ -20,6 +20,7 @@ from tqdm import tqdm
 from evaluate import metrics as m
 from evaluate import plots
 from evaluate.report import Section, markdown_table, write_html
+from synth.annotations import Annotations
 from synth.dataset import Dataset
 from synth.errors import DataError
 from synth.writers import atomic_write_json
@@ -35,28 +36,38 @@ MOST_GOOD_FLAGGED = 0.5
 
 @dataclass(frozen=True)
 class Scored:
-    """One evaluated image: its score map (image resolution) and its labelled instances."""
+    """One evaluated image: its score map (at image resolution) beside its `Annotations`."""
 
     id: str
     score_map: np.ndarray
     score: float
-    instance_map: np.ndarray
-    instance_class: dict[int, str]
-    defect_ids: frozenset[int]
+    annotations: Annotations
+
+    @property
+    def instance_map(self) -> np.ndarray:
+        return self.annotations.instance_map
+
+    @property
+    def instance_class(self) -> dict[int, str]:
+        """Instance id -> class name."""
+        names = {c.id: c.name for c in self.annotations.classes}
+        return {i.instance_id: names[i.class_id] for i in self.annotations.instances}
+
+    @property
+    def defect_ids(self) -> frozenset[int]:
+        return frozenset(i.instance_id for i in self.annotations.defects)
 
     @property
     def defect_mask(self) -> np.ndarray:
-        return np.isin(self.instance_map, list(self.defect_ids))
+        return self.annotations.defect_mask()
 
     @property
     def defective(self) -> bool:
-        return bool(self.defect_ids)
+        return not self.annotations.good
 
 
 def score_split(dataset: Dataset, split: str, predict: Predictor, batch_size: int = 8) -> list[Scored]:
     """Run the model over one split of a `synth.dataset.Dataset`."""
-    kinds = {c.id: c.kind for c in dataset.classes}
-    names = {c.id: c.name for c in dataset.classes}
     samples = list(dataset.samples(split))
     out: list[Scored] = []
     for start in tqdm(range(0, len(samples), batch_size), desc=f"scoring {split}", leave=False):
@@ -67,17 +78,7 @@ def score_split(dataset: Dataset, split: str, predict: Predictor, batch_size: in
             smap = np.asarray(smap, np.float32)
             if smap.shape != image.shape[:2]:
                 smap = cv2.resize(smap, image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-            instance_class = {i["instance_id"]: i["class_id"] for i in sample.meta["instances"]}
-            out.append(
-                Scored(
-                    id=sample.id,
-                    score_map=smap,
-                    score=float(score),
-                    instance_map=sample.instance_map(),
-                    instance_class={i: names[c] for i, c in instance_class.items()},
-                    defect_ids=frozenset(i for i, c in instance_class.items() if kinds[c] == "defect"),
-                )
-            )
+            out.append(Scored(sample.id, smap, float(score), sample.annotations(dataset.classes)))
     return out
 
 

@@ -16,7 +16,9 @@ from tqdm import tqdm
 from evaluate import metrics as m
 from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, save_rgb
 from evaluate.report import Section, markdown_table, write_html
-from synth.dataset import Dataset, DatasetError, Sample
+from synth.annotations import Prediction, predictions_from_ultralytics
+from synth.dataset import Dataset, Sample
+from synth.errors import DataError
 from synth.writers import atomic_write_json
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
@@ -24,51 +26,41 @@ MAP_CONF = 0.001
 EXAMPLES = 8
 
 
-def truth_boxes(sample: Sample) -> list[m.Box]:
-    """The labelled instances of a sample as boxes (bbox x, y, w, h -> x0, y0, x1, y1)."""
-    boxes = []
-    for inst in sample.meta["instances"]:
-        x, y, w, h = inst["bbox"]
-        boxes.append(m.Box(sample.id, inst["class_id"], (x, y, x + w, y + h)))
-    return boxes
+def truths_of(dataset: Dataset, samples: list[Sample]) -> m.Truths:
+    """Every sample's labelled instances, read through its `Annotations`."""
+    return {s.id: s.annotations(dataset.classes).instances for s in samples}
 
 
-def predict_boxes(model, samples: list[Sample], imgsz: int, batch: int = 8) -> list[m.Box]:
-    """YOLO predictions (class = YOLO class + 1, the canonical class id) for every sample."""
-    boxes = []
+def predict(model, samples: list[Sample], imgsz: int, batch: int = 8) -> m.Predictions:
+    """YOLO predictions for every sample, in canonical class ids (YOLO class + 1)."""
+    preds: dict[str, list[Prediction]] = {}
     for start in tqdm(range(0, len(samples), batch), desc="detecting", leave=False):
         chunk = samples[start : start + batch]
         results = model.predict([str(s.image_path) for s in chunk], imgsz=imgsz, conf=MAP_CONF, verbose=False)
         for sample, result in zip(chunk, results, strict=True):
-            for xyxy, score, cls in zip(
-                result.boxes.xyxy.tolist(),
-                result.boxes.conf.tolist(),
-                result.boxes.cls.tolist(),
-                strict=True,
-            ):
-                boxes.append(m.Box(sample.id, int(cls) + 1, tuple(xyxy), float(score)))
-    return boxes
+            preds[sample.id] = predictions_from_ultralytics(result, class_offset=1)
+    return preds
 
 
 def draw_examples(
-    samples: list[Sample], truths: list[m.Box], preds: list[m.Box], conf: float, out: Path
+    samples: list[Sample], truths: m.Truths, preds: m.Predictions, conf: float, out: Path
 ) -> list[tuple[str, Path]]:
     """Images with found (green), missed (red) truths and false alarms (yellow) at `conf`."""
-    kept = [p for p in preds if p.score >= conf]
-    found_t, found_p = m.match_detections(truths, kept)
-    by_image: dict[str, list[tuple[m.Box, tuple[int, int, int]]]] = {}
-    for i, t in enumerate(truths):
-        by_image.setdefault(t.image, []).append((t, TRUE_POSITIVE if i in found_t else MISS))
-    for i, p in enumerate(kept):
-        if i not in found_p:
-            by_image.setdefault(p.image, []).append((p, FALSE_ALARM))
-    interesting = sorted(by_image, key=lambda k: -sum(c != TRUE_POSITIVE for _, c in by_image[k]))
+    drawn: dict[str, list[tuple[tuple[float, ...], tuple[int, int, int]]]] = {}
+    for image, ts in truths.items():
+        kept = [p for p in preds.get(image, ()) if p.score >= conf]
+        found_t, found_p = m.match_detections(ts, kept)
+        boxes = [(t.xyxy, TRUE_POSITIVE if i in found_t else MISS) for i, t in enumerate(ts)]
+        boxes += [(p.box, FALSE_ALARM) for i, p in enumerate(kept) if i not in found_p]
+        if boxes:
+            drawn[image] = boxes
+    interesting = sorted(drawn, key=lambda k: -sum(c != TRUE_POSITIVE for _, c in drawn[k]))
     lookup = {s.id: s for s in samples}
     figures = []
     for image_id in interesting[:EXAMPLES]:
         image = lookup[image_id].image().copy()
-        for box, colour in by_image[image_id]:
-            x0, y0, x1, y1 = (int(round(v)) for v in box.xyxy)
+        for box, colour in drawn[image_id]:
+            x0, y0, x1, y1 = (int(round(v)) for v in box)
             cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), colour, 2)
         figures.append((image_id, save_rgb(image, out / "examples" / f"{image_id}.png")))
     return figures
@@ -96,22 +88,18 @@ def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: in
     from train.yolo.offline import import_ultralytics, load_yolo
 
     out = out or weights.with_name(f"{weights.stem}_eval")
-    try:
-        dataset = Dataset(data)
-    except DatasetError as e:
-        raise click.ClickException(str(e)) from None
+    dataset = Dataset(data)
     samples = dataset.samples("test")
     if not samples:
-        raise click.ClickException(f"{data}: the test split is empty")
+        raise DataError(f"{data}: the test split is empty")
     import_ultralytics(out)
     model = load_yolo(weights)
-    truths = [b for s in samples for b in truth_boxes(s)]
-    preds = predict_boxes(model, samples, imgsz)
+    truths = truths_of(dataset, samples)
+    preds = predict(model, samples, imgsz)
     names = {c.id: c.name for c in dataset.classes}
     impurities = {c.id for c in dataset.classes if c.kind == "impurity"}
-    result = m.detection_metrics(
-        truths, preds, [s.id for s in samples], names, [s.id for s in samples if s.good], conf, impurities
-    )
+    good = [s.id for s in samples if s.good]
+    result = m.detection_metrics(truths, preds, names, good, conf, impurities)
     result["kinds"] = {c.name: c.kind for c in dataset.classes}
     figures = draw_examples(samples, truths, preds, conf, out)
     atomic_write_json(out / "metrics.json", result)

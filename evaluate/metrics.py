@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from synth.annotations import Instance, Prediction
+
 # Coverage levels (percent of an instance's pixels) of the defect-wise recall curve.
 COVERAGE_LEVELS: tuple[int, ...] = tuple(range(0, 101, 5))
 
@@ -50,6 +52,12 @@ class Counts:
     @property
     def f1(self) -> float:
         return self.f_beta(1.0)
+
+
+def iou_from_f1(f1: float) -> float:
+    """Pixel IoU (Jaccard) tp / (tp + fp + fn) of the counts whose F1 is `f1`: IoU = F1 / (2 - F1),
+    so a report that has the F1 needs no second pass over the pixels."""
+    return float(f1) / (2.0 - float(f1))
 
 
 def _ratio(num: float, den: float) -> float:
@@ -250,46 +258,40 @@ def mean_over(recalls: Mapping[str, float], names: Sequence[str]) -> float:
 # ---------------------------------------------------------------- detectors
 
 
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box (x0, y0, x1, y1 in pixels) of a class, with a score if predicted."""
-
-    image: str
-    class_id: int
-    xyxy: tuple[float, float, float, float]
-    score: float = 1.0
-
-    @property
-    def area(self) -> float:
-        x0, y0, x1, y1 = self.xyxy
-        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+# Per evaluated image (every one, also those without truths or predictions): its labelled
+# instances, and the predictions for it.
+Truths = Mapping[str, Sequence[Instance]]
+Predictions = Mapping[str, Sequence[Prediction]]
+XYXY = tuple[float, float, float, float]
 
 
-def box_iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes (0 when both are empty)."""
-    ix = min(a.xyxy[2], b.xyxy[2]) - max(a.xyxy[0], b.xyxy[0])
-    iy = min(a.xyxy[3], b.xyxy[3]) - max(a.xyxy[1], b.xyxy[1])
+def _area(box: XYXY) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def box_iou(a: XYXY, b: XYXY) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes (0 when both are empty)."""
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
     inter = max(0.0, ix) * max(0.0, iy)
-    union = a.area + b.area - inter
+    union = _area(a) + _area(b) - inter
     return inter / union if union > 0 else 0.0
 
 
 def match_detections(
-    truths: Sequence[Box], preds: Sequence[Box], iou: float = 0.5
+    truths: Sequence[Instance], preds: Sequence[Prediction], iou: float = 0.5
 ) -> tuple[set[int], set[int]]:
-    """Greedy matching by descending score within image and class (the COCO rule).
-
-    Returns the indices of matched truths and of matched predictions.
-    """
+    """Greedy matching of one image's predictions by descending score within class (the COCO
+    rule). Returns the indices of matched truths and of matched predictions."""
     matched_t: set[int] = set()
     matched_p: set[int] = set()
     for pi in sorted(range(len(preds)), key=lambda i: -preds[i].score):
         p = preds[pi]
         best, best_iou = -1, iou
         for ti, t in enumerate(truths):
-            if ti in matched_t or t.image != p.image or t.class_id != p.class_id:
+            if ti in matched_t or t.class_id != p.class_id:
                 continue
-            v = box_iou(t, p)
+            v = box_iou(t.xyxy, p.box)
             if v >= best_iou:
                 best, best_iou = ti, v
         if best >= 0:
@@ -298,76 +300,90 @@ def match_detections(
     return matched_t, matched_p
 
 
+def found_instances(truths: Truths, preds: Predictions, conf: float) -> dict[str, set[int]]:
+    """Per image, the indices of its truths matched by a prediction at >= conf."""
+    return {
+        image: match_detections(ts, [p for p in preds.get(image, ()) if p.score >= conf])[0]
+        for image, ts in truths.items()
+    }
+
+
 def detection_metrics(
-    truths: Sequence[Box],
-    preds: Sequence[Box],
-    images: Sequence[str],
+    truths: Truths,
+    preds: Predictions,
     class_names: Mapping[int, str],
-    good_images: Sequence[str],
+    good_images: Collection[str],
     conf: float = 0.25,
     impurity_classes: Collection[int] = (),
 ) -> dict:
     """COCO mAP50 / mAP50-95 / AP by size, plus recall, miss rate and false alarms at `conf`.
 
-    `images` lists every evaluated image (also those without truths or predictions);
-    `good_images` the defect-free ones, whose every defect-class prediction at >= conf is a
-    false alarm; a prediction of one of `impurity_classes` (a water stain found on a good
-    image) is not.
+    `truths` has every evaluated image; `good_images` are the defect-free ones, whose every
+    defect-class prediction at >= conf is a false alarm; a prediction of one of
+    `impurity_classes` (a water stain found on a good image) is not.
     """
-    ap = _coco_ap(truths, preds, images, class_names)
-    kept = [p for p in preds if p.score >= conf]
-    matched_t, _ = match_detections(truths, kept)
+    ap = _coco_ap(truths, preds, class_names)
+    found = found_instances(truths, preds, conf)
     per_class = {}
     for cid, name in sorted(class_names.items()):
-        idx = [i for i, t in enumerate(truths) if t.class_id == cid]
-        if idx:
-            recall = sum(i in matched_t for i in idx) / len(idx)
-            per_class[name] = {"instances": len(idx), "recall": recall, "miss_rate": 1 - recall}
-    good = set(good_images)
-    alarms = [p for p in kept if p.image in good and p.class_id not in impurity_classes]
+        hits = [
+            i in found[image] for image, ts in truths.items() for i, t in enumerate(ts) if t.class_id == cid
+        ]
+        if hits:
+            recall = sum(hits) / len(hits)
+            per_class[name] = {"instances": len(hits), "recall": recall, "miss_rate": 1 - recall}
+    alarms = [
+        (image, p)
+        for image in good_images
+        for p in preds.get(image, ())
+        if p.score >= conf and p.class_id not in impurity_classes
+    ]
     return {
         **ap,
         "conf": conf,
         "per_class": per_class,
-        "good_images": len(good),
+        "good_images": len(good_images),
         "false_alarms_on_good": len(alarms),
-        "good_images_with_false_alarm": len({p.image for p in alarms}),
+        "good_images_with_false_alarm": len({image for image, _ in alarms}),
     }
 
 
-def _coco_ap(
-    truths: Sequence[Box],
-    preds: Sequence[Box],
-    images: Sequence[str],
-    class_names: Mapping[int, str],
-) -> dict[str, float]:
+def _coco_ap(truths: Truths, preds: Predictions, class_names: Mapping[int, str]) -> dict[str, float]:
     """mAP50, mAP50-95 and AP of small / medium / large instances from pycocotools."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     keys = ("map50_95", "map50", "map75", "ap_small", "ap_medium", "ap_large")
-    if not truths:
+    if not any(truths.values()):
         return dict.fromkeys(keys, float("nan"))
-    if not preds:
+    if not any(preds.values()):
         return dict.fromkeys(keys, 0.0)
-    image_ids = {name: i + 1 for i, name in enumerate(images)}
+    image_ids = {name: i + 1 for i, name in enumerate(truths)}
 
-    def entry(b: Box) -> dict:
-        x0, y0, x1, y1 = b.xyxy
-        bbox = [x0, y0, x1 - x0, y1 - y0]
-        return {"image_id": image_ids[b.image], "category_id": b.class_id, "bbox": bbox}
+    def entry(image: str, class_id: int, box: XYXY) -> dict:
+        x0, y0, x1, y1 = box
+        return {"image_id": image_ids[image], "category_id": class_id, "bbox": [x0, y0, x1 - x0, y1 - y0]}
 
+    annotations = [
+        {**entry(image, t.class_id, t.xyxy), "area": _area(t.xyxy), "iscrowd": 0}
+        for image, ts in truths.items()
+        for t in ts
+    ]
     gt = COCO()
     gt.dataset = {
         "images": [{"id": i} for i in image_ids.values()],
         "categories": [{"id": c, "name": n} for c, n in class_names.items()],
-        "annotations": [
-            {**entry(t), "id": j + 1, "area": t.area, "iscrowd": 0} for j, t in enumerate(truths)
-        ],
+        "annotations": [{**a, "id": j + 1} for j, a in enumerate(annotations)],
     }
+    detections = [
+        {**entry(image, p.class_id, p.box), "score": p.score}
+        for image, ps in preds.items()
+        if image in image_ids
+        for p in ps
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
-        dt = gt.loadRes([{**entry(p), "score": p.score} for p in preds])
+        dt = gt.loadRes(detections)
         ev = COCOeval(gt, dt, "bbox")
         ev.evaluate()
         ev.accumulate()

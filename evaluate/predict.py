@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from evaluate.severity import SeverityModel, load_severity, measure
-from evaluate.tiling import Detection, TileDetector, detect_tiled
+from evaluate.tiling import TileDetector, detect_tiled
+from synth.annotations import Prediction, predictions_from_ultralytics
 from synth.errors import DataError
 from synth.images import IMAGE_SUFFIXES, is_image, read_image
 from train.yolo.offline import import_ultralytics, load_yolo
@@ -27,28 +28,13 @@ PALETTE += [(10, 249, 72), (23, 204, 146), (134, 219, 61), (187, 212, 0), (168, 
 
 
 def yolo_tile_detector(model: Any, imgsz: int, conf: float, iou: float, device: str | None) -> TileDetector:
-    """Wrap an ultralytics YOLO model as a detector of tile-local boxes and mask crops."""
+    """Wrap an ultralytics YOLO model as a detector of tile-local predictions (YOLO class ids)."""
 
-    def detect(tiles: list[np.ndarray]) -> list[list[Detection]]:
+    def detect(tiles: list[np.ndarray]) -> list[list[Prediction]]:
         results = model.predict(
             tiles, imgsz=imgsz, conf=conf, iou=iou, device=device, retina_masks=True, verbose=False
         )
-        per_tile = []
-        for result in results:
-            boxes = result.boxes
-            masks = None if result.masks is None else result.masks.data.cpu().numpy() > 0.5
-            found = []
-            for i, (box, score, cls) in enumerate(
-                zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True)
-            ):
-                crop, origin = None, (0, 0)
-                if masks is not None and masks[i].any():
-                    ys, xs = np.nonzero(masks[i])
-                    origin = (int(xs.min()), int(ys.min()))
-                    crop = masks[i][origin[1] : ys.max() + 1, origin[0] : xs.max() + 1]
-                found.append(Detection(tuple(box), float(score), int(cls), crop, origin))
-            per_tile.append(found)
-        return per_tile
+        return [predictions_from_ultralytics(result) for result in results]
 
     return detect
 
@@ -63,7 +49,7 @@ def find_images(source: Path) -> list[Path]:
     return images
 
 
-def _outlines(detection: Detection) -> list[list[list[int]]] | None:
+def _outlines(detection: Prediction) -> list[list[list[int]]] | None:
     """Mask outlines as polygons in image pixels (None for a box-only detection)."""
     if detection.mask is None:
         return None
@@ -75,21 +61,21 @@ def _outlines(detection: Detection) -> list[list[list[int]]] | None:
 
 def describe(
     image: np.ndarray,
-    detections: list[Detection],
+    detections: list[Prediction],
     names: dict[int, str],
     mm_per_pixel: float,
     severity: SeverityModel,
     weight_map: np.ndarray | None = None,
-) -> tuple[list[dict[str, Any]], list[Detection]]:
+) -> tuple[list[dict[str, Any]], list[Prediction]]:
     """The JSON records of an image's detections and the detections, most severe first."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     records = []
     for d in detections:
         m = measure(gray, d.box, mm_per_pixel, d.mask, d.mask_origin, weight_map)
-        name = names.get(d.cls, str(d.cls))
+        name = names.get(d.class_id, str(d.class_id))
         records.append(
             {
-                "class_id": d.cls,
+                "class_id": d.class_id,
                 "class": name,
                 "score": round(d.score, 4),
                 "box": [round(v, 2) for v in d.box],
@@ -102,11 +88,13 @@ def describe(
     return [records[i] for i in order], [detections[i] for i in order]
 
 
-def draw_overlay(image: np.ndarray, records: list[dict[str, Any]], detections: list[Detection]) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray, records: list[dict[str, Any]], detections: list[Prediction]
+) -> np.ndarray:
     """Masks tinted, boxes drawn, each labelled with class, score and severity."""
     overlay = image.copy()
     for record, d in zip(records, detections, strict=True):
-        colour = PALETTE[d.cls % len(PALETTE)]
+        colour = PALETTE[d.class_id % len(PALETTE)]
         if d.mask is not None:
             x, y = d.mask_origin
             region = overlay[y : y + d.mask.shape[0], x : x + d.mask.shape[1]]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from synth.annotations import Prediction
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -29,22 +31,7 @@ class Tile:
         return image[self.y0 : self.y1, self.x0 : self.x1]
 
 
-@dataclass(frozen=True)
-class Detection:
-    """One detection: box (x0, y0, x1, y1) in pixels, optional boolean mask placed at mask_origin.
-
-    `truncated` marks a box touching a tile edge that is not an image edge: it may be a fragment.
-    """
-
-    box: tuple[float, float, float, float]
-    score: float
-    cls: int
-    mask: np.ndarray | None = None
-    mask_origin: tuple[int, int] = (0, 0)
-    truncated: bool = False
-
-
-TileDetector = Callable[[list[np.ndarray]], list[list[Detection]]]
+TileDetector = Callable[[list[np.ndarray]], list[list[Prediction]]]
 
 
 def tile_origins(size: int, tile: int, overlap: float) -> list[int]:
@@ -73,7 +60,7 @@ def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Tile]:
     ]
 
 
-def to_image(detection: Detection, tile: Tile, width: int, height: int, margin: float = 2.0) -> Detection:
+def to_image(detection: Prediction, tile: Tile, width: int, height: int, margin: float = 2.0) -> Prediction:
     """Shift a tile-local detection into image pixels and flag it when a tile edge cuts it."""
     x0, y0, x1, y1 = detection.box
     truncated = (
@@ -99,12 +86,12 @@ def _overlap_of_smaller(a: Sequence[float], b: Sequence[float]) -> float:
     return max(w, 0.0) * max(h, 0.0) / smaller if smaller > 0 else 0.0
 
 
-def _union(a: Detection, b: Detection) -> Detection:
+def _union(a: Prediction, b: Prediction) -> Prediction:
     """One detection covering both: union box, best score, OR of the masks."""
     box = (min(a.box[0], b.box[0]), min(a.box[1], b.box[1]))
     box += (max(a.box[2], b.box[2]), max(a.box[3], b.box[3]))
     if a.mask is None or b.mask is None:  # boxes only (a detect model)
-        return Detection(box, max(a.score, b.score), a.cls)
+        return Prediction(box, max(a.score, b.score), a.class_id)
     x0, y0 = min(a.mask_origin[0], b.mask_origin[0]), min(a.mask_origin[1], b.mask_origin[1])
     x1 = max(a.mask_origin[0] + a.mask.shape[1], b.mask_origin[0] + b.mask.shape[1])
     y1 = max(a.mask_origin[1] + a.mask.shape[0], b.mask_origin[1] + b.mask.shape[0])
@@ -112,10 +99,10 @@ def _union(a: Detection, b: Detection) -> Detection:
     for part in (a, b):
         px, py = part.mask_origin[0] - x0, part.mask_origin[1] - y0
         mask[py : py + part.mask.shape[0], px : px + part.mask.shape[1]] |= part.mask
-    return Detection(box, max(a.score, b.score), a.cls, mask, (x0, y0))
+    return Prediction(box, max(a.score, b.score), a.class_id, mask, (x0, y0))
 
 
-def _nms(detections: list[Detection], iou_threshold: float) -> list[Detection]:
+def _nms(detections: list[Prediction], iou_threshold: float) -> list[Prediction]:
     """Class-wise NMS, best score first."""
     if not detections:
         return []
@@ -124,13 +111,13 @@ def _nms(detections: list[Detection], iou_threshold: float) -> list[Detection]:
 
     boxes = torch.tensor([d.box for d in detections], dtype=torch.float32)
     scores = torch.tensor([d.score for d in detections], dtype=torch.float32)
-    classes = torch.tensor([d.cls for d in detections])
+    classes = torch.tensor([d.class_id for d in detections])
     return [detections[i] for i in batched_nms(boxes, scores, classes, iou_threshold).tolist()]
 
 
 def merge_detections(
-    detections: list[Detection], iou_threshold: float = 0.5, fragment_overlap: float = 0.2
-) -> list[Detection]:
+    detections: list[Prediction], iou_threshold: float = 0.5, fragment_overlap: float = 0.2
+) -> list[Prediction]:
     """Merge detections from overlapping tiles (in image pixels) into one per defect.
 
     Whole detections go through class-wise NMS. A truncated one that lies mostly
@@ -143,18 +130,18 @@ def merge_detections(
         fragment
         for fragment in sorted((d for d in detections if d.truncated), key=lambda d: -d.score)
         if not any(
-            w.cls == fragment.cls and _overlap_of_smaller(w.box, fragment.box) >= fragment_overlap
+            w.class_id == fragment.class_id and _overlap_of_smaller(w.box, fragment.box) >= fragment_overlap
             for w in whole
         )
     ]
-    joined: list[Detection] = []
+    joined: list[Prediction] = []
     for fragment in orphans:
         fragment = replace(fragment, truncated=False)
         merged = True
         while merged:  # a union may reach detections that the fragment alone did not
             merged = False
             for i, other in enumerate(joined):
-                if other.cls == fragment.cls and (
+                if other.class_id == fragment.class_id and (
                     _overlap_of_smaller(other.box, fragment.box) >= fragment_overlap
                 ):
                     fragment = _union(joined.pop(i), fragment)
@@ -171,11 +158,11 @@ def detect_tiled(
     overlap: float = 0.35,
     batch: int = 8,
     iou_threshold: float = 0.5,
-) -> list[Detection]:
+) -> list[Prediction]:
     """Run `detector` on every tile of `image` and merge the results into image pixels."""
     height, width = image.shape[:2]
     tiles = tile_grid(width, height, tile, overlap)
-    found: list[Detection] = []
+    found: list[Prediction] = []
     for start in range(0, len(tiles), batch):
         chunk = tiles[start : start + batch]
         for window, local in zip(chunk, detector([t.crop(image) for t in chunk]), strict=True):

@@ -47,6 +47,12 @@ class Instance:
     holes: tuple[np.ndarray, ...] = field(default=(), repr=False)
     area_mm2: float | None = None
 
+    @property
+    def xyxy(self) -> tuple[float, float, float, float]:
+        """The box as (x0, y0, x1, y1), the convention of `Prediction.box`."""
+        x, y, w, h = self.bbox
+        return (x, y, x + w, y + h)
+
     def to_dict(self, classes: dict[int, ClassInfo]) -> dict[str, Any]:
         info = classes[self.class_id]
         return {
@@ -60,6 +66,43 @@ class Instance:
             "polygons": [_round(r) for r in self.rings],
             "holes": [_round(r) for r in self.holes],
         }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted instance, the scored sibling of `Instance`: what detectors return and what
+    tiling, severity, prediction reports and detector evaluation speak.
+
+    `box` is (x0, y0, x1, y1) in pixels; the optional boolean `mask` is a crop placed at
+    `mask_origin` (x, y); `truncated` marks a box cut by a tile edge that is not an image edge.
+    """
+
+    box: tuple[float, float, float, float]
+    score: float
+    class_id: int
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
+    mask_origin: tuple[int, int] = (0, 0)
+    truncated: bool = False
+
+
+def predictions_from_ultralytics(result: Any, class_offset: int = 0) -> list[Prediction]:
+    """The predictions of one ultralytics `Results`; masks become tight crops at their origin.
+
+    `class_offset` maps YOLO's 0-based classes to ours (1 for a canonical dataset's class ids).
+    """
+    boxes = result.boxes
+    masks = None if result.masks is None else result.masks.data.cpu().numpy() > 0.5
+    found = []
+    for i, (box, score, cls) in enumerate(
+        zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist(), strict=True)
+    ):
+        crop, origin = None, (0, 0)
+        if masks is not None and masks[i].any():
+            ys, xs = np.nonzero(masks[i])
+            origin = (int(xs.min()), int(ys.min()))
+            crop = masks[i][origin[1] : ys.max() + 1, origin[0] : xs.max() + 1]
+        found.append(Prediction(tuple(box), float(score), int(cls) + class_offset, crop, origin))
+    return found
 
 
 def _round(ring: np.ndarray) -> list[list[float]]:

@@ -5,17 +5,17 @@ import pytest
 
 from evaluate import anomaly
 from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, overlay
+from synth.annotations import Annotations, ClassInfo
+
+CLASSES = (ClassInfo(1, "crack", "defect"), ClassInfo(2, "water_stain", "impurity"))
 
 
-def _scored(name, score_map, instance_map, classes, kinds):
-    return anomaly.Scored(
-        id=name,
-        score_map=np.asarray(score_map, np.float32),
-        score=float(np.max(score_map)),
-        instance_map=np.asarray(instance_map, np.uint16),
-        instance_class=classes,
-        defect_ids=frozenset(i for i, c in classes.items() if kinds[c] == "defect"),
+def _scored(name, score_map, instance_map, classes):
+    ids = {c.name: c.id for c in CLASSES}
+    annotations = Annotations.from_instance_map(
+        np.asarray(instance_map, np.uint16), {i: ids[c] for i, c in classes.items()}, CLASSES
     )
+    return anomaly.Scored(name, np.asarray(score_map, np.float32), float(np.max(score_map)), annotations)
 
 
 KINDS = {"crack": "defect", "water_stain": "impurity"}
@@ -23,9 +23,9 @@ KINDS = {"crack": "defect", "water_stain": "impurity"}
 
 def _test_split():
     # image a: a 2-px crack (found at 0.5 on one pixel) and a 1-px stain (flagged)
-    a = _scored("a", [[0.9, 0.1, 0.6]], [[1, 1, 2]], {1: "crack", 2: "water_stain"}, KINDS)
+    a = _scored("a", [[0.9, 0.1, 0.6]], [[1, 1, 2]], {1: "crack", 2: "water_stain"})
     # image b: good, one false alarm pixel
-    b = _scored("b", [[0.1, 0.7, 0.2]], [[0, 0, 0]], {}, KINDS)
+    b = _scored("b", [[0.1, 0.7, 0.2]], [[0, 0, 0]], {})
     return [a, b]
 
 

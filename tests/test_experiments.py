@@ -126,7 +126,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
         raise AssertionError("a finished cell was recomputed")
 
     monkeypatch.setattr(patchcore_cells.anomaly, "evaluate_predictor", fail)
-    monkeypatch.setattr(yolo_cells.detector, "predict_boxes", fail)
+    monkeypatch.setattr(yolo_cells.detector, "predict", fail)
     for name in ("pretrain", "finetune", "meld"):
         monkeypatch.setattr(f"train.yolo.training.{name}", fail)
     again = CliRunner().invoke(evaluate_main, ["domain-gap", str(_experiment(tmp_path)), "--out", str(out)])

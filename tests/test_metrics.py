@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluate import metrics as m
+from synth.annotations import Instance, Prediction
 
 
 def test_roc_auc_hand_cases():
@@ -141,23 +142,29 @@ def test_k_zero_needs_one_pixel():
     assert m.is_found(0.5, 50) and not m.is_found(0.49, 50)
 
 
-def _box(image, cid, x0, y0, x1, y1, score=1.0):
-    return m.Box(image, cid, (x0, y0, x1, y1), score)
+def _truth(cid, x0, y0, x1, y1):
+    return Instance(0, cid, (x0, y0, x1 - x0, y1 - y0), (x1 - x0) * (y1 - y0), ())
+
+
+def _pred(cid, x0, y0, x1, y1, score):
+    return Prediction((x0, y0, x1, y1), score, cid)
 
 
 def test_box_iou():
-    assert m.box_iou(_box("a", 1, 0, 0, 2, 2), _box("a", 1, 1, 0, 3, 2)) == pytest.approx(1 / 3)
-    assert m.box_iou(_box("a", 1, 0, 0, 1, 1), _box("a", 1, 2, 2, 3, 3)) == 0.0
+    assert m.box_iou((0, 0, 2, 2), (1, 0, 3, 2)) == pytest.approx(1 / 3)
+    assert m.box_iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
 
 def test_detection_metrics_hand_case():
-    truths = [_box("img1", 1, 10, 10, 20, 20), _box("img1", 1, 40, 40, 60, 60)]
-    preds = [
-        _box("img1", 1, 10, 10, 20, 20, 0.9),  # exact hit
-        _box("good1", 1, 0, 0, 5, 5, 0.8),  # false alarm on a good image
-        _box("good1", 1, 0, 0, 5, 5, 0.1),  # below conf: ignored for the alarm count
-    ]
-    r = m.detection_metrics(truths, preds, ["img1", "good1"], {1: "scratch"}, ["good1"], conf=0.25)
+    truths = {"img1": [_truth(1, 10, 10, 20, 20), _truth(1, 40, 40, 60, 60)], "good1": []}
+    preds = {
+        "img1": [_pred(1, 10, 10, 20, 20, 0.9)],  # exact hit
+        "good1": [
+            _pred(1, 0, 0, 5, 5, 0.8),  # false alarm on a good image
+            _pred(1, 0, 0, 5, 5, 0.1),  # below conf: ignored for the alarm count
+        ],
+    }
+    r = m.detection_metrics(truths, preds, {1: "scratch"}, ["good1"], conf=0.25)
     # recall 1/2 at precision 1 first: 101-point interpolation gives 51/101 at every IoU
     assert r["map50"] == pytest.approx(51 / 101)
     assert r["map50_95"] == pytest.approx(51 / 101)
@@ -168,18 +175,26 @@ def test_detection_metrics_hand_case():
     assert math.isnan(r["ap_large"])
 
 
+def test_matching_never_crosses_images_or_classes():
+    truths = {"a": [_truth(1, 0, 0, 10, 10)], "b": [_truth(2, 0, 0, 10, 10)]}
+    preds = {"a": [_pred(2, 0, 0, 10, 10, 0.9)], "b": [_pred(1, 0, 0, 10, 10, 0.9)]}
+    assert m.found_instances(truths, preds, conf=0.5) == {"a": set(), "b": set()}
+    preds["b"].append(_pred(2, 1, 0, 10, 10, 0.6))  # IoU 0.9 with b's truth
+    assert m.found_instances(truths, preds, conf=0.5) == {"a": set(), "b": {0}}
+
+
 def test_an_impurity_found_on_a_good_image_is_no_false_alarm():
-    truths = [_box("good1", 2, 0, 0, 5, 5)]  # a water stain on a defect-free image
-    preds = [_box("good1", 2, 0, 0, 5, 5, 0.9), _box("good1", 1, 20, 20, 25, 25, 0.8)]
+    truths = {"good1": [_truth(2, 0, 0, 5, 5)]}  # a water stain on a defect-free image
+    preds = {"good1": [_pred(2, 0, 0, 5, 5, 0.9), _pred(1, 20, 20, 25, 25, 0.8)]}
     names = {1: "scratch", 2: "water_stain"}
-    r = m.detection_metrics(truths, preds, ["good1"], names, ["good1"], conf=0.25, impurity_classes={2})
+    r = m.detection_metrics(truths, preds, names, ["good1"], conf=0.25, impurity_classes={2})
     assert r["false_alarms_on_good"] == 1  # the scratch box only
     assert r["per_class"]["water_stain"]["recall"] == 1.0
 
 
 def test_detection_metrics_empty_predictions():
-    truths = [_box("img1", 1, 10, 10, 20, 20)]
-    r = m.detection_metrics(truths, [], ["img1"], {1: "scratch"}, [])
+    truths = {"img1": [_truth(1, 10, 10, 20, 20)]}
+    r = m.detection_metrics(truths, {}, {1: "scratch"}, [])
     assert r["map50"] == 0.0
     assert r["per_class"]["scratch"]["miss_rate"] == 1.0
 

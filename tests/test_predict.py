@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from evaluate.predict import describe, draw_overlay, predict
 from evaluate.severity import Measurement, load_severity, measure, oriented_extent
-from evaluate.tiling import Detection
+from synth.annotations import Prediction
 from train.yolo.toydata import TOY_NAMES, make_toy_dataset
 from train.yolo.training import pretrain, train_args
 
@@ -106,7 +106,7 @@ def test_bad_severity_files_are_named(tmp_path: Path, text: str, error: str) -> 
 def test_describe_reports_exact_values_and_draws() -> None:
     image = np.full((60, 80, 3), 50, np.uint8)
     image[10:15, 10:40] = 150
-    detection = Detection((10, 10, 40, 15), 0.8, 0, np.ones((5, 30), bool), (10, 10))
+    detection = Prediction((10, 10, 40, 15), 0.8, 0, np.ones((5, 30), bool), (10, 10))
     records, ordered = describe(image, [detection], TOY_NAMES, MM, load_severity())
     (record,) = records
     assert record["class"] == "scratch" and ordered == [detection]

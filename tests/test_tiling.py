@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluate.tiling import (
-    Detection,
     Tile,
     detect_tiled,
     merge_detections,
@@ -17,6 +16,7 @@ from evaluate.tiling import (
     tile_origins,
     to_image,
 )
+from synth.annotations import Prediction
 
 
 @given(st.integers(1, 5001), st.integers(16, 1100), st.floats(0.0, 0.9))
@@ -52,7 +52,7 @@ def test_grid_covers_every_pixel_of_odd_images(width: int, height: int) -> None:
         assert max(t.x1 for t in tiles) == width
 
 
-def perfect_detector(crops: list[np.ndarray]) -> list[list[Detection]]:
+def perfect_detector(crops: list[np.ndarray]) -> list[list[Prediction]]:
     """Sees exactly the pixels of each class (pixel value = class + 1) in each tile."""
     results = []
     for crop in crops:
@@ -62,12 +62,12 @@ def perfect_detector(crops: list[np.ndarray]) -> list[list[Detection]]:
             for i in range(1, count):
                 x, y, w, h = stats[i, :4]
                 mask = labels[y : y + h, x : x + w] == i
-                found.append(Detection((x, y, x + w, y + h), 0.9, int(cls) - 1, mask, (x, y)))
+                found.append(Prediction((x, y, x + w, y + h), 0.9, int(cls) - 1, mask, (x, y)))
         results.append(found)
     return results
 
 
-def render(detections: list[Detection], shape: tuple[int, int]) -> np.ndarray:
+def render(detections: list[Prediction], shape: tuple[int, int]) -> np.ndarray:
     canvas = np.zeros(shape, bool)
     for d in detections:
         x, y = d.mask_origin
@@ -91,8 +91,8 @@ def test_box_cut_by_a_border_merges_into_the_whole_one() -> None:
     # tiles [0, 128) and [72, 200) on x; the defect spans x 90..140
     tiles = tile_grid(200, 100, 128, 0.4)
     assert [(t.x0, t.x1) for t in tiles] == [(0, 128), (72, 200)]
-    cut = to_image(Detection((90, 20, 128, 40), 0.95, 0), tiles[0], 200, 100)
-    whole = to_image(Detection((18, 20, 68, 40), 0.7, 0), tiles[1], 200, 100)
+    cut = to_image(Prediction((90, 20, 128, 40), 0.95, 0), tiles[0], 200, 100)
+    whole = to_image(Prediction((18, 20, 68, 40), 0.7, 0), tiles[1], 200, 100)
     assert cut.truncated and not whole.truncated
     assert merge_detections([cut, whole]) == [whole]
     assert whole.box == (90, 20, 140, 40)
@@ -100,20 +100,20 @@ def test_box_cut_by_a_border_merges_into_the_whole_one() -> None:
 
 def test_fragments_of_a_large_defect_join_but_other_classes_do_not() -> None:
     tiles = tile_grid(200, 100, 128, 0.4)
-    left = to_image(Detection((40, 10, 128, 30), 0.6, 1), tiles[0], 200, 100)
-    right = to_image(Detection((0, 12, 98, 32), 0.8, 1), tiles[1], 200, 100)
-    other = to_image(Detection((0, 12, 98, 32), 0.5, 0), tiles[1], 200, 100)
+    left = to_image(Prediction((40, 10, 128, 30), 0.6, 1), tiles[0], 200, 100)
+    right = to_image(Prediction((0, 12, 98, 32), 0.8, 1), tiles[1], 200, 100)
+    other = to_image(Prediction((0, 12, 98, 32), 0.5, 0), tiles[1], 200, 100)
     merged = merge_detections([left, right, other])
-    assert [(d.cls, d.box, d.score) for d in merged] == [
+    assert [(d.class_id, d.box, d.score) for d in merged] == [
         (1, (40, 10, 170, 32), 0.8),
         (0, (72, 12, 170, 32), 0.5),
     ]
 
 
 def test_duplicates_of_whole_detections_are_suppressed_per_class() -> None:
-    a = Detection((10, 10, 50, 50), 0.9, 0)
-    b = Detection((11, 10, 50, 51), 0.8, 0)
-    c = Detection((11, 10, 50, 51), 0.7, 1)
+    a = Prediction((10, 10, 50, 50), 0.9, 0)
+    b = Prediction((11, 10, 50, 51), 0.8, 0)
+    c = Prediction((11, 10, 50, 51), 0.7, 1)
     assert merge_detections([b, a, c]) == [a, c]
 
 

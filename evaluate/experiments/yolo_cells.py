@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -163,24 +164,25 @@ class YoloCells:
         from synth.dataset import Dataset
         from train.yolo.offline import import_ultralytics, load_yolo
 
-        samples = Dataset(self.data.real_root).samples("test")
+        dataset = Dataset(self.data.real_root)
+        samples = dataset.samples("test")
         import_ultralytics(self.out / "yolo")
-        model = load_yolo(weights)
-        preds = detector.predict_boxes(model, samples, int(self.args()["imgsz"]))
-        classes, truths = [], []
-        for sample in samples:
-            for inst, box in zip(sample.meta["instances"], detector.truth_boxes(sample), strict=True):
-                if inst["kind"] == "defect":
-                    classes.append(inst["class_name"])
-                    truths.append(m.Box(box.image, 1, box.xyxy))
-        ids = [s.id for s in samples]
-        good = [s.id for s in samples if s.good]
-        result = m.detection_metrics(truths, preds, ids, {1: "defect"}, good, self.yolo.conf)
-        found, _ = m.match_detections(truths, [p for p in preds if p.score >= self.yolo.conf])
-        result["recall_by_class"] = {
-            c: float(np.mean([i in found for i, k in enumerate(classes) if k == c]))
-            for c in sorted(set(classes))
+        preds = detector.predict(load_yolo(weights), samples, int(self.args()["imgsz"]))
+        names = {c.id: c.name for c in dataset.classes}
+        defect_ids = {c.id for c in dataset.classes if c.kind == "defect"}
+        defects = {
+            image: [t for t in ts if t.class_id in defect_ids]
+            for image, ts in detector.truths_of(dataset, samples).items()
         }
+        truths = {image: [replace(t, class_id=1) for t in ts] for image, ts in defects.items()}
+        good = [s.id for s in samples if s.good]
+        result = m.detection_metrics(truths, preds, {1: "defect"}, good, self.yolo.conf)
+        found = m.found_instances(truths, preds, self.yolo.conf)
+        hits: dict[str, list[bool]] = {}
+        for image, ts in defects.items():
+            for i, t in enumerate(ts):
+                hits.setdefault(names[t.class_id], []).append(i in found[image])
+        result["recall_by_class"] = {c: float(np.mean(h)) for c, h in sorted(hits.items())}
         figures = detector.draw_examples(samples, truths, preds, self.yolo.conf, out)
         result["examples"] = [image_id for image_id, _ in figures]
         return result
