@@ -43,10 +43,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo
+from synth.config import SPLITS
 from synth.errors import ConfigError, DataError
 from synth.images import IMAGE_SUFFIXES, UnreadableImage, decode_file, to_rgb8
 from synth.images import read_image as read_image_file
-from synth.writers import SPLITS, DatasetWriter, atomic_write_json
+from synth.writers import DatasetWriter, atomic_write_json
 
 GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "defectfree", "nodefect", "no_defect"}
 FORMATS = ("mvtec", "folders", "yolo", "coco", "labelme")

@@ -9,13 +9,15 @@ import click
 
 from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup, DefectsynthError
-from synth.raster import check_realisable
-from synth.render import render_dataset, render_parallel, scaled_config
 
 RENDERERS = click.Choice(["cycles", "raster"])
 
 
 def _config(path: str, n: int | None = None, renderer: str = "cycles") -> SceneConfig:
+    # numpy, OpenCV and the render loop are imported on use: `synth --help` starts fast.
+    from synth.raster import check_realisable
+    from synth.render import scaled_config
+
     config = scaled_config(load_config(path), n)
     if renderer == "raster":
         check_realisable(config, path)
@@ -110,6 +112,8 @@ def render(
         raise click.UsageError(
             "--overwrite cannot be used with --shard: each shard would delete the others' samples"
         )
+    from synth.render import render_dataset, render_parallel
+
     config = _config(scene, n, renderer)
     if workers > 1:
         summary = render_parallel(config, out, scene, n, renderer, workers, overwrite)  # type: ignore[arg-type]

@@ -23,7 +23,8 @@ from pydantic import (
 )
 
 from synth.errors import ConfigError
-from synth.writers import SPLITS
+
+SPLITS = ("train", "val", "test")
 
 Family = Literal["leather", "textile", "metal"]
 DefectKind = Literal[

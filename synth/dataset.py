@@ -12,9 +12,10 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
+from synth.config import SPLITS
 from synth.errors import DataError, DefectsynthError
 from synth.images import read_image
-from synth.writers import FORMAT, SPLITS, read_metas
+from synth.writers import FORMAT, read_metas
 
 
 class DatasetError(DataError):

@@ -23,13 +23,13 @@ import numpy as np
 from tqdm import tqdm
 
 from synth.annotations import Annotations, ClassInfo
-from synth.config import SceneConfig, SplitConfig
+from synth.config import SPLITS, SceneConfig, SplitConfig
 from synth.errors import ConfigError, DefectsynthError
 from synth.layers import build_maps
 from synth.raster import RasterRenderer
 from synth.rendering import Renderer, RenderResult
 from synth.scene import SceneSpec, class_table, sample_scene, shard_range, split_of
-from synth.writers import SPLITS, DatasetWriter
+from synth.writers import DatasetWriter
 
 RendererName = Literal["cycles", "raster"]
 

@@ -24,10 +24,10 @@ import numpy as np
 import yaml
 
 from synth.annotations import Annotations, ClassInfo
+from synth.config import SPLITS
 from synth.errors import DataError
 
 FORMAT = "defectsynth-1"
-SPLITS = ("train", "val", "test")
 # What a writer writes into a root, and so all that `overwrite` removes (dataset.json last).
 LAYOUT = ("images", "masks", "instances", "labels", "meta", "coco", "anomaly", "dataset.yaml", "dataset.json")
 LOCKS = ".locks"

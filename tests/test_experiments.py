@@ -243,3 +243,6 @@ def test_shipped_metal_tile_experiment_is_valid():
     assert Path(config.synthetic.scene) == ROOT / "scenes" / "metal_tile.yaml"
     assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
     assert config.yolo and config.yolo.model.endswith(".yaml")  # from scratch: nothing to download
+    # its raster renders are flat, which the command says instead of refusing
+    (warning,) = experiments.config.raster_simplifications(config)
+    assert "geometry.bend_deg [35, 60]" in warning and "camera_tilt_deg [0, 8]" in warning

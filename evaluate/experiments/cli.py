@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evaluate.experiments.config import load_experiment
+from evaluate.experiments.config import load_experiment, raster_simplifications
 from evaluate.experiments.runner import run
 
 
@@ -42,6 +42,8 @@ def domain_gap(
 ) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
     config = load_experiment(experiment, real, scene, patchcore_seed)
+    for line in raster_simplifications(config):
+        click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
     out = out or Path("runs") / config.name
     results = run(config, out)
     click.echo((out / "table.md").read_text())

@@ -153,6 +153,27 @@ def load_experiment(
     return config
 
 
+def raster_simplifications(config: ExperimentConfig) -> list[str]:
+    """What the raster renders of an experiment leave out (bend, tilt, roll: a flat plate seen
+    straight down). `synth render` refuses these; an experiment runs them, flat, and says so,
+    because the shipped PatchCore tables were measured that way."""
+    from synth.config import load_config
+    from synth.raster import unrealisable
+
+    syn = config.synthetic
+    if syn is None or syn.renderer != "raster":
+        return []
+    scenarios = [None, *(s for s in config.scenarios if s.train in USES_SYNTHETIC)]
+    asked = {
+        field
+        for scenario in scenarios
+        for field in unrealisable(load_config(syn.scene, scene_overrides(config, scenario)))
+    }
+    if not asked:
+        return []
+    return [f"the raster renders show a flat plate seen straight down, without {', '.join(sorted(asked))}"]
+
+
 def check(config: ExperimentConfig) -> None:
     """Everything that can be checked without running a cell."""
     from synth.config import load_config
