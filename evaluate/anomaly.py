@@ -24,6 +24,7 @@ from synth.annotations import Annotations
 from synth.dataset import Dataset
 from synth.errors import DataError
 from synth.writers import atomic_write_json
+from train.devices import device_option
 
 # A model as the evaluation sees it: RGB uint8 images -> (score maps, image scores).
 Predictor = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -323,7 +324,7 @@ def report_sections(result: dict, out: Path, title: str) -> list[Section]:
     type=click.FloatRange(0, 100),
     help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@device_option
 def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str) -> None:
     """Evaluate a PatchCore coreset: metrics JSON, plots, overlays and an HTML report."""
     from train.patchcore import Coreset

@@ -21,6 +21,7 @@ from evaluate.tiling import TileDetector, detect_tiled
 from synth.annotations import Prediction, predictions_from_ultralytics
 from synth.errors import DataError
 from synth.images import IMAGE_SUFFIXES, is_image, read_image
+from train.devices import device_option
 from train.yolo.offline import import_ultralytics, load_yolo
 
 PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
@@ -191,7 +192,7 @@ def predict_images(
     help="NMS IoU within and across tiles.",
 )
 @click.option("--imgsz", type=int, help="Network input size [the tile size: native resolution].")
-@click.option("--device", help="cpu, 0, ... [first GPU if any].")
+@device_option
 @click.option(
     "--batch", default=8, show_default=True, type=click.IntRange(min=1), help="Tiles per forward pass."
 )

@@ -230,8 +230,8 @@ CASES = {
     ),
     "pretrain --device cuda": (
         "train pretrain patchcore --data {ws}/images --out {ws}/c.st --device cuda",
-        1,
-        "--device 'cuda'",
+        2,
+        "Invalid value for '--device': 'cuda': not available",
     ),
     "pretrain --pattern on a dataset": (
         "train pretrain patchcore --data {ws}/data --pattern *.png --out {ws}/c.st",
@@ -257,8 +257,8 @@ CASES = {
     "finetune --device gpu": (
         "train finetune patchcore --coreset {ws}/coreset.safetensors --data {ws}/images --out {ws}/c.st "
         "--device gpu",
-        1,
-        "--device 'gpu'",
+        2,
+        "Invalid value for '--device': 'gpu': not available",
     ),
     "meld one coreset": (
         "train meld patchcore --coreset {ws}/coreset.safetensors --out {ws}/m.st",
@@ -293,7 +293,7 @@ CASES = {
     "yolo --device cuda": (
         "train pretrain yolo --data {ws}/data --out {ws}/y --device cuda",
         2,
-        "--device 'cuda'",
+        "Invalid value for '--device': 'cuda': not available",
     ),
     "yolo --config not YAML": (
         "train pretrain yolo --data {ws}/data --out {ws}/y --config {ws}/text.yaml",
@@ -318,8 +318,8 @@ CASES = {
     ),
     "anomaly --device cuda": (
         "evaluate anomaly --coreset {ws}/coreset.safetensors --data {ws}/data --out {ws}/e --device cuda",
-        1,
-        "--device 'cuda'",
+        2,
+        "Invalid value for '--device': 'cuda': not available",
     ),
     "anomaly --k 200": (
         "evaluate anomaly --coreset {ws}/coreset.safetensors --data {ws}/data --k 200",

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from synth.errors import CommandGroup
+from train.devices import device_option
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no silent downloads; timm weights need opt-in
 
@@ -42,7 +43,6 @@ _out = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Coreset file (.safetensors).",
 )
-_device = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 
 
 def _coreset_size(default: int | None, help: str, name: str = "coreset_size"):  # noqa: A002
@@ -86,7 +86,7 @@ def _coreset_size(default: int | None, help: str, name: str = "coreset_size"):  
     help="For the threshold.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@_device
+@device_option
 def pretrain_patchcore(
     data: Path,
     pattern: str | None,
@@ -123,7 +123,7 @@ def pretrain_patchcore(
 @_out
 @click.option("--epochs", type=click.IntRange(min=1), help="Default: the coreset's own setting.")
 @_coreset_size(None, "Points kept (default: the coreset's own).")
-@_device
+@device_option
 def finetune_patchcore(
     coreset: Path,
     data: Path,
@@ -186,7 +186,15 @@ def _register_yolo() -> None:
     meld_group.add_command(meld_yolo)
 
 
+def _register_segment() -> None:
+    from train.segment.cli import finetune_segment, pretrain_segment
+
+    pretrain.add_command(pretrain_segment)
+    finetune.add_command(finetune_segment)
+
+
 _register_yolo()
+_register_segment()
 
 if __name__ == "__main__":
     main()

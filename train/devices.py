@@ -3,6 +3,8 @@ any work, so that `--device cuda` on a machine without a GPU is one clear line."
 
 from __future__ import annotations
 
+import click
+
 from synth.errors import ConfigError
 
 
@@ -22,3 +24,27 @@ def check_device(device: str | int | None, option: str = "--device") -> None:
         return
     have = f"{gpus} GPU(s)" if gpus else "no GPU"
     raise ConfigError(f"{option} {device!r}: not available on this machine ({have}); use cpu")
+
+
+def default_device() -> str:
+    """The first GPU when there is one, else the CPU: the default of every command."""
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
+    device = default_device() if value is None else value
+    try:
+        check_device(device)
+    except ConfigError as error:
+        raise click.BadParameter(str(error).removeprefix("--device "), ctx, param) from None
+    return device
+
+
+device_option = click.option(
+    "--device",
+    default=None,
+    callback=_resolve,
+    help="cpu, cuda, cuda:1, mps, or GPU indices 0,1 [first GPU if any, else cpu].",
+)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from train.devices import device_option
 from train.yolo import training
 
 TASKS = click.Choice(sorted(training.DEFAULT_MODELS))
@@ -28,7 +29,7 @@ def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--imgsz", type=click.IntRange(min=32), help="Training image size [640 on CPU, 1024 on GPU]."
         ),
         click.option("--batch", type=click.IntRange(min=1), help="Batch size [8 on CPU, 16 on GPU]."),
-        click.option("--device", help="cpu, 0, 0,1 ... [first GPU if any]."),
+        device_option,
         click.option("--workers", type=click.IntRange(min=0), help="Data loader workers [min(8, CPUs)]."),
         click.option("--seed", type=int, help="Seed of the training and of the meld draw [0]."),
         click.option(
