@@ -22,10 +22,12 @@ def _register() -> None:
     from evaluate.anomaly import anomaly
     from evaluate.detector import detector
     from evaluate.experiments import domain_gap
+    from evaluate.gap import gap
     from evaluate.importers import import_data
     from evaluate.predict import predict
+    from train.segment.cli import evaluate_segment
 
-    for command in (import_data, anomaly, detector, domain_gap, predict):
+    for command in (import_data, anomaly, detector, domain_gap, gap, predict, evaluate_segment):
         main.add_command(command)
 
 

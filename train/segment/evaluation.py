@@ -1,0 +1,31 @@
+"""`evaluate segment`: a segmenter's sigmoid map is a score map, so the evaluation is
+evaluate.anomaly's (max pixel F1 threshold on val, every pixel / defect-wise / impurity metric,
+curves and overlays) plus the pixel IoU that segmentation is usually quoted with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evaluate import anomaly
+from evaluate import metrics as m
+from evaluate.report import Section
+from synth.writers import atomic_write_json
+from train.segment.model import Segmenter
+
+
+def evaluate_segmenter(model: Segmenter, data: Path, out: Path, k: float = 0.0) -> dict:
+    """Metrics on the test split of `data` (threshold from its val split), written to
+    out/metrics.json with the plots and overlays of `evaluate anomaly`."""
+    result = anomaly.evaluate_predictor(model.predict, data, out, None, k, title="segmentation")
+    result["pixel"]["iou"] = m.iou_from_f1(result["pixel"]["f1"])
+    atomic_write_json(out / "metrics.json", result)
+    return result
+
+
+def report_sections(result: dict, out: Path, title: str) -> list[Section]:
+    """evaluate.anomaly's sections with the IoU row after the pixel F1."""
+    sections = anomaly.report_sections(result, out, title)
+    header, rows = sections[0].table
+    at = next(i for i, row in enumerate(rows) if row[0] == "pixel F1") + 1
+    sections[0].table = (header, [*rows[:at], ["pixel IoU", result["pixel"]["iou"]], *rows[at:]])
+    return sections
