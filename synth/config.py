@@ -200,6 +200,38 @@ class RandomizationConfig(_Model):
     camera_roll_deg: _range(0.0, 180.0) = (0.0, 0.0)
 
 
+Quality = Annotated[int, Field(ge=1, le=100)]
+
+
+class SensorConfig(_Model):
+    """The camera after the optics: applied identically to every view's render (DESIGN §10).
+
+    Ranges are sampled per image. Order: exposure gain, vignetting, defocus blur, grey
+    conversion, shot + read noise, camera response (gamma), 8-bit quantisation, JPEG.
+    """
+
+    exposure_ev: _range(-3.0, 3.0) = (0.0, 0.0)
+    vignetting: _range(0.0, 1.0) = Field((0.0, 0.0), description="brightness lost at the corners")
+    blur_px: _range(0.0, 10.0) = Field((0.0, 0.0), description="Gaussian PSF sigma in pixels")
+    grey: bool = Field(False, description="monochrome camera: luminance on every channel")
+    shot_noise: _range(0.0, 0.2) = Field(
+        (0.0, 0.0), description="std of signal-dependent noise at full scale (std = k * sqrt(value))"
+    )
+    read_noise: _range(0.0, 0.2) = Field((0.0, 0.0), description="std of signal-independent noise")
+    gamma: _range(0.2, 5.0) = Field((1.0, 1.0), description="response: value ** (1 / gamma)")
+    jpeg_quality: tuple[Annotated[int, Field(ge=1, le=100)], Annotated[int, Field(ge=1, le=100)]] | None = (
+        Field(None, description="JPEG round trip at a quality in this range; none: lossless")
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> SensorConfig:
+        if self.jpeg_quality is not None and self.jpeg_quality[0] > self.jpeg_quality[1]:
+            raise ValueError(
+                f"jpeg_quality: expected [min, max] with min <= max, got {list(self.jpeg_quality)}"
+            )
+        return self
+
+
 class SceneConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
@@ -211,6 +243,7 @@ class SceneConfig(_Model):
     defects: list[DefectConfig] = Field(min_length=1)
     render: RenderConfig = RenderConfig()
     randomization: RandomizationConfig = RandomizationConfig()
+    sensor: SensorConfig | None = None
     splits: dict[Literal["train", "val", "test"], SplitConfig]
 
     @model_validator(mode="after")
@@ -223,9 +256,17 @@ class SceneConfig(_Model):
             raise ValueError("at most 254 classes fit a uint8 class mask")
         return self
 
+    def dump(self) -> dict:
+        """The validated content as JSON data; an absent `sensor` is left out, so configs
+        written before the sensor model existed keep their hash and their datasets."""
+        data = self.model_dump(mode="json")
+        if self.sensor is None:
+            del data["sensor"]
+        return data
+
     def digest(self) -> str:
         """Hash of the validated content: two configs that sample alike hash alike."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        text = json.dumps(self.dump(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def split_counts(self) -> dict[str, int]:

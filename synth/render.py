@@ -29,6 +29,7 @@ from synth.layers import build_maps
 from synth.raster import RasterRenderer
 from synth.rendering import Renderer, RenderResult
 from synth.scene import SceneSpec, class_table, sample_scene, shard_range, split_of
+from synth.sensor import apply_sensor
 from synth.writers import DatasetWriter
 
 RendererName = Literal["cycles", "raster"]
@@ -103,7 +104,7 @@ def render_source(config: SceneConfig, scene_path: str, renderer: RendererName) 
         "config_hash": config.digest(),
         "seed": config.seed,
         "renderer": renderer,
-        "config": config.model_dump(mode="json"),
+        "config": config.dump(),
         "versions": versions(),
     }
 
@@ -148,9 +149,8 @@ def _render_shard(
             view = make_renderer(renderer)
         spec = sample_scene(config, index)
         result = view.render(spec, build_maps(spec))
-        writer.write(
-            spec.split, spec.image_id, result.rgb, annotate(spec, result, writer.classes), spec.to_dict()
-        )
+        rgb = apply_sensor(result.rgb, spec.sensor)
+        writer.write(spec.split, spec.image_id, rgb, annotate(spec, result, writer.classes), spec.to_dict())
         rendered += 1
     counts = writer.finalize() if finalize else {}
     return RenderSummary(rendered, len(indices) - rendered, time.perf_counter() - start, counts)

@@ -19,6 +19,7 @@ import numpy as np
 
 from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig
 from synth.errors import ConfigError
+from synth.sensor import SensorSpec, sample_sensor
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class SceneSpec:
     marks: tuple[MarkSpec, ...]
     render: RenderSpec
     classes: tuple[ClassSpec, ...] = field(default=())
+    sensor: SensorSpec | None = None
 
     @property
     def image_id(self) -> str:
@@ -184,6 +186,7 @@ class SceneSpec:
                 "marks": tuple(build(MarkSpec, x) for x in data["marks"]),
                 "render": build(RenderSpec, data["render"]),
                 "classes": tuple(build(ClassSpec, x) for x in data["classes"]),
+                "sensor": build(SensorSpec, data["sensor"]) if data.get("sensor") else None,
             }
         )
 
@@ -269,6 +272,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
             texels_per_px=config.render.texels_per_px,
         ),
         classes=classes,
+        sensor=None if config.sensor is None else sample_sensor(config.sensor, config.seed, index),
     )
     window = spec.visible_window_mm
     next_id = 1
