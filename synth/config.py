@@ -232,6 +232,21 @@ class SensorConfig(_Model):
         return self
 
 
+class AppearanceConfig(_Model):
+    """Match renders to real photographs after the sensor, labels untouched (DESIGN §10).
+
+    `reference` is a canonical dataset (its good train images) or a folder of good images;
+    in an experiment, `real` means the experiment's imported real dataset. `fda` swaps the
+    low-frequency amplitude spectrum (a centred square of half-size beta x the image size) for a
+    reference image's, keeping the render's phase; `histogram` matches each channel's histogram.
+    """
+
+    reference: str = Field(min_length=1)
+    method: Literal["fda", "histogram"] = "fda"
+    beta: _range(0.0, 0.5) = (0.01, 0.01)
+    probability: Annotated[float, Field(ge=0, le=1)] = 1.0
+
+
 class SceneConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
@@ -244,6 +259,7 @@ class SceneConfig(_Model):
     render: RenderConfig = RenderConfig()
     randomization: RandomizationConfig = RandomizationConfig()
     sensor: SensorConfig | None = None
+    appearance: AppearanceConfig | None = None
     splits: dict[Literal["train", "val", "test"], SplitConfig]
 
     @model_validator(mode="after")
@@ -257,11 +273,12 @@ class SceneConfig(_Model):
         return self
 
     def dump(self) -> dict:
-        """The validated content as JSON data; an absent `sensor` is left out, so configs
-        written before the sensor model existed keep their hash and their datasets."""
+        """The validated content as JSON data; absent `sensor` and `appearance` sections are
+        left out, so configs written before they existed keep their hash and their datasets."""
         data = self.model_dump(mode="json")
-        if self.sensor is None:
-            del data["sensor"]
+        for section in ("sensor", "appearance"):
+            if data[section] is None:
+                del data[section]
         return data
 
     def digest(self) -> str:

@@ -11,9 +11,8 @@ import numpy as np
 from synth.annotations import Annotations
 from synth.config import SceneConfig
 from synth.layers import build_maps
-from synth.render import RendererName, annotate, dataset_classes, make_renderer
+from synth.render import RendererName, annotate, as_recorded, dataset_classes, make_renderer
 from synth.scene import sample_scene, total_images
-from synth.sensor import apply_sensor
 from synth.writers import atomic_write_png
 
 
@@ -89,7 +88,7 @@ def preview(
     for spec in specs:
         result = view.render(spec, build_maps(spec))
         annotations = annotate(spec, result, classes)
-        rgb = apply_sensor(result.rgb, spec.sensor)
+        rgb = as_recorded(result.rgb, spec)
         tiles += [rgb, overlay(rgb, annotations)]
         names = sorted({annotations.class_by_id[i.class_id].name for i in annotations.instances})
         captions += [f"#{spec.index} {spec.material.pattern}", ", ".join(names) or "good"]

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from synth.annotations import Annotations, ClassInfo
+from synth.appearance import apply_appearance
 from synth.config import SPLITS, SceneConfig, SplitConfig
 from synth.errors import ConfigError, DefectsynthError
 from synth.layers import build_maps
@@ -96,6 +97,12 @@ class RenderSummary:
     counts: dict[str, int]
 
 
+def as_recorded(rgb: np.ndarray, spec: SceneSpec) -> np.ndarray:
+    """A view's clean render as the dataset stores it: through the sensor, then matched to the
+    real domain (both optional, both leave the labels alone)."""
+    return apply_appearance(apply_sensor(rgb, spec.sensor), spec.appearance)
+
+
 def render_source(config: SceneConfig, scene_path: str, renderer: RendererName) -> dict[str, Any]:
     """What a dataset records it was made with; a resume must match it (DatasetWriter)."""
     return {
@@ -149,7 +156,7 @@ def _render_shard(
             view = make_renderer(renderer)
         spec = sample_scene(config, index)
         result = view.render(spec, build_maps(spec))
-        rgb = apply_sensor(result.rgb, spec.sensor)
+        rgb = as_recorded(result.rgb, spec)
         writer.write(spec.split, spec.image_id, rgb, annotate(spec, result, writer.classes), spec.to_dict())
         rendered += 1
     counts = writer.finalize() if finalize else {}

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from synth.appearance import AppearanceSpec, sample_appearance
 from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig
 from synth.errors import ConfigError
 from synth.sensor import SensorSpec, sample_sensor
@@ -142,6 +143,7 @@ class SceneSpec:
     render: RenderSpec
     classes: tuple[ClassSpec, ...] = field(default=())
     sensor: SensorSpec | None = None
+    appearance: AppearanceSpec | None = None
 
     @property
     def image_id(self) -> str:
@@ -187,6 +189,7 @@ class SceneSpec:
                 "render": build(RenderSpec, data["render"]),
                 "classes": tuple(build(ClassSpec, x) for x in data["classes"]),
                 "sensor": build(SensorSpec, data["sensor"]) if data.get("sensor") else None,
+                "appearance": build(AppearanceSpec, data["appearance"]) if data.get("appearance") else None,
             }
         )
 
@@ -273,6 +276,9 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
         ),
         classes=classes,
         sensor=None if config.sensor is None else sample_sensor(config.sensor, config.seed, index),
+        appearance=(
+            None if config.appearance is None else sample_appearance(config.appearance, config.seed, index)
+        ),
     )
     window = spec.visible_window_mm
     next_id = 1

@@ -246,3 +246,14 @@ def test_shipped_metal_tile_experiment_is_valid():
     # its raster renders are flat, which the command says instead of refusing
     (warning,) = experiments.config.raster_simplifications(config)
     assert "geometry.bend_deg [35, 60]" in warning and "camera_tilt_deg [0, 8]" in warning
+
+
+def test_appearance_reference_real_is_the_imported_real_dataset(tmp_path):
+    _fake_real(tmp_path / "real")
+    config = experiments.load_experiment(_experiment(tmp_path))
+    config.scenarios[1].overrides["appearance"] = {"reference": "real", "method": "histogram"}
+    data = ExperimentData(config, tmp_path / "out")
+    recipe = data.synthetic_recipe(config.scenarios[1])
+    assert recipe["overrides"]["appearance"]["reference"] == str(data.real_root)
+    assert recipe["real"] == data.real_recipe()  # another real split renders other images
+    assert "real" not in data.synthetic_recipe(config.scenarios[0])

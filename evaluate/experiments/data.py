@@ -18,6 +18,10 @@ from evaluate import importers
 from evaluate.experiments.config import Budget, ExperimentConfig, ExperimentError, Scenario, scene_overrides
 
 
+# `appearance: {reference: real}` in an experiment: the imported real dataset (good train images).
+REAL_REFERENCE = "real"
+
+
 def key(recipe: Any) -> str:
     """The cache key of a recipe: the one function every cached thing is named by."""
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -70,16 +74,26 @@ class ExperimentData:
         return {"real": self.real_recipe(), "images": [p.name for p in paths]}
 
     def synthetic_recipe(self, scenario: Scenario | None, extra: dict | None = None) -> dict:
-        """Scene text, merged overrides, n and renderer: all a render depends on."""
+        """Scene text, merged overrides, n and renderer: all a render depends on.
+
+        An appearance transfer to `reference: real` matches the renders to this experiment's
+        imported real good train images, so the real data becomes part of the recipe.
+        """
         syn = self.config.synthetic
         assert syn is not None
         scene = Path(syn.scene)
-        return {
+        overrides = scene_overrides(self.config, scenario, extra)
+        recipe = {
             "scene": scene.read_text() if scene.is_file() else str(scene),
-            "overrides": scene_overrides(self.config, scenario, extra),
+            "overrides": overrides,
             "n": syn.n,
             "renderer": syn.renderer,
         }
+        appearance = overrides.get("appearance")
+        if isinstance(appearance, dict) and appearance.get("reference") == REAL_REFERENCE:
+            recipe["overrides"] = {**overrides, "appearance": {**appearance, "reference": str(self.real_root)}}
+            recipe["real"] = self.real_recipe()
+        return recipe
 
     def synthetic_root(self, scenario: Scenario | None, extra: dict | None = None) -> Path:
         """Render (or resume) the scenario's synthetic data, or with no scenario the
