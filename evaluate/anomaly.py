@@ -23,6 +23,7 @@ from evaluate.report import Section, markdown_table, write_html
 from synth.annotations import Annotations
 from synth.dataset import Dataset
 from synth.errors import DataError
+from synth.runs import default_out
 from synth.writers import atomic_write_json
 from train.devices import device_option
 
@@ -315,7 +316,7 @@ def report_sections(result: dict, out: Path, title: str) -> list[Section]:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder (default: <coreset stem>_eval beside the coreset).",
+    help="Output folder [runs/anomaly/<coreset stem>].",
 )
 @click.option(
     "--k",
@@ -330,7 +331,7 @@ def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str) 
     from train.patchcore import Coreset
 
     model = Coreset.load(coreset, device=device)
-    out = out or coreset.with_name(f"{coreset.stem}_eval")
+    out = out or default_out("anomaly", coreset.stem)
     result = evaluate_predictor(model.predict, data, out, model.threshold, k)
     html = write_html(
         out / "report.html", f"{coreset.name} on {data}", report_sections(result, out, "test split")

@@ -19,6 +19,7 @@ from evaluate.report import Section, markdown_table, write_html
 from synth.annotations import Prediction, predictions_from_ultralytics
 from synth.dataset import Dataset, Sample
 from synth.errors import DataError
+from synth.runs import default_out
 from synth.writers import atomic_write_json
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
@@ -73,7 +74,7 @@ def draw_examples(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder (default: <weights stem>_eval beside the weights).",
+    help="Output folder [runs/detector/<weights stem>].",
 )
 @click.option(
     "--conf",
@@ -87,7 +88,7 @@ def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: in
     """Evaluate YOLO weights on the test split: metrics JSON, examples and an HTML report."""
     from train.yolo.offline import import_ultralytics, load_yolo
 
-    out = out or weights.with_name(f"{weights.stem}_eval")
+    out = out or default_out("detector", weights.stem)
     dataset = Dataset(data)
     samples = dataset.samples("test")
     if not samples:

@@ -8,7 +8,6 @@ overlay), so that an inspector can check each number against the picture.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from evaluate.tiling import TileDetector, detect_tiled
 from synth.annotations import Prediction, predictions_from_ultralytics
 from synth.errors import DataError
 from synth.images import IMAGE_SUFFIXES, is_image, read_image
+from synth.runs import default_out
 from train.devices import device_option
 from train.yolo.offline import import_ultralytics, load_yolo
 
@@ -210,7 +210,7 @@ def predict_images(
 )
 def predict(out: Path | None, **options: Any) -> None:
     """Tiled inference over large images: detections, sizes in mm, severity, overlays."""
-    out = out or Path("runs") / "predict" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = out or default_out("predict")
     try:
         written = predict_images(out_dir=out, **options)
     except ValueError as error:  # a bad severity file

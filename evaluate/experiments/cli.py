@@ -8,6 +8,7 @@ import click
 
 from evaluate.experiments.config import load_experiment, raster_simplifications
 from evaluate.experiments.runner import run
+from synth.runs import default_out
 
 
 @click.command("domain-gap")
@@ -16,7 +17,7 @@ from evaluate.experiments.runner import run
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder (default: runs/<experiment name>).",
+    help="Output folder [runs/domain-gap/<experiment name>].",
 )
 @click.option(
     "--real",
@@ -44,7 +45,7 @@ def domain_gap(
     config = load_experiment(experiment, real, scene, patchcore_seed)
     for line in raster_simplifications(config):
         click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
-    out = out or Path("runs") / config.name
+    out = out or default_out("domain-gap", config.name)
     results = run(config, out)
     click.echo((out / "table.md").read_text())
     if results.synthetic_test:

@@ -74,6 +74,24 @@ class YoloSettings(_Model):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+class SegmentSettings(_Model):
+    """Supervised segmenter cells (train/segment): k counts real train images with defect masks.
+
+    Scenario kinds map as for YOLO: real = real only, synthetic = synthetic only, finetune =
+    pretrained on the synthetic set then fine-tuned on the k real images, meld = mixed (one
+    training on both, real oversampled to `train.real_share` of the crops). Every cell is trained
+    once per seed in `seeds`, for the spread. `overrides` are scene overrides for the renders (a
+    segmenter learns from defects, so its train split needs them).
+    """
+
+    scenarios: list[str] | None = Field(None, description="scenario names with a segment cell (default all)")
+    budgets: list[Budget] = Field(default_factory=lambda: [10], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    train: dict[str, Any] = Field(default_factory=dict, description="SegmentConfig fields")
+    finetune: dict[str, Any] = Field(default_factory=dict, description="settings changed for fine-tuning")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
 class ExperimentConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     real: RealData
@@ -84,6 +102,8 @@ class ExperimentConfig(_Model):
     scenarios: list[Scenario] = Field(min_length=1)
     synthetic_test: bool = Field(False, description="also score every cell on the synthetic test split")
     yolo: YoloSettings | None = None
+    segment: SegmentSettings | None = None
+    patchcore_cells: bool = Field(True, description="false: only the yolo / segment cells")
 
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
         """Every (scenario, real budget) pair; scenarios without real data have one cell."""
@@ -94,6 +114,32 @@ class ExperimentConfig(_Model):
             return []
         chosen = self.yolo.scenarios
         return [(s, b) for s, b in self.cells() if chosen is None or s.name in chosen]
+
+    def segment_cells(self) -> list[tuple[Scenario, Budget | None, int]]:
+        """Every (scenario, real defect-image budget, seed) of the segment section."""
+        if self.segment is None:
+            return []
+        chosen = self.segment.scenarios
+        return [
+            (s, b, seed)
+            for s in self.scenarios
+            if chosen is None or s.name in chosen
+            for b in (self.segment.budgets if s.train in USES_REAL else [None])
+            for seed in self.segment.seeds
+        ]
+
+
+def segment_config(config: ExperimentConfig, seed: int, finetune: bool = False):
+    """The effective SegmentConfig of a segment cell (the fine-tuning one with its changes)."""
+    from train.segment.config import SegmentConfig
+
+    assert config.segment is not None
+    fields = {**config.segment.train, **(config.segment.finetune if finetune else {}), "seed": seed}
+    try:
+        return SegmentConfig.from_dict(fields)
+    except (TypeError, DefectsynthError) as e:
+        where = "segment.finetune" if finetune else "segment.train"
+        raise ExperimentError(f"{where}: {e}") from None
 
 
 def cell_name(scenario: Scenario, budget: Budget | None) -> str:
@@ -189,6 +235,12 @@ def check(config: ExperimentConfig) -> None:
     unknown = sorted(set(config.yolo.scenarios or []) - set(names)) if config.yolo else []
     if unknown:
         raise ExperimentError(f"yolo.scenarios {unknown} are not among the scenarios {names}")
+    unknown = sorted(set(config.segment.scenarios or []) - set(names)) if config.segment else []
+    if unknown:
+        raise ExperimentError(f"segment.scenarios {unknown} are not among the scenarios {names}")
+    if config.segment is not None:
+        segment_config(config, 0)
+        segment_config(config, 0, finetune=True)
     for scenario in config.scenarios:
         patchcore_config(config, scenario)
     if config.synthetic is not None:
@@ -200,6 +252,12 @@ def check(config: ExperimentConfig) -> None:
             renders += [
                 (f"yolo.overrides (scenario {s.name})", s, config.yolo.overrides)
                 for s, _ in config.yolo_cells()
+            ]
+        if config.segment is not None:
+            renders += [
+                (f"segment.overrides (scenario {s.name})", s, config.segment.overrides)
+                for s, _, _ in config.segment_cells()
+                if s.train in USES_SYNTHETIC
             ]
         for where, scenario, extra in renders:
             try:

@@ -17,7 +17,6 @@ import numpy as np
 from evaluate import importers
 from evaluate.experiments.config import Budget, ExperimentConfig, ExperimentError, Scenario, scene_overrides
 
-
 # `appearance: {reference: real}` in an experiment: the imported real dataset (good train images).
 REAL_REFERENCE = "real"
 
@@ -91,7 +90,10 @@ class ExperimentData:
         }
         appearance = overrides.get("appearance")
         if isinstance(appearance, dict) and appearance.get("reference") == REAL_REFERENCE:
-            recipe["overrides"] = {**overrides, "appearance": {**appearance, "reference": str(self.real_root)}}
+            recipe["overrides"] = {
+                **overrides,
+                "appearance": {**appearance, "reference": str(self.real_root)},
+            }
             recipe["real"] = self.real_recipe()
         return recipe
 

@@ -1,5 +1,5 @@
 """One experiment run, top to bottom: real data, PatchCore cells, synthetic-test cells, YOLO
-cells, then the tables and the report."""
+cells, segment cells, then the tables and the report."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from tqdm import tqdm
 from evaluate.experiments.config import ExperimentConfig
 from evaluate.experiments.data import ExperimentData
 from evaluate.experiments.patchcore_cells import PatchCoreCells
+from evaluate.experiments.segment_cells import SegmentCells
 from evaluate.experiments.tables import write_outputs
 from evaluate.experiments.yolo_cells import YoloCells
 
@@ -23,6 +24,7 @@ class Results:
     yolo: list[dict]
     report: Path
     seconds: float
+    segment: list[dict]
 
 
 def run(config: ExperimentConfig, out: Path) -> Results:
@@ -34,7 +36,7 @@ def run(config: ExperimentConfig, out: Path) -> Results:
     data.import_real()  # also checks every budget against the real data
 
     patchcore = PatchCoreCells(data)
-    cells = config.cells()
+    cells = config.cells() if config.patchcore_cells else []
     results = [patchcore.run_cell(s, b) for s, b in tqdm(cells, desc="domain-gap cells", unit="cell")]
     synthetic_results = []
     if config.synthetic_test:
@@ -47,6 +49,14 @@ def run(config: ExperimentConfig, out: Path) -> Results:
         yolo = YoloCells(data)
         yolo_results = [
             yolo.run_cell(s, b) for s, b in tqdm(config.yolo_cells(), desc="YOLO cells", unit="cell")
+        ]
+
+    segment_results = []
+    if config.segment is not None:
+        segment = SegmentCells(data)
+        segment_results = [
+            segment.run_cell(s, b, seed)
+            for s, b, seed in tqdm(config.segment_cells(), desc="segment cells", unit="cell")
         ]
 
     kinds = {c.name: c.kind for c in Dataset(data.real_root).classes}
@@ -63,5 +73,6 @@ def run(config: ExperimentConfig, out: Path) -> Results:
         out,
         f"domain gap: {config.name}",
         seconds,
+        segment_results,
     )
-    return Results(results, synthetic_results, yolo_results, report, seconds)
+    return Results(results, synthetic_results, yolo_results, report, seconds, segment_results)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from synth.runs import default_out
 from train.devices import device_option
 from train.yolo import training
 
@@ -77,7 +78,7 @@ def pretrain_yolo(
 ) -> None:
     """Train a YOLO detector/segmenter from scratch (or a local .pt) on a synthetic dataset."""
     args = _args(config, sets, **options)
-    run_dir = out or training.default_run_dir("pretrain")
+    run_dir = out or default_out("yolo/pretrain")
     _report(lambda: training.pretrain(data, run_dir, args, task=task, model=model))
 
 
@@ -95,7 +96,7 @@ def finetune_yolo(
 ) -> None:
     """Fine-tune pretrained YOLO weights on a (real) dataset with the same class names."""
     args = _args(config, sets, **options)
-    run_dir = out or training.default_run_dir("finetune")
+    run_dir = out or default_out("yolo/finetune")
     _report(lambda: training.finetune(weights, data, run_dir, args))
 
 
@@ -132,6 +133,6 @@ def meld_yolo(
     if len(datasets) != 2:
         raise click.UsageError("meld needs exactly two datasets: --data SYNTH_DIR --data REAL_DIR")
     args = _args(config, sets, **options)
-    run_dir = out or training.default_run_dir("meld")
+    run_dir = out or default_out("yolo/meld")
     synthetic, real = datasets
     _report(lambda: training.meld(synthetic, real, run_dir, args, real_fraction, task=task, model=model))

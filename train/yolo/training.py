@@ -13,7 +13,6 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +128,6 @@ def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: 
     except ConfigError as error:
         raise YoloSetupError(str(error)) from None
     return {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
-
-
-def default_run_dir(mode: str) -> Path:
-    return Path("runs") / "yolo" / mode / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
 @dataclass(frozen=True)
