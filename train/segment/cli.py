@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from train.devices import device_option
+
 # Choices are checked by SegmentConfig (one list, one message); importing it here would load
 # torch for every `train --help`.
 
@@ -21,7 +23,6 @@ DATA = click.option(
 OUT = click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Weights file (.pt)."
 )
-DEVICE = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 
 
 def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -87,7 +88,7 @@ def _report(model, out: Path) -> None:
     help="Training crop and inference tile (multiple of 32).",
 )
 @_schedule_options
-@DEVICE
+@device_option
 def pretrain_segment(data: Path, out: Path, **options: Any) -> None:
     """Train a defect segmenter on a canonical dataset's masks (impurities are background);
     rerun the same command to resume after a kill."""
@@ -108,7 +109,7 @@ def pretrain_segment(data: Path, out: Path, **options: Any) -> None:
 @DATA
 @OUT
 @_schedule_options
-@DEVICE
+@device_option
 def finetune_segment(weights: Path, data: Path, out: Path, device: str, **options: Any) -> None:
     """Continue a segmenter on new data (e.g. a few real images with masks)."""
     from train.segment.training import finetune
@@ -138,7 +139,7 @@ def finetune_segment(weights: Path, data: Path, out: Path, device: str, **option
     type=click.FloatRange(0, 100),
     help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
 )
-@DEVICE
+@device_option
 def evaluate_segment(weights: Path, data: Path, out: Path | None, k: float, device: str) -> None:
     """Evaluate a segmenter: metrics JSON, plots, overlays and an HTML report."""
     from evaluate.report import markdown_table, write_html

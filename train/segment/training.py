@@ -44,15 +44,19 @@ def _targets(batch: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().to(device)
 
 
-def val_tiles(pool: Pool, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every validation image cut into the inference tiles, so val loss covers whole images."""
+def val_tiles(pool: Pool, config: SegmentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The validation images cut into inference tiles (whole images, not random crops): every
+    tile with a defect, then a seeded draw of the others, `val_tiles` in all."""
+    size = config.image_size
     images, targets = [], []
     for image, target in zip(pool.images, pool.targets, strict=True):
         image, target = pad_to(image, size), pad_to(target, size)
         for tile in tile_grid(image.shape[1], image.shape[0], size, 0.0):
             images.append(tile.crop(image).astype(np.float32) / 255.0)
             targets.append(tile.crop(target))
-    return np.stack(images), np.stack(targets)
+    order = np.random.default_rng(config.seed).permutation(len(images))
+    order = sorted(order, key=lambda i: not targets[i].any())[: config.val_tiles]
+    return np.stack([images[i] for i in order]), np.stack([targets[i] for i in order])
 
 
 @torch.no_grad()
@@ -98,7 +102,7 @@ def train(
         raise DataError(f"{sources[0].root}: no defect pixels in the training images: nothing to learn")
     tiles = None
     if val is not None and Dataset(val.root).splits.get(val.split):
-        tiles = val_tiles(load_pool(val, model.class_names, per_class), config.image_size)
+        tiles = val_tiles(load_pool(val, model.class_names, per_class), config)
     optimizer = torch.optim.AdamW(model.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     state = {"epoch": 0, "best_loss": float("inf"), "best_state": None, "bad_epochs": 0}
@@ -114,7 +118,9 @@ def train(
         torch.manual_seed(config.seed * 100_003 + epoch)
         model.network.train()
         losses = []
-        steps = tqdm(epoch_batches(pools, config, epoch), desc=f"epoch {epoch}", leave=False, unit="batch")
+        total = -(-config.crops_per_epoch // config.batch_size)
+        batches = epoch_batches(pools, config, epoch)
+        steps = tqdm(batches, desc=f"epoch {epoch}", total=total, leave=False, unit="batch")
         for images, targets in steps:
             logits = model.network(model.to_tensor(images))
             loss = segment_loss(logits, _targets(targets, config.device), config)
