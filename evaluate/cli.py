@@ -23,7 +23,6 @@ def _register() -> None:
     from evaluate.detector import detector
     from evaluate.experiments import domain_gap
     from evaluate.gap import gap
-    from evaluate.gap import gap
     from evaluate.importers import import_data
     from evaluate.predict import predict
     from train.segment.cli import evaluate_segment
