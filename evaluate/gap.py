@@ -243,9 +243,8 @@ def _cell(image: np.ndarray, label: str) -> np.ndarray:
     """One image of the map at CELL_PX², square as the backbone sees it, with a label above."""
     pixels = cv2.resize(image, (CELL_PX, CELL_PX), interpolation=cv2.INTER_AREA)
     strip = np.full((LABEL_PX, CELL_PX, 3), 255, np.uint8)
-    cv2.putText(
-        strip, label[:28], (2, LABEL_PX - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA
-    )
+    text = label if len(label) <= 28 else f"{label[:11]}..{label[-15:]}"  # keep the name's end
+    cv2.putText(strip, text, (2, LABEL_PX - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, pixels])
 
 
@@ -274,7 +273,7 @@ def coverage_map(synthetic: PatchSet, real: PatchSet, cov: Coverage, settings: G
         ).astype(bool)
         image[red] = (0.45 * image[red] + 0.55 * np.array([255, 0, 0])).astype(np.uint8)
         image[left_out] = (0.6 * image[left_out] + 0.4 * np.array([0, 90, 255])).astype(np.uint8)
-        cells = [_cell(image, f"real {real.paths[index].stem}: {share[pick]:.0%} red")]
+        cells = [_cell(image, f"{share[pick]:.0%} red: real {real.paths[index].stem}")]
         near = np.argsort(np.linalg.norm(synthetic_desc - real_desc[index], axis=1))[: settings.neighbours]
         cells += [_cell(read_image(synthetic.paths[j]), f"synthetic {synthetic.paths[j].stem}") for j in near]
         gap = np.full((LABEL_PX + CELL_PX, 4, 3), 255, np.uint8)
