@@ -57,12 +57,7 @@ def test_segment_cells_end_to_end_and_cached(tmp_path, monkeypatch):
     assert "real_only__real2__seed1" in cells and "synthetic_finetuned__real2__seed0" in cells
     assert {r["real_defect_images"] for r in results.segment if r["train"] != "synthetic"} == {2}
     table = json.loads((tmp_path / "out" / "segment_table.json").read_text())
-    assert [row[0] for row in table["rows"]] == [
-        "real_only",
-        "synthetic_only",
-        "synthetic_finetuned",
-        "mixed",
-    ]
+    assert [row[0] for row in table["rows"]] == ["real_only", "synthetic_finetuned"]
     assert all(row[2] == 2 for row in table["rows"])  # seeds per row
     assert "Supervised segmentation" in (tmp_path / "out" / "report.html").read_text()
 
