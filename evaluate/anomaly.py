@@ -304,28 +304,52 @@ def report_sections(result: dict, out: Path, title: str) -> list[Section]:
     ]
 
 
+def evaluation_options(model: str, stem: str) -> Callable:
+    """The options every `evaluate <model>` command shares: data, output folder, k, device."""
+    options = [
+        click.option(
+            "--data",
+            required=True,
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Canonical dataset: threshold on its val split, metrics on its test split.",
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help=f"Output folder [runs/{model}/<{stem} stem>].",
+        ),
+        click.option(
+            "--k",
+            default=0.0,
+            show_default=True,
+            type=click.FloatRange(0, 100),
+            help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
+        ),
+        device_option,
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def print_report(result: dict, sections: list[Section], out: Path, title: str) -> None:
+    """Write the HTML report, print the headline table and any warning."""
+    html = write_html(out / "report.html", title, sections)
+    header, rows = sections[0].table
+    click.echo(markdown_table(header, rows))
+    for line in result.get("warnings", []):
+        click.echo(_warning(line), err=True)
+    click.echo(f"wrote {out / 'metrics.json'} and {html}")
+
+
 @click.command("anomaly")
 @click.option("--coreset", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Canonical dataset: threshold on its val split, metrics on its test split.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output folder [runs/anomaly/<coreset stem>].",
-)
-@click.option(
-    "--k",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 100),
-    help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
-)
-@device_option
+@evaluation_options("anomaly", "coreset")
 def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str) -> None:
     """Evaluate a PatchCore coreset: metrics JSON, plots, overlays and an HTML report."""
     from train.patchcore import Coreset
@@ -333,11 +357,4 @@ def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str) 
     model = Coreset.load(coreset, device=device)
     out = out or default_out("anomaly", coreset.stem)
     result = evaluate_predictor(model.predict, data, out, model.threshold, k)
-    html = write_html(
-        out / "report.html", f"{coreset.name} on {data}", report_sections(result, out, "test split")
-    )
-    header, rows = summary_rows(result)
-    click.echo(markdown_table(header, rows))
-    for line in result["warnings"]:
-        click.echo(_warning(line), err=True)
-    click.echo(f"wrote {out / 'metrics.json'} and {html}")
+    print_report(result, report_sections(result, out, "test split"), out, f"{coreset.name} on {data}")

@@ -25,9 +25,9 @@ def _register() -> None:
     from evaluate.gap import gap
     from evaluate.importers import import_data
     from evaluate.predict import predict
-    from train.segment.cli import evaluate_segment
+    from evaluate.segment import segment
 
-    for command in (import_data, anomaly, detector, domain_gap, gap, predict, evaluate_segment):
+    for command in (import_data, anomaly, detector, domain_gap, gap, predict, segment):
         main.add_command(command)
 
 

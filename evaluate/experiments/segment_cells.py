@@ -91,7 +91,7 @@ class SegmentCells:
         }
 
     def run_cell(self, scenario: Scenario, budget: Budget | None, seed: int) -> dict:
-        from train.segment.evaluation import evaluate_segmenter
+        from evaluate.segment import evaluate_segmenter
 
         name = f"{cell_name(scenario, budget)}__seed{seed}"
         path = self.out / "cells" / f"{name}-{key(self.cell_recipe(scenario, budget, seed))}.json"

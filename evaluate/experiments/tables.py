@@ -88,7 +88,7 @@ def segment_sections(results: list[dict], out: Path) -> list[Section]:
     """The segment table and each cell's numbers, curves and overlays."""
     if not results:
         return []
-    from train.segment.evaluation import report_sections
+    from evaluate.segment import report_sections
 
     sections = [
         Section(

@@ -1,5 +1,5 @@
-"""Click commands `segment` for `train pretrain|finetune` and `evaluate` (thin: the work is in
-train.segment.training and train.segment.evaluation)."""
+"""Click commands `segment` for `train pretrain|finetune` (thin: the work is in
+train.segment.training; `evaluate segment` is evaluate/segment.py)."""
 
 from __future__ import annotations
 
@@ -116,41 +116,3 @@ def finetune_segment(weights: Path, data: Path, out: Path, device: str, **option
 
     model = finetune(weights, data, out, device=device, **_given(options))
     _report(model, out)
-
-
-@click.command("segment")
-@click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Canonical dataset: threshold on its val split, metrics on its test split.",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output folder (default: <weights stem>_eval beside the weights).",
-)
-@click.option(
-    "--k",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 100),
-    help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
-)
-@device_option
-def evaluate_segment(weights: Path, data: Path, out: Path | None, k: float, device: str) -> None:
-    """Evaluate a segmenter: metrics JSON, plots, overlays and an HTML report."""
-    from evaluate.report import markdown_table, write_html
-    from train.segment.evaluation import evaluate_segmenter, report_sections
-    from train.segment.model import Segmenter
-
-    model = Segmenter.load(weights, device=device)
-    out = out or weights.with_name(f"{weights.stem}_eval")
-    result = evaluate_segmenter(model, data, out, k)
-    sections = report_sections(result, out, "test split")
-    html = write_html(out / "report.html", f"{weights.name} on {data}", sections)
-    header, rows = sections[0].table
-    click.echo(markdown_table(header, rows))
-    click.echo(f"wrote {out / 'metrics.json'} and {html}")

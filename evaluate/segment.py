@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+
 from evaluate import anomaly
 from evaluate import metrics as m
 from evaluate.report import Section
+from synth.runs import default_out
 from synth.writers import atomic_write_json
-from train.segment.model import Segmenter
 
 
-def evaluate_segmenter(model: Segmenter, data: Path, out: Path, k: float = 0.0) -> dict:
+def evaluate_segmenter(model, data: Path, out: Path, k: float = 0.0) -> dict:
     """Metrics on the test split of `data` (threshold from its val split), written to
     out/metrics.json with the plots and overlays of `evaluate anomaly`."""
     result = anomaly.evaluate_predictor(model.predict, data, out, None, k, title="segmentation")
@@ -29,3 +31,16 @@ def report_sections(result: dict, out: Path, title: str) -> list[Section]:
     at = next(i for i, row in enumerate(rows) if row[0] == "pixel F1") + 1
     sections[0].table = (header, [*rows[:at], ["pixel IoU", result["pixel"]["iou"]], *rows[at:]])
     return sections
+
+
+@click.command("segment")
+@click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@anomaly.evaluation_options("segment", "weights")
+def segment(weights: Path, data: Path, out: Path | None, k: float, device: str) -> None:
+    """Evaluate a segmenter: metrics JSON, plots, overlays and an HTML report."""
+    from train.segment.model import Segmenter
+
+    model = Segmenter.load(weights, device=device)
+    out = out or default_out("segment", weights.stem)
+    result = evaluate_segmenter(model, data, out, k)
+    anomaly.print_report(result, report_sections(result, out, "test split"), out, f"{weights.name} on {data}")
