@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import click
@@ -49,17 +50,17 @@ class Scored:
     def instance_map(self) -> np.ndarray:
         return self.annotations.instance_map
 
-    @property
+    @cached_property
     def instance_class(self) -> dict[int, str]:
         """Instance id -> class name."""
         names = {c.id: c.name for c in self.annotations.classes}
         return {i.instance_id: names[i.class_id] for i in self.annotations.instances}
 
-    @property
+    @cached_property
     def defect_ids(self) -> frozenset[int]:
         return frozenset(i.instance_id for i in self.annotations.defects)
 
-    @property
+    @cached_property
     def defect_mask(self) -> np.ndarray:
         return self.annotations.defect_mask()
 

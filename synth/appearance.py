@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synth.config import AppearanceConfig
+from synth.config import AppearanceConfig, sample_range
 from synth.errors import DataError
 from synth.images import is_image, read_image
 
@@ -40,11 +40,10 @@ class AppearanceSpec:
 def sample_appearance(config: AppearanceConfig, seed: int, index: int) -> AppearanceSpec:
     """The transfer of image `index`; depends only on (config, seed, index)."""
     rng = np.random.default_rng([seed, index, APPEARANCE_STREAM])
-    low, high = config.beta
     return AppearanceSpec(
         reference=config.reference,
         method=config.method,
-        beta=float(rng.uniform(low, high)) if high > low else float(low),
+        beta=sample_range(rng, config.beta),
         reference_draw=float(rng.random()),
         applied=bool(rng.random() < config.probability),
     )

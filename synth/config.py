@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -23,6 +23,9 @@ from pydantic import (
 )
 
 from synth.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SPLITS = ("train", "val", "test")
 
@@ -46,6 +49,12 @@ DefectKind = Literal[
     "uneven",
 ]
 ImpurityKind = Literal["water_stain", "fingerprint"]
+
+
+def sample_range(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    """One draw from a `[min, max]` range of a config; a degenerate range draws nothing, so
+    pinning a range leaves every later draw of the same generator unchanged."""
+    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
 
 
 def _range(lo: float, hi: float):

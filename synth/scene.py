@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from synth.appearance import AppearanceSpec, sample_appearance
-from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig
+from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig, sample_range
 from synth.errors import ConfigError
 from synth.sensor import SensorSpec, sample_sensor
 
@@ -215,10 +215,6 @@ def total_images(config: SceneConfig) -> int:
     return sum(config.split_counts().values())
 
 
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
-
-
 def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
     """Sample the spec of image `index`; depends only on (config, config.seed, index)."""
     split = split_of(config, index)
@@ -235,22 +231,22 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
     camera = CameraSpec(
         width_px=cam.resolution[0],
         height_px=cam.resolution[1],
-        height_mm=_uniform(rng, cam.height_mm),
+        height_mm=sample_range(rng, cam.height_mm),
         focal_mm=cam.focal_mm,
         sensor_mm=cam.sensor_mm,
         orthographic=cam.orthographic,
-        tilt_deg=_uniform(rng, randomization.camera_tilt_deg),
-        roll_deg=_uniform(rng, randomization.camera_roll_deg) * rng.choice([-1, 1]),
+        tilt_deg=sample_range(rng, randomization.camera_tilt_deg),
+        roll_deg=sample_range(rng, randomization.camera_roll_deg) * rng.choice([-1, 1]),
     )
     lights = tuple(
         LightSpec(
             type=light.type,
-            azimuth_deg=_uniform(rng, light.azimuth_deg),
-            elevation_deg=_uniform(rng, light.elevation_deg),
-            distance_mm=_uniform(rng, light.distance_mm),
-            size_mm=_uniform(rng, light.size_mm),
-            power_w=_uniform(rng, light.power_w),
-            temperature_k=_uniform(rng, light.temperature_k),
+            azimuth_deg=sample_range(rng, light.azimuth_deg),
+            elevation_deg=sample_range(rng, light.elevation_deg),
+            distance_mm=sample_range(rng, light.distance_mm),
+            size_mm=sample_range(rng, light.size_mm),
+            power_w=sample_range(rng, light.power_w),
+            temperature_k=sample_range(rng, light.temperature_k),
         )
         for light in config.lights
         for _ in range(int(rng.integers(light.count[0], light.count[1] + 1)))
@@ -263,7 +259,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
         split=split,
         good=good,
         material=material,
-        geometry=GeometrySpec(geometry.shape, size_w, size_h, _uniform(rng, geometry.bend_deg)),
+        geometry=GeometrySpec(geometry.shape, size_w, size_h, sample_range(rng, geometry.bend_deg)),
         camera=camera,
         lights=lights,
         stains=(),
@@ -271,7 +267,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
         render=RenderSpec(
             samples=config.render.samples,
             denoise=config.render.denoise,
-            exposure=_uniform(rng, config.render.exposure),
+            exposure=sample_range(rng, config.render.exposure),
             texels_per_px=config.render.texels_per_px,
         ),
         classes=classes,
@@ -311,7 +307,7 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
     # One factor along the low→high colour line: grey stays grey, brown stays brown.
     t = float(rng.random())
     color = [lo + t * (hi - lo) for lo, hi in zip(surface.color_low, surface.color_high, strict=True)]
-    hue_shift = _uniform(rng, config.randomization.hue_jitter) * rng.choice([-1, 1])
+    hue_shift = sample_range(rng, config.randomization.hue_jitter) * rng.choice([-1, 1])
     if hue_shift:
         h, s, v = colorsys.rgb_to_hsv(*color)
         color = list(colorsys.hsv_to_rgb((h + hue_shift) % 1.0, s, v))
@@ -320,12 +316,12 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         family=surface.family,
         pattern=str(patterns[int(rng.integers(len(patterns)))]),
         base_color=(float(color[0]), float(color[1]), float(color[2])),
-        color_variation=_uniform(rng, surface.color_variation),
-        scale_mm=_uniform(rng, surface.scale_mm),
-        roughness=_uniform(rng, surface.roughness),
-        bump_strength=_uniform(rng, surface.bump_strength),
+        color_variation=sample_range(rng, surface.color_variation),
+        scale_mm=sample_range(rng, surface.scale_mm),
+        roughness=sample_range(rng, surface.roughness),
+        bump_strength=sample_range(rng, surface.bump_strength),
         seed=int(rng.integers(0, 2**31 - 1)),
-        metallic=_uniform(rng, surface.metallic),
+        metallic=sample_range(rng, surface.metallic),
     )
 
 
@@ -355,20 +351,20 @@ def sample_stains(
     first_id: int,
 ) -> list[StainSpec]:
     """Water stains at jittered-grid centres; density is set by the cell size G."""
-    cell = _uniform(rng, impurity.cell_mm)
+    cell = sample_range(rng, impurity.cell_mm)
     centres = jittered_centres(window, cell, rng)
     return [
         StainSpec(
             instance_id=first_id + i,
             class_id=class_id,
             center_mm=(float(x), float(y)),
-            radius_mm=_uniform(rng, impurity.radius_mm),
-            noise_frequency=_uniform(rng, impurity.noise_frequency),
-            amplitude_mm=_uniform(rng, impurity.amplitude_mm),
-            gamma=_uniform(rng, impurity.gamma),
-            alpha=_uniform(rng, impurity.alpha),
-            heterogeneity=_uniform(rng, impurity.heterogeneity),
-            rim_darkening=_uniform(rng, impurity.rim_darkening),
+            radius_mm=sample_range(rng, impurity.radius_mm),
+            noise_frequency=sample_range(rng, impurity.noise_frequency),
+            amplitude_mm=sample_range(rng, impurity.amplitude_mm),
+            gamma=sample_range(rng, impurity.gamma),
+            alpha=sample_range(rng, impurity.alpha),
+            heterogeneity=sample_range(rng, impurity.heterogeneity),
+            rim_darkening=sample_range(rng, impurity.rim_darkening),
             noise_offset=(float(rng.uniform(0, 200)), float(rng.uniform(0, 200))),
         )
         for i, (x, y) in enumerate(centres)
@@ -385,14 +381,14 @@ def _sample_mark(
     """Place one defect (or fingerprint) inside the visible window."""
     x0, y0, x1, y1 = window
     if isinstance(item, DefectConfig):
-        size = _uniform(rng, item.size_mm)
-        width, depth = _uniform(rng, item.width_mm), _uniform(rng, item.depth_mm)
-        reflectance, roughness = _uniform(rng, item.reflectance), _uniform(rng, item.roughness)
-        angle = _uniform(rng, item.angle_deg)
+        size = sample_range(rng, item.size_mm)
+        width, depth = sample_range(rng, item.width_mm), sample_range(rng, item.depth_mm)
+        reflectance, roughness = sample_range(rng, item.reflectance), sample_range(rng, item.roughness)
+        angle = sample_range(rng, item.angle_deg)
     else:  # fingerprint: an oval of ridges that changes gloss and a little reflectance
-        size = _uniform(rng, item.radius_mm) * 2
+        size = sample_range(rng, item.radius_mm) * 2
         width, depth = size * 0.7, 0.0
-        reflectance, roughness = _uniform(rng, item.alpha), 0.15
+        reflectance, roughness = sample_range(rng, item.alpha), 0.15
         angle = float(rng.uniform(0, 180))
     margin = min(size / 2, (x1 - x0) / 3, (y1 - y0) / 3)
     centre = (

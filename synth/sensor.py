@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from synth.config import SensorConfig
+from synth.config import SensorConfig, sample_range
 
 # A stream of its own, so that turning the sensor on changes none of the scene's other draws.
 SENSOR_STREAM = 0x5E2503
@@ -33,10 +33,6 @@ class SensorSpec:
     noise_seed: int
 
 
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
-
-
 def sample_sensor(config: SensorConfig, seed: int, index: int) -> SensorSpec:
     """The sensor of image `index`; depends only on (config, seed, index)."""
     rng = np.random.default_rng([seed, index, SENSOR_STREAM])
@@ -44,13 +40,13 @@ def sample_sensor(config: SensorConfig, seed: int, index: int) -> SensorSpec:
     if config.jpeg_quality is not None:
         quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
     return SensorSpec(
-        exposure_ev=_uniform(rng, config.exposure_ev),
-        vignetting=_uniform(rng, config.vignetting),
-        blur_px=_uniform(rng, config.blur_px),
+        exposure_ev=sample_range(rng, config.exposure_ev),
+        vignetting=sample_range(rng, config.vignetting),
+        blur_px=sample_range(rng, config.blur_px),
         grey=config.grey,
-        shot_noise=_uniform(rng, config.shot_noise),
-        read_noise=_uniform(rng, config.read_noise),
-        gamma=_uniform(rng, config.gamma),
+        shot_noise=sample_range(rng, config.shot_noise),
+        read_noise=sample_range(rng, config.read_noise),
+        gamma=sample_range(rng, config.gamma),
         jpeg_quality=quality,
         noise_seed=int(rng.integers(0, 2**32 - 1)),
     )
