@@ -33,6 +33,7 @@ class ExperimentData:
         self.config = config
         self.out = out
         self.real_root = out / f"real-{key(self.real_recipe())}"
+        self._seeded: dict[bool, list[Path]] = {}  # good / defective train images, after import
 
     def real_recipe(self) -> dict:
         return self.config.real.model_dump()
@@ -52,11 +53,13 @@ class ExperimentData:
     def _seeded_train(self, good: bool, budget: Budget, what: str) -> list[Path]:
         """The first `budget` real train images (good or defective) in a seeded order, so
         that smaller budgets nest inside larger ones."""
-        from synth.dataset import Dataset
+        if good not in self._seeded:  # every cell asks; the imported dataset is read once
+            from synth.dataset import Dataset
 
-        paths = sorted(s.image_path for s in Dataset(self.real_root).samples("train") if s.good == good)
-        order = np.random.default_rng(self.config.real.seed).permutation(len(paths))
-        chosen = [paths[i] for i in order]
+            paths = sorted(s.image_path for s in Dataset(self.real_root).samples("train") if s.good == good)
+            order = np.random.default_rng(self.config.real.seed).permutation(len(paths))
+            self._seeded[good] = [paths[i] for i in order]
+        chosen = self._seeded[good]
         if budget != "all" and budget > len(chosen):
             raise ExperimentError(f"budgets: {budget} > the {len(chosen)} real {what} train images")
         return chosen if budget == "all" else chosen[:budget]
