@@ -9,55 +9,15 @@ the union of the fragments.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from synth.annotations import Prediction
-
-
-@dataclass(frozen=True)
-class Tile:
-    """A window [x0, x1) x [y0, y1) of the image, in pixels."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    def crop(self, image: np.ndarray) -> np.ndarray:
-        return image[self.y0 : self.y1, self.x0 : self.x1]
-
+from synth.tiles import Tile, tile_grid
 
 TileDetector = Callable[[list[np.ndarray]], list[list[Prediction]]]
-
-
-def tile_origins(size: int, tile: int, overlap: float) -> list[int]:
-    """Tile starts along one axis covering [0, size), the last tile flush with the border.
-
-    The stride is at most floor(tile * (1 - overlap)), so neighbours share at least
-    ceil(tile * overlap) pixels; the tiles are then spread evenly. An axis no longer than a tile
-    gets one tile (which is then the whole axis).
-    """
-    if tile < 1 or not 0.0 <= overlap < 1.0:
-        raise ValueError(f"tile {tile}, overlap {overlap}: expected tile >= 1, 0 <= overlap < 1")
-    if size <= tile:
-        return [0]
-    stride = max(1, math.floor(tile * (1.0 - overlap)))
-    count = math.ceil((size - tile) / stride) + 1
-    return [round(i * (size - tile) / (count - 1)) for i in range(count)]
-
-
-def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Tile]:
-    """Row-major tiles of at most tile x tile pixels covering a width x height image."""
-    tile_w, tile_h = min(tile, width), min(tile, height)
-    return [
-        Tile(x, y, x + tile_w, y + tile_h)
-        for y in tile_origins(height, tile, overlap)
-        for x in tile_origins(width, tile, overlap)
-    ]
 
 
 def to_image(detection: Prediction, tile: Tile, width: int, height: int, margin: float = 2.0) -> Prediction:
