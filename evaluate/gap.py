@@ -16,6 +16,7 @@ stays fast.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,26 +138,44 @@ def _usable_patches(sample: Sample | None, image_shape: tuple[int, int], grid: t
 
 def load_patches(data: Path, config: PatchCoreConfig, settings: GapSettings, desc: str) -> PatchSet:
     """Patch features of the gap images of `data`, computed by the PatchCore backbone."""
+    items = gap_images(data, settings.split, settings.with_defective)
+    images = (read_image(path) for path, _ in items)
+    patches = image_patches(images, [p for p, _ in items], config, desc, [s for _, s in items])
+    if not patches.usable.any():
+        raise DataError(f"{data}: every patch of its {len(items)} images lies under a defect mask")
+    return patches
+
+
+def image_patches(
+    images: Iterable[np.ndarray],
+    paths: list[Path],
+    config: PatchCoreConfig,
+    desc: str,
+    samples: list[Sample | None] | None = None,
+    progress: bool = True,
+) -> PatchSet:
+    """Patch features of images given as arrays (`paths` name them; renders held in memory
+    for `synth calibrate` name their would-be files), with the patches under each sample's
+    labelled pixels left out."""
     import torch
 
     from train.patchcore.data import to_tensor
     from train.patchcore.model import patch_features
 
-    items = gap_images(data, settings.split, settings.with_defective)
+    samples = samples or [None] * len(paths)
     model = patch_features(config)
     features, usable, grid = [], [], (0, 0)
-    for start in tqdm(range(0, len(items), config.batch_size), desc=f"features {desc}", unit="batch"):
-        batch = items[start : start + config.batch_size]
-        images = [read_image(path) for path, _ in batch]
-        x = torch.stack([to_tensor(image, config.image_size) for image in images]).to(config.device)
+    pending = iter(images)
+    starts = range(0, len(paths), config.batch_size)
+    for start in tqdm(starts, desc=f"features {desc}", unit="batch", disable=not progress):
+        batch = [next(pending) for _ in range(min(config.batch_size, len(paths) - start))]
+        x = torch.stack([to_tensor(image, config.image_size) for image in batch]).to(config.device)
         maps = model(x).cpu()
         grid = tuple(maps.shape[-2:])
         features.append(maps.permute(0, 2, 3, 1).reshape(len(batch), -1, maps.shape[1]).numpy())
-        usable += [_usable_patches(s, i.shape[:2], grid) for (_, s), i in zip(batch, images, strict=True)]
-    patches = PatchSet([p for p, _ in items], np.concatenate(features), np.stack(usable), grid)
-    if not patches.usable.any():
-        raise DataError(f"{data}: every patch of its {len(items)} images lies under a defect mask")
-    return patches
+        chosen = samples[start : start + len(batch)]
+        usable += [_usable_patches(s, i.shape[:2], grid) for s, i in zip(chosen, batch, strict=True)]
+    return PatchSet(list(paths), np.concatenate(features), np.stack(usable), grid)
 
 
 def mmd2(x: np.ndarray, y: np.ndarray) -> float:

@@ -165,3 +165,58 @@ def verify(root: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.argument("scene", type=click.Path(dir_okay=False))
+@click.option(
+    "--real",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="real dataset (its good train images) or folder",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="calibrated scene YAML"
+)
+@click.option("--report", type=click.Path(file_okay=False, path_type=Path), help="report and study folder")
+@click.option("--storage", help="Optuna storage URL [default: sqlite:///REPORT/study.db]")
+@click.option("--params", help="comma-separated ranges to fit, NAME or NAME=LOW:HIGH (the centre's span)")
+@click.option("--trials", type=int, default=50, show_default=True, help="completed trials in the end")
+@click.option("--images", type=int, default=16, show_default=True, help="good images rendered per trial")
+@click.option("--resolution", type=int, default=128, show_default=True, help="render and backbone size")
+@click.option("--renderer", type=RENDERERS, default="raster", show_default=True)
+@click.option("--objective", type=click.Choice(["mmd2", "coverage"]), default="mmd2", show_default=True)
+@click.option("--sampler", type=click.Choice(["tpe", "cmaes"]), default="tpe", show_default=True)
+@click.option("--fixed-widths", is_flag=True, help="fit only the centres of the ranges, keep their widths")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--quiet", is_flag=True)
+def calibrate(
+    scene: str,
+    real: Path,
+    out: Path,
+    report: Path | None,
+    storage: str | None,
+    params: str | None,
+    fixed_widths: bool,
+    device: str,
+    quiet: bool,
+    **options,
+) -> None:
+    """Fit SCENE's numeric ranges to real good images with Optuna; write the calibrated scene.
+
+    A killed run resumes from its storage; several processes given the same --storage share
+    one study (for machines, a server URL such as postgresql://...).
+    """
+    from synth.calibrate import CalibrationSettings
+    from synth.calibrate import calibrate as run
+    from synth.runs import default_out
+
+    settings = CalibrationSettings(fit_width=not fixed_widths, **options)
+    names = [p for p in params.split(",") if p.strip()] if params else None
+    report = report or default_out("calibrate", Path(scene).stem)
+    result = run(Path(scene), real, out, report, storage, names, settings, device, progress=not quiet)
+    click.echo(
+        f"{result.trials} trials: {settings.objective} {result.shipped_value:.5g} (shipped) → "
+        f"{result.best_value:.5g}; wrote {out} and {result.report}"
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -57,6 +58,14 @@ def sample_range(rng: np.random.Generator, bounds: tuple[float, float]) -> float
     return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
 
 
+@dataclass(frozen=True)
+class RangeBounds:
+    """The limits a `[min, max]` range field must lie in; `synth calibrate` searches inside them."""
+
+    lo: float
+    hi: float
+
+
 def _range(lo: float, hi: float):
     """A `[min, max]` pair inside `[lo, hi]` with min ≤ max."""
 
@@ -66,7 +75,7 @@ def _range(lo: float, hi: float):
             raise ValueError(f"expected [min, max] with {lo} <= min <= max <= {hi}, got [{a}, {b}]")
         return value
 
-    return Annotated[tuple[float, float], AfterValidator(check)]
+    return Annotated[tuple[float, float], AfterValidator(check), RangeBounds(lo, hi)]
 
 
 class _Model(BaseModel):
