@@ -163,10 +163,6 @@ def verify(root: str) -> None:
     click.echo(f"{root}: OK")
 
 
-if __name__ == "__main__":
-    main()
-
-
 @main.command()
 @click.argument("scene", type=click.Path(dir_okay=False))
 @click.option(
@@ -220,3 +216,7 @@ def calibrate(
         f"{result.trials} trials: {settings.objective} {result.shipped_value:.5g} (shipped) → "
         f"{result.best_value:.5g}; wrote {out} and {result.report}"
     )
+
+
+if __name__ == "__main__":
+    main()
