@@ -17,9 +17,11 @@ import cv2
 import numpy as np
 import yaml
 
+from synth.annotations import rasterize_rings
+from synth.writers import oriented_box
+
 COEFFICIENTS = ("length", "width", "area", "contrast", "location")
 DEFAULT_SEVERITY = Path(__file__).with_name("severity.yaml")
-PIXEL_CORNERS = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
 
 
 @dataclass(frozen=True)
@@ -43,18 +45,10 @@ class Measurement:
 
 
 def oriented_extent(mask: np.ndarray) -> tuple[float, float, float]:
-    """Length, width (pixels) and angle of the smallest rotated rectangle around the mask.
-
-    The rectangle encloses the pixel squares, not their centres, so an axis-aligned block of
-    w x h pixels measures exactly w x h.
-    """
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    centres = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float32)
-    corners = (centres[:, None, :] + PIXEL_CORNERS[None]).reshape(-1, 2)
-    _, (w, h), angle = cv2.minAreaRect(corners)
-    if w < h:  # minAreaRect's angle is that of the side it calls w
-        w, h, angle = h, w, angle + 90.0
-    return float(w), float(h), float(angle % 180.0)
+    """Length, width (pixels) and angle of the mask's oriented box (`synth.writers.oriented_box`,
+    the rectangle the OBB labels hold), so an axis-aligned block of w x h pixels measures w x h."""
+    _, (length, width), angle = oriented_box(mask)
+    return length, width, angle
 
 
 def local_contrast(gray: np.ndarray, mask: np.ndarray, ring_px: int = 5) -> float:
@@ -74,13 +68,26 @@ def measure(
     mask_origin: tuple[int, int] = (0, 0),
     weight_map: np.ndarray | None = None,
     ring_px: int = 5,
+    oriented: tuple[tuple[float, float], tuple[float, float], float] | None = None,
 ) -> Measurement:
     """Measure one detection in an image (`gray`: uint8 H x W; box and mask in its pixels).
 
-    Without a mask (a detect model) the box gives length, width and area, axis-aligned.
+    A mask gives the oriented extent (`oriented_extent`). Without one, an `oriented` box (an OBB
+    model's ((cx, cy), (w, h), angle in degrees), as `cv2.minAreaRect` writes it) gives length,
+    width, angle and area; without either, the box does, axis-aligned (a detect model).
     """
     height, width = gray.shape
-    if mask is None:
+    if mask is None and oriented is not None:
+        (length, breadth), angle = oriented[1], oriented[2]
+        if length < breadth:
+            length, breadth, angle = breadth, length, angle + 90.0
+        angle, area_px = angle % 180.0, length * breadth
+        corners = cv2.boxPoints(oriented)
+        ox, oy = (max(int(np.floor(v)), 0) for v in corners.min(axis=0))
+        x1, y1 = (int(np.ceil(v)) for v in corners.max(axis=0))
+        window = (max(min(y1, height) - oy, 1), max(min(x1, width) - ox, 1))
+        mask = rasterize_rings([corners - (ox, oy)], window)
+    elif mask is None:
         x0, y0, x1, y1 = box
         w, h = x1 - x0, y1 - y0
         length, breadth, angle = (w, h, 0.0) if w >= h else (h, w, 90.0)

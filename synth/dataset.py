@@ -15,7 +15,7 @@ from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
 from synth.config import SPLITS
 from synth.errors import DataError, DefectsynthError
 from synth.images import read_image
-from synth.writers import FORMAT, read_metas
+from synth.writers import FORMAT, read_metas, yolo_obb_labels
 
 
 class DatasetError(DataError):
@@ -54,6 +54,10 @@ class Sample:
     @property
     def labels_path(self) -> Path:
         return self._path("labels", ".txt")
+
+    @property
+    def obb_labels_path(self) -> Path:
+        return self._path("labels_obb", ".txt")
 
     @property
     def good(self) -> bool:
@@ -231,6 +235,7 @@ def _verify_sample(
 ) -> list[str]:
     name = f"{sample.split}/{sample.id}"
     paths = [sample.image_path, sample.mask_path, sample.instances_path, sample.labels_path]
+    paths.append(sample.obb_labels_path)
     missing = [str(p.relative_to(dataset.root)) for p in paths if not p.exists()]
     if missing:
         return [f"{name}: missing {', '.join(missing)}"]
@@ -267,6 +272,7 @@ def _verify_sample(
             f"map has {len(annotations.instances)}"
         )
     problems += _check_yolo(name, sample, annotations, dataset.classes)
+    problems += _check_obb(name, sample, annotations)
     if coco_by_file is not None:  # else the COCO file is reported once
         problems += _check_coco(name, coco_by_file.get(f"images/{sample.split}/{sample.id}.png"), annotations)
     return problems
@@ -299,6 +305,27 @@ def _check_yolo(
                     f"{name}: YOLO polygon of instance {truth.instance_id} has IoU {score:.2f} with its mask"
                 )
     return problems
+
+
+def _check_obb(name: str, sample: Sample, annotations: Annotations) -> list[str]:
+    """The OBB labels against the oriented boxes of the instance map: count, class, corners."""
+    found = [line.split() for line in sample.obb_labels_path.read_text().splitlines() if line.strip()]
+    expected = [line.split() for line in yolo_obb_labels(annotations).splitlines()]
+    if len(found) != len(expected):
+        return [f"{name}: OBB labels list {len(found)} boxes, masks have {len(expected)} instances"]
+    for number, (line, truth) in enumerate(zip(found, expected, strict=True), 1):
+        where = f"{name}: labels_obb line {number}"
+        if len(line) != 9:
+            return [f"{where}: expected 9 values (class and 4 corners), got {len(line)}"]
+        try:
+            corners = [float(v) for v in line[1:]]
+        except ValueError:
+            return [f"{where}: expected numbers, got {' '.join(line)!r}"]
+        if line[0] != truth[0]:
+            return [f"{where}: class {line[0]}, the mask says {truth[0]}"]
+        if not np.allclose(corners, [float(v) for v in truth[1:]], atol=1e-5, rtol=0):
+            return [f"{where}: not the minimum-area rectangle of its mask"]
+    return []
 
 
 def _check_coco(name: str, coco_annotations: list[dict] | None, annotations: Annotations) -> list[str]:

@@ -29,7 +29,18 @@ from synth.errors import DataError
 
 FORMAT = "defectsynth-1"
 # What a writer writes into a root, and so all that `overwrite` removes (dataset.json last).
-LAYOUT = ("images", "masks", "instances", "labels", "meta", "coco", "anomaly", "dataset.yaml", "dataset.json")
+LAYOUT = (
+    "images",
+    "masks",
+    "instances",
+    "labels",
+    "labels_obb",
+    "meta",
+    "coco",
+    "anomaly",
+    "dataset.yaml",
+    "dataset.json",
+)
 LOCKS = ".locks"
 # Source keys recorded for provenance but not compared: a resume after an upgrade is allowed.
 PROVENANCE_ONLY = ("versions", "scene")  # the scene path: its content is compared as config
@@ -170,7 +181,7 @@ class DatasetWriter:
         return sum(1 for _ in folder.glob("*.json")) if folder.exists() else 0
 
     def path(self, kind: str, split: str, image_id: str) -> Path:
-        suffix = {"labels": ".txt", "meta": ".json"}.get(kind, ".png")
+        suffix = {"labels": ".txt", "labels_obb": ".txt", "meta": ".json"}.get(kind, ".png")
         return self.root / kind / split / f"{image_id}{suffix}"
 
     def has(self, split: str, image_id: str) -> bool:
@@ -197,6 +208,7 @@ class DatasetWriter:
         atomic_write_png(self.path("masks", split, image_id), annotations.semantic_mask())
         atomic_write_png(self.path("instances", split, image_id), annotations.instance_map)
         atomic_write_text(self.path("labels", split, image_id), annotations.to_yolo("segment"))
+        atomic_write_text(self.path("labels_obb", split, image_id), yolo_obb_labels(annotations))
         meta = {
             "id": image_id,
             "split": split,
@@ -293,6 +305,37 @@ class DatasetWriter:
                 )
                 truth = np.isin(instance_map, [i["instance_id"] for i in defects]).astype(np.uint8) * 255
                 atomic_write_png(view / "ground_truth" / name / f"{meta['id']}_mask.png", truth)
+
+
+def oriented_box(mask: np.ndarray) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """The minimum-area rotated rectangle of a mask's pixels: centre (x, y), (length, width)
+    with length >= width, and the direction of the length in degrees in [0, 180).
+
+    `cv2.minAreaRect` of the pixel centres, grown by half a pixel on every side: an axis-aligned
+    block of w x h pixels measures exactly w x h, and a rasterised rotated rectangle comes back
+    within about a pixel (enclosing the whole pixel squares overshoots by up to √2 per side).
+    """
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        raise ValueError("an empty mask has no oriented box")
+    centres = np.stack([xs, ys], axis=1).astype(np.float32) + 0.5
+    (cx, cy), (w, h), angle = cv2.minAreaRect(centres)
+    if w < h:  # minAreaRect's angle is that of the side it calls w
+        w, h, angle = h, w, angle + 90.0
+    return (float(cx), float(cy)), (float(w) + 1.0, float(h) + 1.0), float(angle % 180.0)
+
+
+def yolo_obb_labels(annotations: Annotations) -> str:
+    """Ultralytics OBB label text: `class x1 y1 x2 y2 x3 y3 x4 y4`, the corners of each
+    instance's `oriented_box` normalised by the image size and clipped to [0, 1] (Ultralytics
+    refuses coordinates outside the image); YOLO class = class id − 1, as in `labels/`."""
+    height, width = annotations.size
+    lines = []
+    for inst in annotations.instances:
+        corners = cv2.boxPoints(oriented_box(annotations.instance_map == inst.instance_id))
+        values = np.clip(corners / [width, height], 0.0, 1.0).ravel()
+        lines.append(" ".join([str(inst.class_id - 1), *(f"{v:.6f}" for v in values)]))
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _link(source: Path, target: Path) -> None:

@@ -158,7 +158,8 @@ def test_verify_on_non_dataset(tmp_path: Path) -> None:
 
 
 def copy_sample(root: Path, image_id: str, source: str, target: str) -> None:
-    for kind, suffix in (("images", ".png"), ("masks", ".png"), ("instances", ".png"), ("labels", ".txt")):
+    kinds = (("images", ".png"), ("masks", ".png"), ("instances", ".png"), ("labels", ".txt"))
+    for kind, suffix in (*kinds, ("labels_obb", ".txt")):
         (root / kind / target / f"{image_id}{suffix}").write_bytes(
             (root / kind / source / f"{image_id}{suffix}").read_bytes()
         )

@@ -64,7 +64,7 @@ def _report(run: Callable[[], training.RunResult]) -> None:
 
 @click.command("yolo")
 @click.option("--data", required=True, type=DATA, help="Canonical dataset root or data YAML.")
-@click.option("--task", type=TASKS, help="detect or segment [segment, or the model's task].")
+@click.option("--task", type=TASKS, help="detect, segment or obb [segment, or the model's task].")
 @click.option("--model", help="Model YAML (yolo11n-seg.yaml, yolov8n.yaml, ...) or a local .pt.")
 @_run_options
 def pretrain_yolo(
@@ -116,7 +116,7 @@ def finetune_yolo(
     show_default=True,
     help="Share of real images in the mixed training list.",
 )
-@click.option("--task", type=TASKS, help="detect or segment [segment, or the model's task].")
+@click.option("--task", type=TASKS, help="detect, segment or obb [segment, or the model's task].")
 @click.option("--model", help="Model YAML or a local .pt.")
 @_run_options
 def meld_yolo(

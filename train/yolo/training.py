@@ -6,6 +6,7 @@ paths against its own datasets directory, and a `run.json` recording what went i
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -23,7 +24,7 @@ from train.devices import check_device
 from train.yolo.offline import import_ultralytics, load_yolo
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-DEFAULT_MODELS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml"}
+DEFAULT_MODELS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "obb": "yolo11n-obb.yaml"}
 # Arguments the run itself decides; overriding them would break the run layout or the mix.
 RESERVED_ARGS = {"data", "model", "task", "mode", "project", "name", "exist_ok", "resume"}
 
@@ -193,9 +194,35 @@ def _require_images(images: list[Path], dataset: YoloDataset, split: str) -> lis
     return images
 
 
-def write_data_file(run_dir: Path, names: list[str], train: list[Path], val: list[Path]) -> Path:
-    """A run-local Ultralytics data file over absolute image lists."""
+def obb_view(run_dir: Path, images: list[Path]) -> list[Path]:
+    """The images seen through run-local folders whose `labels` is a canonical dataset's
+    `labels_obb/<split>`: Ultralytics finds an image's labels by swapping `/images/` for
+    `/labels/` in its path, and reads oriented boxes from there for the obb task."""
+    seen = []
+    for image in images:
+        folder = image.parent  # <root>/images/<split>
+        labels = folder.parent.parent / "labels_obb" / folder.name
+        if not labels.is_dir():
+            raise YoloSetupError(
+                f"{labels}: no OBB labels for {folder} (a canonical dataset written before oriented "
+                "boxes lacks them: render or import it again with --overwrite)"
+            )
+        view = run_dir / "obb" / f"{folder.name}-{hashlib.sha1(str(folder).encode()).hexdigest()[:10]}"
+        view.mkdir(parents=True, exist_ok=True)
+        for name, target in (("images", folder), ("labels", labels)):
+            if not (view / name).is_symlink():
+                (view / name).symlink_to(target, target_is_directory=True)
+        seen.append(view / "images" / image.name)
+    return seen
+
+
+def write_data_file(
+    run_dir: Path, names: list[str], train: list[Path], val: list[Path], task: str = "segment"
+) -> Path:
+    """A run-local Ultralytics data file over absolute image lists (oriented boxes for obb)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    if task == "obb":
+        train, val = obb_view(run_dir, train), obb_view(run_dir, val)
     for split, images in (("train", train), ("val", val)):
         (run_dir / f"{split}.txt").write_text("".join(f"{p}\n" for p in images))
     data = {
@@ -255,7 +282,7 @@ def _load_model(model: str | Path, task: str | None) -> tuple[Any, str]:
         )
     yolo = load_yolo(model)
     if yolo.task not in DEFAULT_MODELS:
-        raise YoloSetupError(f"model {model} is a {yolo.task} model; expected detect or segment")
+        raise YoloSetupError(f"model {model} is a {yolo.task} model; expected detect, segment or obb")
     if task is not None and task != yolo.task:
         raise YoloSetupError(f"model {model} is a {yolo.task} model but the task is {task}")
     return yolo, yolo.task
@@ -299,7 +326,7 @@ def pretrain(
     yolo, task = _load_model(model, task)
     train = _require_images(dataset.images("train"), dataset, "train")
     val = _require_images(dataset.images("val"), dataset, "val")
-    data_file = write_data_file(run_dir, dataset.names, train, val)
+    data_file = write_data_file(run_dir, dataset.names, train, val, task)
     record = {"mode": "pretrain", "model": str(model), "data": [str(dataset.yaml_path)]}
     return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names})
 
@@ -308,12 +335,12 @@ def finetune(weights: Path, data: Path, run_dir: Path, args: dict[str, Any]) -> 
     """Continue training pretrained weights on another dataset, typically a small real one."""
     import_ultralytics(run_dir)
     dataset = load_dataset(data)
-    yolo, _ = _load_model(Path(weights), None)
+    yolo, task = _load_model(Path(weights), None)
     weight_names = [str(yolo.names[i]) for i in range(len(yolo.names))]
     _require_same_names((str(weights), weight_names), (str(dataset.yaml_path), dataset.names))
     train = _require_images(dataset.images("train"), dataset, "train")
     val = _require_images(dataset.images("val"), dataset, "val")
-    data_file = write_data_file(run_dir, dataset.names, train, val)
+    data_file = write_data_file(run_dir, dataset.names, train, val, task)
     record = {"mode": "finetune", "model": str(weights), "data": [str(dataset.yaml_path)]}
     return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names})
 
@@ -343,7 +370,7 @@ def meld(
     mixed, mix = mix_real(synth_set.images("train"), real_set.images("train"), real_fraction, seed)
     val_set = real_set if real_set.images("val") else synth_set
     val = _require_images(val_set.images("val"), val_set, "val")
-    data_file = write_data_file(run_dir, synth_set.names, mixed, val)
+    data_file = write_data_file(run_dir, synth_set.names, mixed, val, task)
     record = {
         "mode": "meld",
         "model": str(model),
