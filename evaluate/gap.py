@@ -207,7 +207,9 @@ def mmd2_subsets(x: np.ndarray, y: np.ndarray, samples: int, subsets: int, seed:
     return float(np.mean(values)), float(np.std(values))
 
 
-def build_coreset(patches: PatchSet, images: np.ndarray, size: int, seed: int, desc: str) -> np.ndarray:
+def build_coreset(
+    patches: PatchSet, images: np.ndarray, size: int, seed: int, desc: str, progress: bool = True
+) -> np.ndarray:
     """A sequential coreset of the usable patches of `images`, fed image by image in a seeded
     order (as `train.patchcore.pretrain` does, one epoch)."""
     import torch
@@ -216,7 +218,7 @@ def build_coreset(patches: PatchSet, images: np.ndarray, size: int, seed: int, d
 
     order = np.random.default_rng(seed).permutation(images)
     state = SequentialCoreset(size, patches.features.shape[2])
-    for index in tqdm(order, desc=f"coreset {desc}", unit="img"):
+    for index in tqdm(order, desc=f"coreset {desc}", unit="img", disable=not progress):
         state.add(torch.from_numpy(patches.features[index][patches.usable[index]]))
     return state.stored().numpy().copy()
 
@@ -229,20 +231,46 @@ def _nearest(x: np.ndarray, points: np.ndarray) -> np.ndarray:
     return nearest_distances(torch.from_numpy(x), torch.from_numpy(points), 4096).numpy()
 
 
-def coverage(synthetic: PatchSet, real: PatchSet, size: int, seed: int) -> Coverage:
-    """How well a coreset of the synthetic images explains held-out real patches, against a
-    coreset of the same size built from the other half of the real images."""
+@dataclass
+class RealReference:
+    """The real side of the coverage ratio: half of the real images as a coreset, the other
+    half held out with their distances to it. It depends on the real images only, so one
+    serves every synthetic set scored against them."""
+
+    heldout: np.ndarray  # indices of the held-out real images
+    to_real: np.ndarray  # (held-out images, h * w) distances to the real coreset
+    coreset_images: int
+
+
+def real_reference(real: PatchSet, size: int, seed: int, progress: bool = True) -> RealReference:
     if len(real.paths) < 2:
         raise DataError(f"coverage needs at least 2 real good images, got {len(real.paths)}")
     order = np.random.default_rng(seed).permutation(len(real.paths))
     half = len(order) // 2
     reference, heldout = np.sort(order[:half]), np.sort(order[half:])
-    synthetic_points = build_coreset(synthetic, np.arange(len(synthetic.paths)), size, seed, "synthetic")
-    real_points = build_coreset(real, reference, size, seed, "real half")
+    real_points = build_coreset(real, reference, size, seed, "real half", progress)
+    flat = real.features[heldout].reshape(-1, real.features.shape[2])
+    return RealReference(heldout, _nearest(flat, real_points).reshape(len(heldout), -1), len(reference))
+
+
+def coverage(
+    synthetic: PatchSet,
+    real: PatchSet,
+    size: int,
+    seed: int,
+    reference: RealReference | None = None,
+    progress: bool = True,
+) -> Coverage:
+    """How well a coreset of the synthetic images explains held-out real patches, against a
+    coreset of the same size built from the other half of the real images."""
+    reference = reference or real_reference(real, size, seed, progress)
+    heldout, to_real = reference.heldout, reference.to_real
+    synthetic_points = build_coreset(
+        synthetic, np.arange(len(synthetic.paths)), size, seed, "synthetic", progress
+    )
     flat = real.features[heldout].reshape(-1, real.features.shape[2])
     usable = real.usable[heldout]
     to_synthetic = _nearest(flat, synthetic_points).reshape(usable.shape)
-    to_real = _nearest(flat, real_points).reshape(usable.shape)
     median_synthetic = float(np.median(to_synthetic[usable]))
     median_real = float(np.median(to_real[usable]))
     threshold = float(np.quantile(to_real[usable], EXPLAINED_QUANTILE))
@@ -253,7 +281,7 @@ def coverage(synthetic: PatchSet, real: PatchSet, size: int, seed: int) -> Cover
         threshold=threshold,
         unexplained_share=float(np.mean(to_synthetic[usable] > threshold)),
         heldout=heldout,
-        real_coreset_images=len(reference),
+        real_coreset_images=reference.coreset_images,
         synthetic_distances=np.where(usable, to_synthetic, np.nan).astype(np.float32),
     )
 

@@ -35,7 +35,7 @@ from synth.writers import atomic_write_text
 if TYPE_CHECKING:
     import optuna
 
-    from evaluate.gap import PatchSet
+    from evaluate.gap import PatchSet, RealReference
     from train.patchcore import PatchCoreConfig
 
 Objective = Literal["mmd2", "coverage"]
@@ -317,7 +317,7 @@ class Scorer:
 
     def __init__(self, real: PatchSet, config: PatchCoreConfig, settings: CalibrationSettings) -> None:
         self.real, self.config, self.settings = real, config, settings
-        self._real_coreset: tuple[np.ndarray, np.ndarray] | None = None
+        self._reference: RealReference | None = None
 
     def features(self, images: list[np.ndarray], desc: str) -> PatchSet:
         from evaluate.gap import image_patches
@@ -328,14 +328,17 @@ class Scorer:
 
     def score(self, images: list[np.ndarray]) -> dict[str, float]:
         """MMD² always; the coverage ratio when it is the objective (it costs a coreset)."""
-        from evaluate.gap import coverage, mmd2_subsets
+        from evaluate.gap import coverage, mmd2_subsets, real_reference
 
         s = self.settings
         synthetic = self.features(images, "trial")
         mean, std = mmd2_subsets(synthetic.patches(), self.real.patches(), s.samples, s.subsets, s.seed)
         scores = {"mmd2": mean, "mmd2_std": std}
         if s.objective == "coverage":
-            scores["coverage"] = coverage(synthetic, self.real, s.coreset_size, s.seed).ratio
+            if self._reference is None:
+                self._reference = real_reference(self.real, s.coreset_size, s.seed, progress=False)
+            cov = coverage(synthetic, self.real, s.coreset_size, s.seed, self._reference, progress=False)
+            scores["coverage"] = cov.ratio
         return scores
 
 
