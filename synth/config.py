@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -49,7 +49,7 @@ DefectKind = Literal[
     "fray",
     "uneven",
 ]
-ImpurityKind = Literal["water_stain", "fingerprint"]
+ImpurityKind = Literal["water_stain", "fingerprint", "fuzz"]
 
 
 def sample_range(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -81,12 +81,63 @@ def _range(lo: float, hi: float):
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Fields added after configs were written: `SceneConfig.dump` leaves them out while they
+    # hold their default, so older configs keep their hash and their datasets.
+    ADDED: ClassVar[tuple[str, ...]] = ()
+
+    def dump(self) -> dict:
+        """The validated content as JSON data, added fields at their default left out."""
+        return _prune(self, self.model_dump(mode="json"))
+
+
+def _prune(model: BaseModel, data: dict) -> dict:
+    for name in getattr(model, "ADDED", ()):
+        if getattr(model, name) == type(model).model_fields[name].get_default(call_default_factory=True):
+            del data[name]
+    for name in list(data):
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            _prune(value, data[name])
+        elif isinstance(value, list | tuple):
+            for item, item_data in zip(value, data[name], strict=True):
+                if isinstance(item, BaseModel):
+                    _prune(item, item_data)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, BaseModel):
+                    _prune(item, data[name][key])
+    return data
+
 
 Unit = _range(0.0, 1.0)
 Rgb = Annotated[tuple[float, float, float], Field()]
 
 
+class WeaveConfig(_Model):
+    """A textile's yarn geometry beyond one thread pitch, in both views (scale_mm is the warp
+    pitch). Without it the raster view draws its older sine weave; with it both views draw
+    rounded yarns crossing over and under by the weave."""
+
+    weft_ratio: _range(0.2, 5.0) = Field(
+        (1.0, 1.0), description="weft pitch / warp pitch (warp runs along image y, weft along x)"
+    )
+    repeat: tuple[Annotated[int, Field(ge=3, le=8)], Annotated[int, Field(ge=3, le=8)]] = Field(
+        (3, 3), description="twill: threads per repeat, the warp floats over all but one"
+    )
+    direction: Literal["Z", "S"] = Field(
+        "Z", description="twill diagonal as seen: Z rises to the right (/), S to the left (\\)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> WeaveConfig:
+        if self.repeat[0] > self.repeat[1]:
+            raise ValueError(f"repeat: expected [min, max] with min <= max, got {list(self.repeat)}")
+        return self
+
+
 class SurfaceConfig(_Model):
+    ADDED = ("weave", "looks")
+
     family: Family
     color_low: Rgb = Field(description="one end of the base-colour line, linear RGB in [0, 1]")
     color_high: Rgb = Field(description="the other end; each image samples a point between them")
@@ -99,8 +150,24 @@ class SurfaceConfig(_Model):
     metallic: Unit = Field((0.0, 0.0), description="1 = bare metal, 0 = dielectric (paint, ferrite)")
     patterns: list[str] = Field(
         default_factory=list,
-        description="leather: grain, embossed; textile: plain, twill; metal: brushed, ground",
+        description="leather: grain, embossed, suede; textile: plain, twill; metal: brushed, ground",
     )
+    weave: WeaveConfig | None = None
+    looks: list[LookConfig] | None = Field(
+        None,
+        description="alternative appearances (finishes, fabrics), one drawn per image by weight; "
+        "each look overrides some of the fields above and inherits the rest",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        """A look is the surface with the look's own fields merged over the surface's."""
+        if isinstance(data, dict) and isinstance(data.get("looks"), list):
+            base = {k: v for k, v in data.items() if k != "looks"}
+            looks = [deep_merge(base, look) if isinstance(look, dict) else look for look in data["looks"]]
+            data = {**data, "looks": looks}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> SurfaceConfig:
@@ -113,11 +180,32 @@ class SurfaceConfig(_Model):
         bad = [p for p in self.patterns if p not in allowed]
         if bad:
             raise ValueError(f"patterns {bad} unknown for {self.family}; allowed: {list(allowed)}")
+        if self.weave is not None and self.family != "textile":
+            raise ValueError(f"weave: only a textile surface has a weave, not {self.family}")
+        if self.looks is not None:
+            names = [look.name for look in self.looks]
+            if not names or len(set(names)) < len(names):
+                raise ValueError(f"looks: expected at least one look, with unique names, got {names}")
         return self
 
 
+class LookConfig(SurfaceConfig):
+    """One appearance of a surface: every surface field, each defaulting to the surface's."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    weight: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _single(self) -> LookConfig:
+        if self.looks is not None:
+            raise ValueError("a look cannot have looks of its own")
+        return self
+
+
+SurfaceConfig.model_rebuild()
+
 PATTERNS: dict[str, tuple[str, ...]] = {
-    "leather": ("grain", "embossed"),
+    "leather": ("grain", "embossed", "suede"),
     "textile": ("plain", "twill"),
     "metal": ("brushed", "ground"),
 }
@@ -157,6 +245,8 @@ class LightConfig(_Model):
 
 
 class ImpurityConfig(_Model):
+    ADDED = ("width_mm",)
+
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     kind: ImpurityKind
     probability: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -168,6 +258,7 @@ class ImpurityConfig(_Model):
     alpha: _range(-1.0, 1.0) = Field((-0.12, -0.04), description="reflectance change α")
     heterogeneity: _range(0.0, 1.0) = (0.0, 0.0)
     rim_darkening: _range(0.0, 1.0) = (0.0, 0.0)
+    width_mm: _range(0.005, 5.0) = Field((0.03, 0.06), description="fuzz: width of a loose fibre")
 
     @model_validator(mode="after")
     def _check(self) -> ImpurityConfig:
@@ -266,6 +357,8 @@ class AppearanceConfig(_Model):
 
 
 class SceneConfig(_Model):
+    ADDED = ("sensor", "appearance")
+
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
     surface: SurfaceConfig
@@ -289,15 +382,6 @@ class SceneConfig(_Model):
         if len(names) > 254:
             raise ValueError("at most 254 classes fit a uint8 class mask")
         return self
-
-    def dump(self) -> dict:
-        """The validated content as JSON data; absent `sensor` and `appearance` sections are
-        left out, so configs written before they existed keep their hash and their datasets."""
-        data = self.model_dump(mode="json")
-        for section in ("sensor", "appearance"):
-            if data[section] is None:
-                del data[section]
-        return data
 
     def digest(self) -> str:
         """Hash of the validated content: two configs that sample alike hash alike."""

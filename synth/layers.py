@@ -158,9 +158,9 @@ def paint_stains(maps: SurfaceMaps, stains: tuple[StainSpec, ...]) -> None:
         maps.class_ids[win.rows, win.cols][owner] = stain.class_id
 
 
-def _polyline_distance(mark: MarkSpec, win: Window, texel_mm: float) -> np.ndarray:
-    """Distance (mm) from each texel centre to the mark's polyline, exact per segment."""
-    pts = np.asarray(mark.points_mm, np.float64)
+def _polyline_distance(points_mm: object, win: Window) -> np.ndarray:
+    """Distance (mm) from each texel centre to a polyline, exact per segment."""
+    pts = np.asarray(points_mm, np.float64)
     best = np.full((win.y_mm.size, win.x_mm.size), np.inf)
     for (ax, ay), (bx, by) in zip(pts[:-1], pts[1:], strict=True):
         dx, dy = bx - ax, by - ay
@@ -177,7 +177,7 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
     half_width = max(mark.width_mm / 2, 0.5 * texel_mm)
     offset = (mark.seed % 997 * 0.37, mark.seed % 991 * 0.53)
     if kind in STROKE_KINDS:
-        dist = _polyline_distance(mark, win, texel_mm)
+        dist = _polyline_distance(mark.points_mm, win)
         ragged = {"fray": 0.8, "uneven": 0.15}.get(kind, 0.0)  # width varying along the line
         if ragged:
             half_width = half_width * (
@@ -188,6 +188,17 @@ def _mark_profile(mark: MarkSpec, win: Window, texel_mm: float) -> tuple[np.ndar
     cx, cy = mark.points_mm[0]
     dx, dy = win.x_mm - cx, win.y_mm - cy
     radius = mark.size_mm / 2
+    if kind == "fuzz":  # a tuft of 3-6 curly fibres around the centre
+        rng = np.random.default_rng(mark.seed)
+        dist = np.full(np.broadcast(dx, dy).shape, np.inf)
+        for _ in range(int(rng.integers(3, 7))):
+            start = np.array([cx, cy]) + rng.uniform(-0.3, 0.3, 2) * radius
+            heading = rng.uniform(0, 2 * math.pi) + np.cumsum(rng.normal(0, 0.5, 10))
+            step = rng.uniform(0.6, 1.2) * radius / 10
+            path = start + np.cumsum(np.stack([np.cos(heading), np.sin(heading)], 1) * step, axis=0)
+            np.minimum(dist, _polyline_distance(np.vstack([start, path]), win), out=dist)
+        inside = dist <= half_width
+        return inside, np.clip(1 - (dist / half_width) ** 2, 0, 1)
     if kind == "fingerprint":  # an oval of ridges that only changes gloss
         a = math.radians(mark.angle_deg)
         u = (dx * math.cos(a) + dy * math.sin(a)) / radius
@@ -231,6 +242,7 @@ HEIGHT_SIGN = {
     "crease": -0.5,
     "discoloration": 0.0,
     "fingerprint": 0.0,
+    "fuzz": 1.0,
 }
 
 

@@ -50,7 +50,11 @@ def check_realisable(config: SceneConfig, source: str) -> None:
 
 
 def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
-    """(albedo variation in [-1, 1], height in [0, 1]) of the bare material."""
+    """(albedo factor, height in units of bump_strength x 0.05 mm) of the bare material."""
+    if material.weave is not None:
+        return yarn_weave(material, win)
+    if material.pattern == "suede":
+        return suede(material, win)
     scale = material.scale_mm
     seed_offset = (material.seed % 1000 * 0.731, material.seed % 977 * 0.377)
     x, y = win.x_mm, win.y_mm
@@ -72,7 +76,78 @@ def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.nd
             streaks = perlin(x * stretch, y, 4.0 / scale, seed_offset)
         height = 0.5 + streaks
         variation = streaks * 0.5
-    return np.clip(variation, -1, 1).astype(np.float32), height.astype(np.float32)
+    variation = np.clip(variation, -1, 1).astype(np.float32)
+    return 1 + material.color_variation * variation, height.astype(np.float32)
+
+
+def thread_random(index: np.ndarray, salt: int) -> np.ndarray:
+    """A uniform value in [0, 1) per integer thread index (a SplitMix64 hash), so a thread keeps
+    its tone and thickness along its whole length."""
+    z = (index.astype(np.int64).astype(np.uint64) + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return ((z ^ (z >> np.uint64(31))) >> np.uint64(11)).astype(np.float64) / 2.0**53
+
+
+def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Rounded yarns crossing over and under, as `synth.blender.materials.textile` draws them:
+    warp along y at pitch scale_mm, weft along x at weft_ratio x that, the warp on top where
+    (i + direction·j) mod repeat < repeat - 1.5, per-thread tone and thickness, fibres along
+    each yarn and fuzz."""
+    weave = material.weave
+    assert weave is not None
+    rng = np.random.default_rng(material.seed)
+    ox, oy = rng.uniform(0, 400, 2)  # as the Blender view's per-image offset
+    u = (win.x_mm + ox) / material.scale_mm
+    v = (win.y_mm + oy) / (material.scale_mm * weave.weft_ratio)
+    i, j = np.floor(u), np.floor(v)
+    fu, fv = u - i, v - j
+    warp_top = np.mod(i + weave.direction * j, weave.repeat) < weave.repeat - 1.5
+    salt = material.seed
+
+    def yarn(across: np.ndarray, along: np.ndarray, jitter: np.ndarray) -> np.ndarray:
+        a = (across * 2 - 1) / (0.8 + 0.14 * jitter)
+        section = np.sqrt(np.maximum(1 - a * a, 0))
+        arch = 0.55 + 0.45 * np.sin(along * math.pi)
+        twist = np.sin((along * 4 + a * 1.2) * 2 * math.pi)
+        return section * (arch + 0.06 * twist)
+
+    warp_jitter, weft_jitter = thread_random(i, salt), thread_random(j, salt + 7919)
+    h = np.where(warp_top, yarn(fu, fv, warp_jitter), yarn(fv, fu, weft_jitter))
+    fibre_warp = perlin(u.ravel() * 9, v.ravel() * 0.8, 1.0, (17.0, 3.0))
+    fibre_weft = perlin(u.ravel() * 0.8, v.ravel() * 9, 1.0, (5.0, 29.0))
+    fibres = np.where(warp_top, fibre_warp, fibre_weft)
+    fuzz = perlin(win.x_mm, win.y_mm, 14 / material.scale_mm, (ox, oy))
+    relief = h + fibres * 0.25 + fuzz * 0.12
+    tone = 1 + (np.where(warp_top, warp_jitter, weft_jitter) - 0.5) * 2 * material.color_variation
+    shade = (0.25 + 0.75 * h) * (1 + 0.5 * fibres) * np.where(warp_top, 1.0, 0.9)
+    # Heights as the Blender view's (relief x bump x scale x 0.35 mm), in shade()'s unit.
+    return (tone * shade * 1.5).astype(np.float32), (relief * material.scale_mm * 7.0).astype(np.float32)
+
+
+def suede(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """A napped (suede, nubuck) leather: short fibre ends in every direction over a fine
+    mottle, little relief; scale_mm is the fibre length. One fibre per jittered cell of
+    that size, in two offset layers, as `synth.blender.materials.leather` draws it."""
+    scale = material.scale_mm
+    rng = np.random.default_rng(material.seed)
+    ox, oy = rng.uniform(0, 400, 2)
+    x, y = win.x_mm + ox, win.y_mm + oy
+    fibres = np.zeros(np.broadcast(x, y).shape)
+    for layer, shift in enumerate((0.0, 0.5)):
+        cx, cy = np.floor(x / scale + shift), np.floor(y / scale + shift)
+        key = cx * 7919 + cy * 104729 + layer * 15485863
+        fx = (cx - shift + 0.25 + 0.5 * thread_random(key, 1)) * scale
+        fy = (cy - shift + 0.25 + 0.5 * thread_random(key, 2)) * scale
+        angle = thread_random(key, 3) * math.pi
+        along = (x - fx) * np.cos(angle) + (y - fy) * np.sin(angle)
+        across = -(x - fx) * np.sin(angle) + (y - fy) * np.cos(angle)
+        stroke = np.clip(1 - np.abs(across) / (0.08 * scale), 0, 1) * (np.abs(along) < 0.4 * scale)
+        fibres += stroke * (thread_random(key, 4) - 0.5) * 2
+    mottle = perlin(win.x_mm, win.y_mm, 0.3 / scale, (ox, oy))
+    nap = perlin(win.x_mm, win.y_mm, 2.5 / scale, (oy, ox))
+    variation = np.clip(fibres * 0.6 + mottle * 1.2 + nap * 0.8, -1.5, 1.5)
+    return (1 + material.color_variation * variation).astype(np.float32), (nap * 0.3).astype(np.float32)
 
 
 def shade(spec: SceneSpec, maps: SurfaceMaps) -> np.ndarray:
@@ -80,7 +155,7 @@ def shade(spec: SceneSpec, maps: SurfaceMaps) -> np.ndarray:
     whole = window(maps.shape, maps.texel_mm, (0.0, 0.0, spec.geometry.width_mm, spec.geometry.height_mm))
     assert whole is not None
     material = spec.material
-    variation, base_height = base_texture(material, whole)
+    factor, base_height = base_texture(material, whole)
     height = base_height * material.bump_strength * 0.05 + maps.height_mm
     gy, gx = np.gradient(height, maps.texel_mm)
     normal = np.dstack([-gx, -gy, np.ones_like(gx)])
@@ -90,9 +165,7 @@ def shade(spec: SceneSpec, maps: SurfaceMaps) -> np.ndarray:
         az, el = math.radians(spot.azimuth_deg), math.radians(spot.elevation_deg)
         direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
         light += np.clip(normal @ direction, 0, None) * spot.power_w / 15.0
-    albedo = (
-        np.asarray(material.base_color, np.float32) * (1 + material.color_variation * variation)[..., None]
-    )
+    albedo = np.asarray(material.base_color, np.float32) * factor[..., None]
     albedo = np.clip(albedo + maps.reflectance[..., None], 0, 1)
     gloss = np.clip(1 - material.roughness - maps.roughness, 0, 1)[..., None] * 0.08
     return albedo * light[..., None] * 2**spec.render.exposure + gloss * light[..., None]

@@ -32,6 +32,15 @@ class ClassSpec:
 
 
 @dataclass(frozen=True)
+class WeaveSpec:
+    """A textile's yarn geometry (see `synth.config.WeaveConfig`)."""
+
+    weft_ratio: float
+    repeat: int  # threads per repeat of the weave: 2 for plain, the twill's repeat otherwise
+    direction: int  # +1: Z twill (/), -1: S twill (\\)
+
+
+@dataclass(frozen=True)
 class MaterialSpec:
     family: str
     pattern: str
@@ -42,6 +51,13 @@ class MaterialSpec:
     bump_strength: float
     seed: int
     metallic: float = 0.0
+    weave: WeaveSpec | None = None
+    look: str | None = None  # the surface look drawn, when the config has looks
+
+
+# Spec fields added after datasets were written: left out of `to_dict` while None, so the
+# meta of older scenes stays byte-identical.
+ADDED_MATERIAL_FIELDS = ("weave", "look")
 
 
 @dataclass(frozen=True)
@@ -103,7 +119,7 @@ class StainSpec:
 
 @dataclass(frozen=True)
 class MarkSpec:
-    """A defect or a non-stain impurity (fingerprint), drawn by `synth.layers`."""
+    """A defect or a non-stain impurity (fingerprint, fuzz), drawn by `synth.layers`."""
 
     instance_id: int
     class_id: int
@@ -167,7 +183,11 @@ class SceneSpec:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for name in ADDED_MATERIAL_FIELDS:
+            if data["material"][name] is None:
+                del data["material"][name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SceneSpec:
@@ -180,7 +200,15 @@ class SceneSpec:
         return cls(
             **{
                 **{k: data[k] for k in ("config_name", "config_hash", "seed", "index", "split", "good")},
-                "material": build(MaterialSpec, data["material"]),
+                "material": build(
+                    MaterialSpec,
+                    {
+                        **data["material"],
+                        "weave": build(WeaveSpec, data["material"]["weave"])
+                        if data["material"].get("weave")
+                        else None,
+                    },
+                ),
                 "geometry": build(GeometrySpec, data["geometry"]),
                 "camera": build(CameraSpec, data["camera"]),
                 "lights": tuple(build(LightSpec, x) for x in data["lights"]),
@@ -304,6 +332,10 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
 
 def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialSpec:
     surface = config.surface
+    look = None
+    if surface.looks:  # no draw without looks: older configs keep every later draw
+        weights = np.array([x.weight for x in surface.looks])
+        surface = look = surface.looks[int(rng.choice(len(weights), p=weights / weights.sum()))]
     # One factor along the low→high colour line: grey stays grey, brown stays brown.
     t = float(rng.random())
     color = [lo + t * (hi - lo) for lo, hi in zip(surface.color_low, surface.color_high, strict=True)]
@@ -312,9 +344,10 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         h, s, v = colorsys.rgb_to_hsv(*color)
         color = list(colorsys.hsv_to_rgb((h + hue_shift) % 1.0, s, v))
     patterns = surface.patterns or [_default_pattern(surface.family)]
-    return MaterialSpec(
+    pattern = str(patterns[int(rng.integers(len(patterns)))])
+    material = MaterialSpec(
         family=surface.family,
-        pattern=str(patterns[int(rng.integers(len(patterns)))]),
+        pattern=pattern,
         base_color=(float(color[0]), float(color[1]), float(color[2])),
         color_variation=sample_range(rng, surface.color_variation),
         scale_mm=sample_range(rng, surface.scale_mm),
@@ -322,7 +355,14 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         bump_strength=sample_range(rng, surface.bump_strength),
         seed=int(rng.integers(0, 2**31 - 1)),
         metallic=sample_range(rng, surface.metallic),
+        look=None if look is None else look.name,
     )
+    weave = surface.weave
+    if weave is None:
+        return material
+    repeat = 2 if pattern == "plain" else int(rng.integers(weave.repeat[0], weave.repeat[1] + 1))
+    spec = WeaveSpec(sample_range(rng, weave.weft_ratio), repeat, 1 if weave.direction == "Z" else -1)
+    return replace(material, weave=spec)
 
 
 def _default_pattern(family: str) -> str:
@@ -378,13 +418,18 @@ def _sample_mark(
     class_id: int,
     instance_id: int,
 ) -> MarkSpec:
-    """Place one defect (or fingerprint) inside the visible window."""
+    """Place one defect (or fingerprint, fuzz) inside the visible window."""
     x0, y0, x1, y1 = window
     if isinstance(item, DefectConfig):
         size = sample_range(rng, item.size_mm)
         width, depth = sample_range(rng, item.width_mm), sample_range(rng, item.depth_mm)
         reflectance, roughness = sample_range(rng, item.reflectance), sample_range(rng, item.roughness)
         angle = sample_range(rng, item.angle_deg)
+    elif item.kind == "fuzz":  # a tuft of loose fibres lying on the surface
+        size = sample_range(rng, item.radius_mm) * 2
+        width = sample_range(rng, item.width_mm)
+        depth, reflectance, roughness = width, sample_range(rng, item.alpha), 0.1
+        angle = float(rng.uniform(0, 180))
     else:  # fingerprint: an oval of ridges that changes gloss and a little reflectance
         size = sample_range(rng, item.radius_mm) * 2
         width, depth = size * 0.7, 0.0

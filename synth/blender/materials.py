@@ -19,8 +19,13 @@ from synth.blender.nodes import Graph, Input, Socket
 
 MAPS_UV = "maps"  # normalised coordinates of the texture-space maps image
 PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
-# Names of the per-image Value nodes every surface material has (see MaterialSpec).
-PARAMS = ("seed_x", "seed_y", "scale", "roughness", "bump", "variation", "pattern")
+# Names of the per-image Value nodes every surface material has (see MaterialSpec): `pattern`
+# is 1 for the second pattern of a family (embossed, twill, ground); `period`, `weft_ratio`
+# and `direction` are a textile's weave (see WeaveSpec).
+PARAMS = (
+    "seed_x", "seed_y", "scale", "roughness", "bump", "variation", "pattern",
+    "period", "weft_ratio", "direction",
+)  # fmt: skip
 BASE_COLOR = "base_color"
 METALLIC = "metallic"
 
@@ -87,15 +92,47 @@ def leather(g: Graph, x: Inputs) -> Surface:
     return Surface(albedo, roughness, height, {"Coat Weight": 0.2, "Coat Roughness": 0.3})
 
 
+def suede(g: Graph, x: Inputs) -> Surface:
+    """A napped (suede, nubuck) leather as `synth.raster.suede` draws it: a short fibre end in
+    a random direction at every Voronoi feature point (two offset layers, cells of scale_mm,
+    the fibre length) over a fine mottle, little relief, a soft sheen."""
+    scale = x.params["scale"]
+    fibres: Input = 0.0
+    for shift in (0.0, 0.5):
+        p = g.vmath("ADD", x.p, g.xyz(g.mul(scale, shift), g.mul(scale, shift)))
+        cell = g.voronoi(p, x.inv_scale, "F1")
+        angle_random, sign_random, _ = g.channels(cell.outputs["Color"])
+        angle = g.mul(angle_random, 3.14159)
+        dx, dy, _ = g.split(g.vmath("SUBTRACT", p, cell.outputs["Position"]))
+        cos, sin = g.math("COSINE", angle), g.math("SINE", angle)
+        along = g.add(g.mul(dx, cos), g.mul(dy, sin))
+        across = g.math("SUBTRACT", g.mul(dy, cos), g.mul(dx, sin))
+        distance = g.math("DIVIDE", g.math("ABSOLUTE", across), g.mul(scale, 0.1))
+        width = g.math("MAXIMUM", g.math("SUBTRACT", 1.0, distance), 0.0)
+        short = g.math("LESS_THAN", g.math("ABSOLUTE", along), g.mul(scale, 0.4))
+        fibres = g.add(fibres, g.mul(width, short, g.madd(sign_random, 2.0, -1.0)))
+    mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.3), detail=2.0)
+    fine, _ = g.noise(x.p, g.mul(x.inv_scale, 2.5), detail=2.0)
+    mottle, fine = g.madd(mottle, 2.0, -1.0), g.madd(fine, 2.0, -1.0)
+    variation = g.add(g.mul(fibres, 0.6), g.mul(mottle, 1.2), g.mul(fine, 0.8))
+    variation = g.math("MINIMUM", g.math("MAXIMUM", variation, -1.5), 1.5)
+    albedo = g.vmath("MULTIPLY", x.base_color, g.madd(variation, x.params["variation"], 1.0))
+    height = g.mul(fine, x.params["bump"], 0.3 * 0.05)  # the raster view's relief in mm
+    roughness = g.madd(fine, 0.1, x.params["roughness"])
+    return Surface(albedo, roughness, height, {"Sheen Weight": 0.5, "Sheen Roughness": 0.5})
+
+
 def textile(g: Graph, x: Inputs) -> Surface:
-    """Woven yarns of pitch scale_mm: warp along y, weft along x, over/under by the weave
-    (plain: period 2, twill 2/1: period 3, pattern 1), rounded yarn sections arching between
-    crossings, per-thread tone and thickness, fibres along each yarn, and fuzz."""
+    """Woven yarns: warp along y at pitch scale_mm, weft along x at weft_ratio x that, over/under
+    by the weave (the warp on top where (i + direction·j) mod period < period - 1.5: plain
+    period 2, twill 2/1 period 3, ...), rounded yarn sections arching between crossings,
+    per-thread tone and thickness, fibres along each yarn, and fuzz."""
     u, v, _ = g.split(g.vmath("MULTIPLY", x.p, x.inv_scale))
+    v = g.math("DIVIDE", v, x.params["weft_ratio"])
     i, j = g.math("FLOOR", u), g.math("FLOOR", v)
     fu, fv = g.math("SUBTRACT", u, i), g.math("SUBTRACT", v, j)
-    period = g.add(x.params["pattern"], 2.0)
-    phase = g.math("FLOORED_MODULO", g.add(i, j), period)
+    period = x.params["period"]
+    phase = g.math("FLOORED_MODULO", g.add(i, g.mul(j, x.params["direction"])), period)
     warp_top = g.math("LESS_THAN", phase, g.math("SUBTRACT", period, 1.5))
 
     def yarn(across: Socket, along: Socket, thread_id: Socket) -> tuple[Socket, Socket]:
@@ -181,6 +218,14 @@ def metal(g: Graph, x: Inputs) -> Surface:
 
 
 FAMILIES: dict[str, Family] = {"leather": leather, "textile": textile, "metal": metal}
+# Every material the renderer builds: a family's, or a pattern with a graph of its own (so that
+# adding it changes nothing in its family's graph or renders).
+MATERIALS: dict[str, Family] = {**FAMILIES, "suede": suede}
+
+
+def material_name(family: str, pattern: str) -> str:
+    """The key in MATERIALS of a family's pattern."""
+    return pattern if pattern in MATERIALS else family
 
 
 def surface_material(name: str, family: Family, maps: bpy.types.Image) -> bpy.types.Material:

@@ -26,11 +26,12 @@ import numpy as np
 from synth import rig
 from synth.blender.materials import (
     BASE_COLOR,
-    FAMILIES,
     MAPS_UV,
+    MATERIALS,
     METALLIC,
     PLATE_UV,
     id_material,
+    material_name,
     surface_material,
 )
 from synth.layers import SurfaceMaps
@@ -59,7 +60,7 @@ class BlenderRenderer:
         self.maps_image.colorspace_settings.name = "Non-Color"
         self.maps_image.alpha_mode = "CHANNEL_PACKED"
         self.materials = {
-            name: surface_material(name, family, self.maps_image) for name, family in FAMILIES.items()
+            name: surface_material(name, family, self.maps_image) for name, family in MATERIALS.items()
         }
         self.id_material = id_material(self.maps_image)
         self.plate = self._make_plate()
@@ -176,7 +177,7 @@ class BlenderRenderer:
 
     def _update_material(self, spec: SceneSpec) -> None:
         m = spec.material
-        material = self.materials[m.family]
+        material = self.materials[material_name(m.family, m.pattern)]
         self.plate.data.materials[0] = material
         nodes = material.node_tree.nodes
         rng = np.random.default_rng(m.seed)
@@ -188,6 +189,9 @@ class BlenderRenderer:
             "bump": m.bump_strength,
             "variation": m.color_variation,
             "pattern": float(m.pattern in ("embossed", "twill", "ground")),
+            "period": m.weave.repeat if m.weave else 2.0 + (m.pattern == "twill"),
+            "weft_ratio": m.weave.weft_ratio if m.weave else 1.0,
+            "direction": m.weave.direction if m.weave else 1.0,
         }
         if m.family == "metal":
             values[METALLIC] = m.metallic
