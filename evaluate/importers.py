@@ -20,6 +20,12 @@ No label is changed behind the user's back, because a wrong label is worse than 
 - a rule that decides labels is applied as documented and every file it affects is listed as a
   note: mask pixels are defect from half the value range up (`read_binary_mask`), and objects
   that cover no pixel of their own are not in the labels.
+
+The `masks` format (image folders beside one mask folder, the class in the file name: AITEX,
+the leather set) treats a mask of another size as a problem of its sample: repaired when it is
+the image scaled by one factor, else skipped. Any format's images may be cut into samples
+(`Cutting`, `cut_item`): cropped to a valid region found by a stated rule, then tiled; every
+crop, dropped tile and label pixel left out is listed, and all tiles of one image share a split.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +53,31 @@ from synth.config import SPLITS
 from synth.errors import ConfigError, DataError
 from synth.images import IMAGE_SUFFIXES, UnreadableImage, decode_file, to_rgb8
 from synth.images import read_image as read_image_file
+from synth.tiles import Tile, crop_annotations, overlap_fraction, tiles_within
 from synth.writers import DatasetWriter, atomic_write_json
 
 GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "defectfree", "nodefect", "no_defect"}
-FORMATS = ("mvtec", "folders", "yolo", "coco", "labelme")
+FORMATS = ("mvtec", "folders", "masks", "yolo", "coco", "labelme")
+DEFAULT_CLASS_PATTERN = r"^([A-Za-z]+)"  # masks: the class is the leading letters of the name
+# The AITEX defect codes (ddd of nnnn_ddd_ff.png) named as in the code list of Silvestre-Blanes
+# et al., "A Public Fabric Database for Defect Detection Methods and Results", AUTEX Research
+# Journal 19(4), 2019 (checked against several public reproductions of that list; 029 does not
+# occur in ../shared/real/aitex).
+AITEX_DEFECT_CODES = {
+    "002": "broken_end",
+    "006": "broken_yarn",
+    "010": "broken_pick",
+    "016": "weft_curling",
+    "019": "fuzzyball",
+    "022": "cut_selvage",
+    "023": "crease",
+    "025": "warp_ball",
+    "027": "knots",
+    "029": "contamination",
+    "030": "nep",
+    "036": "weft_crack",
+}
+CLASS_MAPS = {"aitex": AITEX_DEFECT_CODES}  # tables that --class-map names
 YOLO_TOLERANCE = 1e-5  # normalised YOLO coordinates may leave [0, 1] by float rounding only
 PIXEL_TOLERANCE = 1.0  # COCO coordinates may leave the image by one pixel (vertices on its edge)
 LABELME_POINTS = {"polygon": (3, None), "rectangle": (2, 2), "circle": (2, 2)}  # (min, max) points
@@ -83,13 +110,14 @@ class SourceItem:
 @dataclass(frozen=True)
 class Source:
     """A scanned source dataset: the path it was scanned from, class names (ids 1.. in this
-    order), its images, and the files passed over while scanning ({"file", "reason"})."""
+    order), its images, the files passed over while scanning ({"file", "reason"}) and notes."""
 
     format: str
     src: Path
     class_names: list[str]
     items: list[SourceItem]
     skipped: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # rules that decided labels while scanning
 
 
 # ----------------------------------------------------------------- reading files
@@ -199,7 +227,7 @@ def _check_declared_size(where: str, declared: tuple[object, object], size: tupl
 
 
 def read_binary_mask(
-    mask_path: Path, image_path: Path, size: tuple[int, int]
+    mask_path: Path, image_path: Path, size: tuple[int, int], rescale: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """A mask file as booleans, checked against the size (h, w) of its image, and its notes.
 
@@ -208,19 +236,35 @@ def read_binary_mask(
     region, as the real masks here need (DESIGN §8). A region of non-zero pixels that lies wholly
     below the threshold (a soft brush stroke, a grey second level) is background, and the mask
     gets a note, so that no region vanishes unseen.
+
+    `rescale`: a mask of another size is repaired when that is safe, i.e. when it is the image
+    scaled by one factor (the same aspect ratio exactly): its values are resized to the image
+    (area-averaged when shrinking, bilinear when enlarging) before the threshold, with a note.
+    Any other size is a skip: padding or cropping it would guess where the labels lie.
     """
     if not mask_path.is_file():
         raise Unreadable(f"{image_path}: its mask {mask_path} does not exist")
     mask = _decode(mask_path)
     if mask is None or mask.dtype not in (np.uint8, np.uint16):
         raise Unreadable(f"{mask_path}: not a readable 8 or 16 bit mask image")
-    if mask.shape[:2] != size:
-        raise Unreadable(_size_mismatch(mask_path, mask.shape[:2], image_path, size))
     if mask.ndim == 3:
         mask = mask[..., :3].max(axis=2) if mask.shape[2] >= 3 else mask[..., 0]
+    notes = []
+    if mask.shape != size:
+        (mh, mw), (h, w) = mask.shape, size
+        if not rescale:
+            raise Unreadable(_size_mismatch(mask_path, mask.shape, image_path, size))
+        if mh * w != mw * h:
+            raise Unreadable(
+                f"mask {mask_path} is {mw}x{mh} px but its image {image_path} is {w}x{h} px: another "
+                "aspect ratio, so it is not repaired (padding or cropping would guess where its labels lie)"
+            )
+        shrink = mh > h
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        notes.append(f"{mask_path}: {mw}x{mh} px, resized to its image's {w}x{h} px (the same aspect ratio)")
     threshold = (int(np.iinfo(mask.dtype).max) + 1) // 2
     binary = mask >= threshold
-    return binary, _faint_note(mask, binary, threshold, mask_path)
+    return binary, notes + _faint_note(mask, binary, threshold, mask_path)
 
 
 def _faint_note(mask: np.ndarray, binary: np.ndarray, threshold: int, path: Path) -> list[str]:
@@ -261,25 +305,40 @@ def _with_lost_note(annotations: Annotations, n_objects: int, label_file: Path) 
     ]
 
 
-def _mask_reader(mask: Path, image: Path, name: str) -> LabelReader:
-    """One class mask: each 8-connected component becomes an instance of `name`."""
+def _read_union(
+    masks: Sequence[Path], image: Path, size: tuple[int, int], rescale: bool
+) -> tuple[np.ndarray, list[str]]:
+    """The union of an image's masks (one, or several such as x_mask1 and x_mask2), and notes."""
+    union, notes = np.zeros(size, bool), []
+    for mask in masks:
+        binary, more = read_binary_mask(mask, image, size, rescale)
+        union |= binary
+        notes += more
+    if len(masks) > 1:
+        notes.append(f"{image}: its {len(masks)} masks {', '.join(m.name for m in masks)} are joined (union)")
+    return union, notes
+
+
+def _mask_reader(masks: Sequence[Path], image: Path, name: str, rescale: bool = False) -> LabelReader:
+    """Class masks: each 8-connected component of their union becomes an instance of `name`."""
 
     def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
         class_id = next(c.id for c in classes if c.name == name)
-        binary, notes = read_binary_mask(mask, image, size)
+        binary, notes = _read_union(masks, image, size, rescale)
         return Annotations.from_semantic_mask(binary.astype(np.uint8) * class_id, classes), notes
 
     return read
 
 
-def _good_mask_reader(mask: Path, image: Path) -> LabelReader:
-    """A mask beside a good-class image must be empty: a defect there contradicts its folder."""
+def _good_mask_reader(masks: Sequence[Path], image: Path, rescale: bool = False) -> LabelReader:
+    """Masks beside a good-class image must be empty: a defect there contradicts its folder."""
 
     def read(size: tuple[int, int], classes: tuple[ClassInfo, ...]) -> Labels:
-        binary, notes = read_binary_mask(mask, image, size)
+        binary, notes = _read_union(masks, image, size, rescale)
         if binary.any():
             raise Unreadable(
-                f"{mask}: marks {int(binary.sum())} px as defect, but its image is in a good-class folder"
+                f"{', '.join(map(str, masks))}: marks {int(binary.sum())} px as defect, "
+                "but its image is in a good-class folder"
             )
         return _no_labels(size, classes)[0], notes
 
@@ -302,9 +361,9 @@ def _mask_item(src: Path, image: Path, stratum: str, mask: Path | None) -> Sourc
     if mask is not None and mask.is_file():
         _check_same_size(mask, image)
     if stratum == "good":
-        reader = _no_labels if mask is None else _good_mask_reader(mask, image)
+        reader = _no_labels if mask is None else _good_mask_reader([mask], image)
     else:
-        reader = _missing_mask(image) if mask is None else _mask_reader(mask, image, stratum)
+        reader = _missing_mask(image) if mask is None else _mask_reader([mask], image, stratum)
     return SourceItem(_sample_id(image.relative_to(src)), image, stratum, reader, label_file=mask)
 
 
@@ -392,6 +451,32 @@ def scan_class_folders(src: Path) -> Source:
     return Source("folders", src, names, items, skipped)
 
 
+def _class_regex(pattern: str) -> re.Pattern[str]:
+    try:
+        regex = re.compile(pattern)
+    except re.error as e:
+        raise ConfigError(f"--class-pattern {pattern!r} is not a regular expression ({e})") from None
+    if regex.groups < 1:
+        raise ConfigError(f"--class-pattern {pattern!r} has no group: expected one, such as '^([a-z]+)_'")
+    return regex
+
+
+def _class_renamer(entries: Sequence[str]) -> Callable[[str], str]:
+    """The class name of a name found by --class-pattern: renamed by the tables (CLASS_MAPS) and
+    old=new pairs of --class-map, later entries first; a name no entry knows is kept."""
+    table: dict[str, str] = {}
+    for entry in entries:
+        if entry in CLASS_MAPS:
+            table.update(CLASS_MAPS[entry])
+        elif (pair := [part.strip() for part in entry.split("=")]) and len(pair) == 2 and all(pair):
+            table[pair[0]] = pair[1]
+        else:
+            raise ConfigError(
+                f"--class-map {entry!r}: expected a table ({', '.join(CLASS_MAPS)}) or a pair old=new"
+            )
+    return lambda name: table.get(name, name)
+
+
 def _is_good(folder: str, prefix: str) -> bool:
     """A good-class folder: a good name, also after the shared prefix or any `<prefix>_`, so
     that `MT_Free` is good even when it is the only folder."""
@@ -435,6 +520,61 @@ def _image_mask_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
                 )
             pairs.append((others[0], pngs[0]))
     return pairs
+
+
+def scan_masks(
+    src: Path, class_pattern: str = DEFAULT_CLASS_PATTERN, class_map: Sequence[str] = ()
+) -> Source:
+    """Image folders and one mask folder side by side (AITEX, the leather set): each image's
+    masks are found by name in the mask folder, its class in its own name."""
+    _require_dir(src, "a folder holding image folders and one mask folder")
+    folders = sorted(p for p in src.iterdir() if p.is_dir())
+    mask_dirs = [f for f in folders if "mask" in f.name.lower()]
+    image_dirs = [f for f in folders if f not in mask_dirs]
+    if len(mask_dirs) != 1 or not image_dirs:
+        raise ImportFailure(
+            f"{src}: expected image folders and one mask folder (a name containing 'mask') beside "
+            f"them, found {len(mask_dirs)} mask folder(s) and {len(image_dirs)} other folder(s)"
+        )
+    mask_dir, regex, rename = mask_dirs[0], _class_regex(class_pattern), _class_renamer(class_map)
+    masks_of: dict[tuple[Path, str], list[Path]] = defaultdict(list)
+    for mask in _images_under(mask_dir):
+        rel = mask.relative_to(mask_dir)
+        masks_of[(rel.parent, re.sub(r"_mask\d*$", "", rel.stem))].append(mask)
+    items, skipped, used, renamed = [], [], set(), defaultdict(int)
+    for folder in image_dirs:
+        good = _is_good(re.sub(r"[_\s-]*(images|imgs)$", "", folder.name, flags=re.IGNORECASE), "")
+        for image in _images_under(folder):
+            rel = image.relative_to(folder)
+            masks = masks_of.get((rel.parent, rel.stem), [])
+            used.update(masks)
+            match = None if good else regex.search(image.stem)
+            if good:
+                reader, name = _good_mask_reader(masks, image, rescale=True), "good"
+            elif match is None or not match.group(1):
+                why = f"its name does not match --class-pattern {class_pattern!r}, so its class is unknown"
+                skipped.append(_skip(image, why))
+                continue
+            elif not masks:
+                expected = mask_dir / rel.parent / f"{rel.stem}.*, {rel.stem}_mask.* or {rel.stem}_mask<k>.*"
+                why = f"no mask found ({expected}); an image of a defect folder is never imported as good"
+                skipped.append(_skip(image, why))
+                continue
+            else:
+                name = rename(match.group(1))
+                renamed[(match.group(1), name)] += 1
+                reader = _mask_reader(masks, image, name, rescale=True)
+            label_file = masks[0] if masks else None
+            items.append(SourceItem(_sample_id(rel), image, name, reader, label_file=label_file))
+    names = sorted({i.stratum for i in items} - {"good"})
+    _check_names(names, f"{src} (class names from --class-pattern and --class-map)")
+    notes = [
+        f"class {raw!r} of {n} image(s) is named {name!r} by --class-map"
+        for (raw, name), n in sorted(renamed.items())
+        if raw != name
+    ]
+    skipped += _unused(_images_under(mask_dir), used, "a mask without its image")
+    return Source("masks", src, names, items, skipped, notes)
 
 
 def scan_yolo(src: Path, names: Sequence[str] | None = None) -> Source:
@@ -848,10 +988,130 @@ def assign_splits(
     return split_of
 
 
+# ----------------------------------------------------------------- cutting into samples
+
+VALID_REGION_RULES = ("saturated-columns",)
+
+
+@dataclass(frozen=True)
+class Cutting:
+    """How a source image becomes samples: cropped to its valid region (`valid_region`, a rule
+    of VALID_REGION_RULES), then cut into `tile` px tiles at most `stride` px apart (default:
+    `tile`); a tile with less than `min_valid` of its pixels in the valid region is dropped.
+    The defaults leave an image one sample, as it is."""
+
+    tile: int | None = None
+    stride: int | None = None
+    valid_region: str | None = None
+    saturation: int = 250
+    min_valid: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.tile is not None and self.tile < 1:
+            raise ConfigError(f"--tile {self.tile}: expected a tile size of at least 1 px")
+        if self.stride is not None:
+            if self.tile is None:
+                raise ConfigError(f"--stride {self.stride} needs --tile (it is the step between tiles)")
+            if not 1 <= self.stride <= self.tile:
+                gap = self.stride - self.tile
+                why = f": tiles would leave gaps of {gap} px between them" if gap > 0 else ""
+                raise ConfigError(f"--stride {self.stride}: expected 1 to --tile {self.tile}{why}")
+        if self.valid_region is not None and self.valid_region not in VALID_REGION_RULES:
+            rules = ", ".join(VALID_REGION_RULES)
+            raise ConfigError(f"--valid-region {self.valid_region!r}: unknown rule, expected one of {rules}")
+        if not 0 <= self.saturation <= 255:
+            raise ConfigError(f"--saturation {self.saturation}: expected an 8-bit value, 0 to 255")
+        if not 0.0 <= self.min_valid <= 1.0:
+            raise ConfigError(f"--min-valid {self.min_valid}: expected a fraction of a tile, 0 to 1")
+
+    @property
+    def active(self) -> bool:
+        return self.tile is not None or self.valid_region is not None
+
+
+def valid_window(image: np.ndarray, rule: str | None, saturation: int = 250) -> Tile | None:
+    """The part of an image that is surface, as a window; None when no part of it is.
+
+    `saturated-columns`: the columns from the left and from the right edge inwards whose median
+    is saturated (at least `saturation` in every channel: white) are not surface, such as the
+    white band at the left of many AITEX strips; an image without such columns is kept whole.
+    """
+    height, width = image.shape[:2]
+    if rule is None:
+        return Tile(0, 0, width, height)
+    surface = np.flatnonzero(np.median(image.min(axis=2), axis=0) < saturation)
+    return Tile(int(surface[0]), 0, int(surface[-1]) + 1, height) if surface.size else None
+
+
+Piece = tuple[str, Tile | None]  # a sample's id and its window in source pixels (None: all of it)
+
+
+def cut_item(
+    item: SourceItem, image: np.ndarray, annotations: Annotations, cutting: Cutting
+) -> tuple[list[Piece], list[str], list[dict[str, Any]]] | dict[str, str]:
+    """The samples a source image is cut into, notes on the cut, and its dropped tiles; or the
+    skip of an image whose cut leaves nothing it may be imported as. Without cutting, the image
+    is its one sample, as it is.
+
+    A tile's id is the image's id and its offset (`0001_002_00_x1103`, `_y0256` added below
+    the first row). Labelled pixels that no kept sample holds are counted in a note; when that
+    is all of a defect-class image's labels, the image is skipped: its samples would count as
+    good.
+    """
+    if not cutting.active:
+        return [(item.id, None)], [], []
+    height, width = image.shape[:2]
+    window = valid_window(image, cutting.valid_region, cutting.saturation)
+    if window is None:
+        why = f"every column has a median >= {cutting.saturation}, so no part of it is surface"
+        return _skip(item.image, f"--valid-region {cutting.valid_region}: {why}")
+    notes = []
+    if window != Tile(0, 0, width, height):
+        notes.append(
+            f"{item.image}: --valid-region {cutting.valid_region} keeps columns {window.x0}..{window.x1 - 1} "
+            f"of {width}: {window.x0} at the left and {width - window.x1} at the right have a median "
+            f">= {cutting.saturation} and are cropped"
+        )
+    pieces: list[Piece] = []
+    dropped: list[dict[str, Any]] = []
+    if cutting.tile is None:
+        pieces.append((item.id, window))
+    else:
+        for tile in tiles_within(window, width, height, cutting.tile, cutting.stride or cutting.tile):
+            sid = f"{item.id}_x{tile.x0:04d}" + (f"_y{tile.y0:04d}" if tile.y0 else "")
+            valid = overlap_fraction(tile, window)
+            if valid < cutting.min_valid:
+                dropped.append({"file": str(item.image), "id": sid, "valid_fraction": round(valid, 4)})
+            else:
+                pieces.append((sid, tile))
+    covered = np.zeros((height, width), bool)
+    for _, tile in pieces:
+        if tile is not None:
+            covered[tile.y0 : tile.y1, tile.x0 : tile.x1] = True
+    labelled = annotations.instance_map > 0
+    lost, total = int((labelled & ~covered).sum()), int(labelled.sum())
+    where = (
+        f"{item.label_file or item.image}: {lost} of its {total} labelled px lie outside the valid "
+        "region or in dropped tiles"
+    )
+    if lost and lost == total and item.stratum != "good":
+        return _skip(item.image, f"{where}; its class is {item.stratum}, so it is not imported as good")
+    if lost:
+        notes.append(f"{where} and are not imported")
+    return pieces, notes, dropped
+
+
 # ----------------------------------------------------------------- writing
 
 
-def scan(fmt: str, src: Path, names: Sequence[str] | None = None, images: Path | None = None) -> Source:
+def scan(
+    fmt: str,
+    src: Path,
+    names: Sequence[str] | None = None,
+    images: Path | None = None,
+    class_pattern: str = DEFAULT_CLASS_PATTERN,
+    class_map: Sequence[str] = (),
+) -> Source:
     """Scan a source of the given format (one of FORMATS); a source without any image to
     import is an error, naming why its files were passed over."""
     if not src.exists():
@@ -859,6 +1119,7 @@ def scan(fmt: str, src: Path, names: Sequence[str] | None = None, images: Path |
     scanners: dict[str, Callable[[], Source]] = {
         "mvtec": lambda: scan_mvtec(src),
         "folders": lambda: scan_class_folders(src),
+        "masks": lambda: scan_masks(src, class_pattern, class_map),
         "yolo": lambda: scan_yolo(src, names),
         "coco": lambda: scan_coco(src, images),
         "labelme": lambda: scan_labelme(src),
@@ -883,6 +1144,7 @@ def import_dataset(
     group_pattern: str | None = None,
     impurities: Sequence[str] = (),
     overwrite: bool = False,
+    cutting: Cutting = Cutting(),
 ) -> dict:
     """Write a scanned source as a canonical dataset; returns (and saves) the import report.
 
@@ -894,6 +1156,10 @@ def import_dataset(
     would otherwise count as a good image. The writer is opened at the first image that can be
     imported (the one sample a rerun reads again), so an import that skips every image is an
     error that writes (and removes) nothing.
+
+    `cutting` (`cut_item`): each source image becomes its valid region or its tiles. Splits are
+    drawn per source image, so all tiles of one image land in one split. A rerun reads every
+    source image again (its tiles are known only then) and keeps the tiles already written.
     """
     unknown = sorted(set(impurities) - set(source.class_names))
     if unknown:
@@ -908,37 +1174,68 @@ def import_dataset(
         for i, name in enumerate(source.class_names, 1)
     )
     split_of = assign_splits(source.items, fractions, seed, group_pattern)
-    options = {
+    options: dict[str, Any] = {
         "importer": source.format,
         "seed": seed,
         "fractions": list(fractions),
         "group_pattern": group_pattern,
     }
-    skipped, notes = list(source.skipped), []
+    if cutting.active:
+        options["cutting"] = asdict(cutting)
+    skipped, notes = list(source.skipped), list(source.notes)
+    dropped: list[dict[str, Any]] = []
+    sources: dict[str, int] = dict.fromkeys(SPLITS, 0)
+    good_tiles = 0
     with ExitStack() as stack:
         writer: DatasetWriter | None = None
         for item in tqdm(source.items, desc=f"importing {source.format}", unit="img"):
             split = split_of[item.id]
-            if writer is not None and writer.has(split, item.id):
+            if not cutting.active and writer is not None and writer.has(split, item.id):
                 notes += _stored_notes(writer.path("meta", split, item.id))
+                sources[split] += 1
                 continue
             read = _read_item(item, classes)
-            if isinstance(read, dict):
-                skipped.append(read)
+            cut = read if isinstance(read, dict) else cut_item(item, read[0], read[1], cutting)
+            if isinstance(cut, dict):
+                skipped.append(cut)
+                continue
+            image, annotations, item_notes = read
+            pieces, cut_notes, item_dropped = cut
+            if not pieces:  # every tile dropped
+                notes += item_notes + cut_notes
+                dropped += item_dropped
                 continue
             if writer is None:
                 writer = stack.enter_context(DatasetWriter(out, classes, source=options, overwrite=overwrite))
-                if writer.has(split, item.id):  # a rerun: kept, as above
+                if not cutting.active and writer.has(split, item.id):  # a rerun: kept, as above
                     notes += _stored_notes(writer.path("meta", split, item.id))
+                    sources[split] += 1
                     continue
-            image, annotations, item_notes = read
-            notes += item_notes
-            spec = {"source_file": str(item.image), **({"notes": item_notes} if item_notes else {})}
-            writer.write(split, item.id, image, annotations, spec=spec)
+            notes += item_notes + cut_notes
+            dropped += item_dropped
+            sources[split] += 1
+            spec: dict[str, Any] = {"source_file": str(item.image)}
+            spec |= {"notes": item_notes} if item_notes else {}
+            for sid, window in pieces:
+                if window is None:  # the image as it is
+                    writer.write(split, sid, image, annotations, spec=spec)
+                    continue
+                if item.stratum != "good" and not window.crop(annotations.instance_map).any():
+                    good_tiles += 1
+                if not writer.has(split, sid):
+                    origin = {"source_id": item.id, "source_class": item.stratum}
+                    origin["offset"] = [window.x0, window.y0]
+                    labels = crop_annotations(annotations, window)
+                    writer.write(split, sid, window.crop(image), labels, spec=spec | origin)
         if writer is None:
-            raise ImportFailure(_nothing_imported(source, skipped, out))
+            raise ImportFailure(_nothing_imported(source, skipped, out, dropped))
         counts = writer.finalize()
-    report = {
+    if good_tiles:
+        notes.append(
+            f"{good_tiles} tiles of defect-class images hold no labelled pixel and are imported as good "
+            "(their meta spec.source_class names the class of their image)"
+        )
+    report: dict[str, Any] = {
         "format": source.format,
         "classes": [c.to_dict() for c in classes],
         "splits": counts,
@@ -946,6 +1243,8 @@ def import_dataset(
         "skipped": skipped,
         "notes": notes,
     }
+    if cutting.active:
+        report |= {"cutting": asdict(cutting), "source_images": sources, "dropped_tiles": dropped}
     atomic_write_json(out / "import_report.json", report)
     return report
 
@@ -965,13 +1264,19 @@ def _read_item(
     return image, annotations, notes
 
 
-def _nothing_imported(source: Source, skipped: list[dict[str, str]], out: Path) -> str:
-    """The error of an import that skipped every image, with the skip list (nothing was written)."""
+def _nothing_imported(
+    source: Source, skipped: list[dict[str, str]], out: Path, dropped: Sequence[dict[str, Any]] = ()
+) -> str:
+    """The error of an import that skipped every image (or dropped all its tiles), with the skip
+    and drop lists (nothing was written)."""
+    why = "skipped" if not dropped else f"skipped or left no tile ({len(dropped)} tiles dropped)"
     lines = [
         f"{source.src}: nothing imported as {source.format}: all {len(source.items)} images were "
-        f"skipped, so nothing was written to {out}; the {len(skipped)} skips:"
+        f"{why}, so nothing was written to {out}; the {len(skipped)} skips:"
     ]
-    return "\n".join(lines + [f"  skipped {s['file']}: {s['reason']}" for s in skipped])
+    lines += [f"  skipped {s['file']}: {s['reason']}" for s in skipped]
+    lines += [f"  dropped tile {d['id']}: {d['valid_fraction']:.0%} of it is valid" for d in dropped]
+    return "\n".join(lines)
 
 
 def _stored_notes(meta: Path) -> list[str]:
@@ -1024,6 +1329,39 @@ def _check_out(src: Path, out: Path) -> None:
     default=None,
     help="COCO: image folder (else the JSON's folder).",
 )
+@click.option(
+    "--class-pattern",
+    default=DEFAULT_CLASS_PATTERN,
+    show_default=True,
+    help=r"masks: regex whose first group in an image's name is its class, e.g. '^\d+_(\d+)_' for AITEX.",
+)
+@click.option(
+    "--class-map",
+    "class_map",
+    multiple=True,
+    help="masks: rename classes: a table (aitex: its defect codes) or old=new (repeatable).",
+)
+@click.option("--tile", type=int, default=None, help="Cut each image into tiles of this many px.")
+@click.option("--stride", type=int, default=None, help="Step between tiles in px (default: --tile).")
+@click.option(
+    "--valid-region",
+    default=None,
+    help=f"Crop each image to its surface by a rule: {', '.join(VALID_REGION_RULES)}.",
+)
+@click.option(
+    "--saturation",
+    type=int,
+    default=Cutting.saturation,
+    show_default=True,
+    help="saturated-columns: the median at and above which a column is not surface.",
+)
+@click.option(
+    "--min-valid",
+    type=float,
+    default=Cutting.min_valid,
+    show_default=True,
+    help="Drop a tile with a smaller share of its pixels inside the valid region.",
+)
 def import_data(
     fmt: str,
     src: Path,
@@ -1035,8 +1373,15 @@ def import_data(
     overwrite: bool,
     names: str | None,
     images: Path | None,
+    class_pattern: str,
+    class_map: tuple[str, ...],
+    tile: int | None,
+    stride: int | None,
+    valid_region: str | None,
+    saturation: int,
+    min_valid: float,
 ) -> None:
-    """Import real data (FORMAT: mvtec, folders, yolo, coco, labelme) into the canonical layout.
+    """Import real data (FORMAT: mvtec, folders, masks, yolo, coco, labelme) into the canonical layout.
 
     Images are re-split into train/val/test (--split, --seed), stratified by class and by
     --group-pattern; the source's own split is not kept.
@@ -1049,6 +1394,15 @@ def import_data(
     (magnetic tile: MT_Crack/Imgs/x.jpg with x.png). Folders named good, free, ok, normal,
     defect_free or no_defect, also after a prefix (MT_Free), hold defect-free images, whose
     masks must be empty; a prefix shared by all folders (MT_) is dropped from class names.
+
+    masks: SRC holds image folders and one mask folder (its name holds 'mask') side by side.
+    The masks of <image folder>/<path>/<stem>.* are <mask folder>/<path>/<stem>.*, <stem>_mask.*
+    or <stem>_mask<k>.* (several: their union). Image folders named good, no_defect, ... (also
+    with _images: NoDefect_images) hold defect-free images; the class of any other image is
+    the first group of --class-pattern in its name, renamed by --class-map. An image of a
+    defect folder without a mask is skipped. A mask of another size that is the image scaled by
+    one factor is resized to it (a note); any other size skips the sample. AITEX: --class-pattern
+    '^\\d+_(\\d+)_' --class-map aitex; the leather set: --class-map wringle=wrinkle.
 
     yolo: SRC holds images/<path>.<ext> and labels/<path>.txt: boxes "class cx cy w h" or
     polygons "class x1 y1 x2 y2 ...", normalised to [0, 1]. Class names come from --names,
@@ -1064,25 +1418,41 @@ def import_data(
     embedding it (imageData), with polygon, rectangle and circle shapes in pixels. A file with
     another shape type, malformed JSON or a shape without a label or points is skipped.
 
+    Cutting (any format): --valid-region saturated-columns crops the columns, from the left and
+    right edges inwards, whose median is at least --saturation in every channel (a white band
+    beside the surface); --tile cuts each image, or its valid region, into tiles at most
+    --stride apart, the last flush with the border; a tile of which less than --min-valid lies
+    in the valid region (where the region is narrower than a tile) is dropped and listed. A tile
+    is a sample <image id>_x<x0> (and _y<y0> below the first row); its meta spec records its
+    image and offset. All tiles of an image go to one split.
+
     Masks (mvtec, folders): a pixel is defect when its value is at least half the range (128
     of 255, 32768 of 65535, brightest channel), so anti-aliased edges keep the core of their
-    region; a region whose values all lie below that is background and listed as a note.
+    region; a region whose values all lie below that is background and listed as a note. The
+    masks format reads its masks by the same rule.
 
     No label is changed silently: a problem of the whole source stops the import before
     anything is written, a problem of one file skips it, and both name the file. Skips and
     notes are printed and listed in OUT/import_report.json.
     """
     _check_out(src, out)
-    source = scan(fmt, src, [n.strip() for n in names.split(",")] if names else None, images)
-    report = import_dataset(source, out, fractions, seed, group_pattern, impurities, overwrite)
+    cutting = Cutting(tile, stride, valid_region, saturation, min_valid)
+    listed = [n.strip() for n in names.split(",")] if names else None
+    source = scan(fmt, src, listed, images, class_pattern, class_map)
+    report = import_dataset(source, out, fractions, seed, group_pattern, impurities, overwrite, cutting)
     click.echo(f"imported {report['imported']} images into {out}: {report['splits']}")
+    if cutting.active:
+        click.echo(f"from {sum(report['source_images'].values())} source images: {report['source_images']}")
+    for drop in report.get("dropped_tiles", []):
+        click.echo(f"dropped tile {drop['id']}: {drop['valid_fraction']:.0%} of it is valid", err=True)
     for skip in report["skipped"]:
         click.echo(f"skipped {skip['file']}: {skip['reason']}", err=True)
     for note in report["notes"]:
         click.echo(f"note: {note}", err=True)
-    if report["skipped"] or report["notes"]:
+    if report["skipped"] or report["notes"] or report.get("dropped_tiles"):
+        dropped = f", {len(report['dropped_tiles'])} tiles dropped" if report.get("dropped_tiles") else ""
         click.echo(
-            f"{len(report['skipped'])} skipped, {len(report['notes'])} notes; "
+            f"{len(report['skipped'])} skipped, {len(report['notes'])} notes{dropped}; "
             f"listed in {out / 'import_report.json'}",
             err=True,
         )

@@ -87,3 +87,32 @@ def crop_annotations(annotations: Annotations, tile: Tile, min_area_px: int = 1)
         window[np.isin(window, small)] = 0
     classes = {i.instance_id: i.class_id for i in annotations.instances}
     return Annotations.from_instance_map(window, classes, annotations.classes, annotations.mm_per_px)
+
+
+def tiles_within(window: Tile, width: int, height: int, tile: int, stride: int) -> list[Tile]:
+    """Row-major tiles of tile x tile px (the whole axis where the image is shorter) that cover
+    `window` of a width x height image, at most `stride` apart, each inside the image.
+
+    Where the window is narrower than a tile, its one tile reaches past the window, flush with
+    the window's far edge when the image allows (else with the image's): tiles keep their size,
+    and the share of a tile inside the window says how much of it is what the window holds.
+    """
+    if not (0 <= window.x0 < window.x1 <= width and 0 <= window.y0 < window.y1 <= height):
+        raise ValueError(f"{window} does not lie inside the {width}x{height} image")
+
+    def axis(start: int, end: int, size: int) -> tuple[list[int], int]:
+        span = min(tile, size)
+        return [
+            min(start + o, size - span) for o in strided_origins(end - start, span, min(stride, span))
+        ], span
+
+    xs, tile_w = axis(window.x0, window.x1, width)
+    ys, tile_h = axis(window.y0, window.y1, height)
+    return [Tile(x, y, x + tile_w, y + tile_h) for y in ys for x in xs]
+
+
+def overlap_fraction(tile: Tile, window: Tile) -> float:
+    """The share of `tile`'s pixels that lie inside `window`."""
+    w = min(tile.x1, window.x1) - max(tile.x0, window.x0)
+    h = min(tile.y1, window.y1) - max(tile.y0, window.y0)
+    return max(w, 0) * max(h, 0) / ((tile.x1 - tile.x0) * (tile.y1 - tile.y0))
