@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup, DefectsynthError
@@ -33,6 +34,11 @@ def _shard(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     except ValueError:
         raise click.BadParameter(f"expected i/N with 0 <= i < N, got {value!r}") from None
     return index, count
+
+
+def _given(name: str) -> bool:
+    """Whether the command line set option `name` (not its default)."""
+    return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
 
 
 @click.group(cls=CommandGroup)
@@ -90,6 +96,42 @@ def validate(scenes: tuple[str, ...]) -> None:
     is_flag=True,
     help="replace a dataset made with other parameters (its samples are deleted)",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="render on Ray: alone, a local instance; `auto`, this node's cluster; or host:port",
+)
+@click.option(
+    "--ray-actors",
+    type=click.IntRange(1),
+    default=None,
+    help="Ray actors, one warm renderer each [default: one per CPU slot of the cluster]",
+)
+@click.option(
+    "--ray-cpus-per-actor",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="CPUs each actor reserves (its Cycles threads)",
+)
+@click.option(
+    "--ray-gpus-per-actor",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="GPUs each actor reserves, for Ray's placement",
+)
+@click.option(
+    "--ray-retries",
+    type=click.IntRange(0),
+    default=3,
+    show_default=True,
+    help="restarts of a dead Ray actor, and retries of the samples it held",
+)
 @click.option("--quiet", is_flag=True)
 def render(
     scene: str,
@@ -100,12 +142,23 @@ def render(
     shard: tuple[int, int],
     no_finalize: bool,
     overwrite: bool,
+    ray_address: str | None,
+    ray_actors: int | None,
+    ray_cpus_per_actor: float,
+    ray_gpus_per_actor: float,
+    ray_retries: int,
     quiet: bool,
 ) -> None:
     """Render SCENE into a canonical dataset at --out (resumes where it stopped).
 
     --out must be empty or hold a dataset made with the same scene, config and options.
     """
+    ray_options = ("ray_actors", "ray_cpus_per_actor", "ray_gpus_per_actor", "ray_retries")
+    given = [f"--{o.replace('_', '-')}" for o in ray_options if _given(o)]
+    if ray_address is None and given:
+        raise click.UsageError(f"{', '.join(given)}: only with --ray")
+    if ray_address is not None and workers > 1:
+        raise click.UsageError("--ray and --workers exclude each other (the Ray actors are the workers)")
     if shard != (0, 1) and workers > 1:
         raise click.UsageError("--shard and --workers exclude each other (the workers are shards)")
     if shard != (0, 1) and overwrite:
@@ -115,7 +168,22 @@ def render(
     from synth.render import render_dataset, render_parallel
 
     config = _config(scene, n, renderer)
-    if workers > 1:
+    if ray_address is not None:
+        from synth.distributed import RayOptions, render_on_ray
+
+        options = RayOptions(ray_address, ray_actors, ray_cpus_per_actor, ray_gpus_per_actor, ray_retries)
+        summary = render_on_ray(
+            config,
+            out,
+            options,
+            scene_path=scene,
+            renderer=renderer,  # type: ignore[arg-type]
+            shard=shard,
+            finalize=not no_finalize,
+            progress=not quiet,
+            overwrite=overwrite,
+        )
+    elif workers > 1:
         summary = render_parallel(config, out, scene, n, renderer, workers, overwrite)  # type: ignore[arg-type]
     else:
         summary = render_dataset(
@@ -133,6 +201,9 @@ def render(
             f"{out}: rendered {summary.rendered}, skipped {summary.skipped} finished, "
             f"{summary.seconds:.1f} s; splits {summary.counts}"
         )
+        if ray_address is not None and summary.rendered:
+            nodes = ", ".join(f"{node[:8]} {count}" for node, count in sorted(summary.nodes.items()))  # type: ignore[attr-defined]
+            click.echo(f"Ray: samples per node {nodes}; {len(summary.placed)} actor processes")  # type: ignore[attr-defined]
 
 
 @main.command()

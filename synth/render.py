@@ -36,12 +36,14 @@ from synth.writers import DatasetWriter
 RendererName = Literal["cycles", "raster"]
 
 
-def make_renderer(name: RendererName) -> Renderer:
+def make_renderer(name: RendererName, threads: int = 0) -> Renderer:
+    """A renderer of that name; `threads` caps Cycles' threads (0: all cores), e.g. to the
+    CPUs a Ray actor declared. The raster view runs on one thread anyway."""
     if name == "raster":
         return RasterRenderer()
     from synth.blender import BlenderRenderer  # bpy is imported only here
 
-    return BlenderRenderer()
+    return BlenderRenderer(threads)
 
 
 # The config's own cap on a split's image count; `--n` gets the same, so no split exceeds it.
@@ -103,6 +105,36 @@ def as_recorded(rgb: np.ndarray, spec: SceneSpec) -> np.ndarray:
     return apply_appearance(apply_sensor(rgb, spec.sensor), spec.appearance)
 
 
+@dataclass
+class RenderedSample:
+    """One sample as the dataset stores it, made by `render_sample`: a local render loop writes
+    it at once, a Ray actor sends it to the driver, which writes it (synth.distributed)."""
+
+    split: str
+    image_id: str
+    image: np.ndarray
+    annotations: Annotations
+    spec: dict[str, Any]
+
+    def write(self, writer: DatasetWriter) -> None:
+        writer.write(self.split, self.image_id, self.image, self.annotations, self.spec)
+
+
+def render_sample(
+    view: Renderer, config: SceneConfig, index: int, classes: tuple[ClassInfo, ...]
+) -> RenderedSample:
+    """Sample, render and label image `index`: the one per-sample path of every render loop."""
+    spec = sample_scene(config, index)
+    result = view.render(spec, build_maps(spec))
+    rgb = as_recorded(result.rgb, spec)
+    return RenderedSample(spec.split, spec.image_id, rgb, annotate(spec, result, classes), spec.to_dict())
+
+
+def is_finished(writer: DatasetWriter, config: SceneConfig, index: int) -> bool:
+    """Whether image `index` is already in the dataset (a resume skips it)."""
+    return writer.has(split_of(config, index), f"{index:06d}")
+
+
 def render_source(config: SceneConfig, scene_path: str, renderer: RendererName) -> dict[str, Any]:
     """What a dataset records it was made with; a resume must match it (DatasetWriter)."""
     return {
@@ -150,14 +182,11 @@ def _render_shard(
     view: Renderer | None = None  # made at the first unfinished sample: a finished resume starts no Blender
     rendered = 0
     for index in tqdm(indices, desc=f"render {config.name}", unit="img", disable=not progress):
-        if writer.has(split_of(config, index), f"{index:06d}"):
+        if is_finished(writer, config, index):
             continue
         if view is None:
             view = make_renderer(renderer)
-        spec = sample_scene(config, index)
-        result = view.render(spec, build_maps(spec))
-        rgb = as_recorded(result.rgb, spec)
-        writer.write(spec.split, spec.image_id, rgb, annotate(spec, result, writer.classes), spec.to_dict())
+        render_sample(view, config, index, writer.classes).write(writer)
         rendered += 1
     counts = writer.finalize() if finalize else {}
     return RenderSummary(rendered, len(indices) - rendered, time.perf_counter() - start, counts)
