@@ -23,11 +23,12 @@ def _register() -> None:
     from evaluate.detector import detector
     from evaluate.experiments import domain_gap
     from evaluate.gap import gap
+    from evaluate.hybrid import hybrid
     from evaluate.importers import import_data
     from evaluate.predict import predict
     from evaluate.segment import segment
 
-    for command in (import_data, anomaly, detector, domain_gap, gap, predict, segment):
+    for command in (import_data, anomaly, detector, domain_gap, gap, predict, segment, hybrid):
         main.add_command(command)
 
 

@@ -193,8 +193,24 @@ def _register_segment() -> None:
     finetune.add_command(finetune_segment)
 
 
+def _register_classifier() -> None:
+    from train.classifier.cli import finetune_classifier, pretrain_classifier
+
+    pretrain.add_command(pretrain_classifier)
+    finetune.add_command(finetune_classifier)
+
+
+def _register_maskrcnn() -> None:
+    from train.maskrcnn.cli import finetune_maskrcnn, pretrain_maskrcnn
+
+    pretrain.add_command(pretrain_maskrcnn)
+    finetune.add_command(finetune_maskrcnn)
+
+
 _register_yolo()
 _register_segment()
+_register_maskrcnn()
+_register_classifier()
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,347 @@
+"""`evaluate hybrid`: two-stage inspection. A PatchCore anomaly map, thresholded at the operating
+point of `evaluate anomaly`, proposes connected regions; a crop classifier (train/classifier)
+names each region's defect class or dismisses it as "not a defect" (an impurity such as a water
+stain, or plain surface).
+
+Both systems are scored on the test split by the same rules: a labelled instance is found when
+the kept regions cover at least k% of its pixels (k = 0: one pixel; for PatchCore alone this is
+exactly `evaluate anomaly`'s defect-wise recall); a region is a true detection when it touches a
+defect pixel, and a false alarm otherwise; a good image is flagged when any region is kept on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import cv2
+import numpy as np
+
+from evaluate import anomaly
+from evaluate import metrics as m
+from evaluate.plots import save_rgb
+from evaluate.predict import describe, draw_overlay
+from evaluate.report import Section
+from evaluate.severity import load_severity
+from synth.annotations import Prediction
+from synth.dataset import Dataset
+from synth.errors import DataError
+from synth.runs import default_out
+from synth.writers import atomic_write_json
+
+UNNAMED = 0  # class id of a region as the anomaly map proposes it, before the classifier names it
+SYSTEMS = ("patchcore", "hybrid")
+EXAMPLES = 8
+
+
+def find_regions(score_map: np.ndarray, threshold: float) -> list[Prediction]:
+    """The 8-connected regions of `score_map >= threshold`, in the order of their top-left-most
+    pixel: exact pixel box (x0, y0, x1, y1), the region's own pixels as a mask crop at its
+    origin, score = the map's maximum inside, class `UNNAMED`."""
+    flagged = (score_map >= threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flagged, connectivity=8)
+    regions = []
+    for i in range(1, count):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        mask = labels[y : y + h, x : x + w] == i
+        score = float(score_map[y : y + h, x : x + w][mask].max())
+        regions.append(Prediction((x, y, x + w, y + h), score, UNNAMED, mask, (x, y)))
+    return regions
+
+
+def paint(regions: Sequence[Prediction], size: tuple[int, int]) -> np.ndarray:
+    """The union of the regions' masks as one boolean (h, w) mask."""
+    out = np.zeros(size, bool)
+    for r in regions:
+        x, y = r.mask_origin
+        out[y : y + r.mask.shape[0], x : x + r.mask.shape[1]] |= r.mask
+    return out
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """One test image: its scores and labels, the proposed regions and, per region, the
+    classifier's probabilities (regions x classes)."""
+
+    scored: anomaly.Scored
+    regions: list[Prediction]
+    probabilities: np.ndarray
+
+    def named(self, class_names: Sequence[str]) -> list[Prediction]:
+        """The regions with the classifier's class (index into `class_names`, 0 = not a
+        defect) and its probability as class and score."""
+        return [
+            Prediction(r.box, float(p.max()), int(p.argmax()), r.mask, r.mask_origin)
+            for r, p in zip(self.regions, self.probabilities, strict=True)
+        ]
+
+
+def inspect(scored: anomaly.Scored, image: np.ndarray, threshold: float, classifier: Any) -> Inspected:
+    """Regions of one image's anomaly map, each classified on its crop of the full image."""
+    regions = find_regions(scored.score_map, threshold)
+    return Inspected(scored, regions, classifier.classify(image, [r.box for r in regions]))
+
+
+def _touches(region: Prediction, mask: np.ndarray) -> bool:
+    x, y = region.mask_origin
+    return bool((mask[y : y + region.mask.shape[0], x : x + region.mask.shape[1]] & region.mask).any())
+
+
+def system_metrics(
+    images: Sequence[Inspected], kept: Sequence[list[Prediction]], kinds: dict[str, str], k: float
+) -> dict[str, Any]:
+    """Recall per class (defect-wise rule at k), region precision and false alarms of one
+    system, given the regions it keeps on each image."""
+    coverages, true_regions, alarm_regions, on_impurities, good_flagged = [], 0, 0, 0, []
+    for item, regions in zip(images, kept, strict=True):
+        s = item.scored
+        flagged = paint(regions, s.instance_map.shape)
+        for iid, cov in m.instance_coverage(flagged, s.instance_map).items():
+            coverages.append((s.instance_class[iid], cov))
+        impurity = (s.instance_map > 0) & ~s.defect_mask
+        for r in regions:
+            if _touches(r, s.defect_mask):
+                true_regions += 1
+            else:
+                alarm_regions += 1
+                on_impurities += _touches(r, impurity)
+        if not s.defective:
+            good_flagged.append(bool(regions))
+    recall = m.defect_wise_recall(coverages, k)
+    defects = [n for n, kind in kinds.items() if kind == "defect"]
+    return {
+        "recall": {n: r for n, r in recall.items() if kinds.get(n) == "defect"},
+        "mean_defect_recall": m.mean_over(recall, defects),
+        "impurities_flagged": {n: r for n, r in recall.items() if kinds.get(n) == "impurity"},
+        "regions": true_regions + alarm_regions,
+        "region_precision": m.Counts(true_regions, alarm_regions, 0, 0).precision,
+        "false_alarm_regions": alarm_regions,
+        "false_alarm_regions_on_impurities": on_impurities,
+        "good_images": len(good_flagged),
+        "good_images_flagged": float(np.mean(good_flagged)) if good_flagged else float("nan"),
+    }
+
+
+def class_metrics(
+    images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float
+) -> dict[str, dict[str, float]]:
+    """Per defect class, for the hybrid: recall counting only regions named that class, and the
+    precision of the regions named that class (they touch an instance of it)."""
+    out = {}
+    for name in (n for n, kind in kinds.items() if kind == "defect"):
+        coverages, named, right = [], 0, 0
+        index = class_names.index(name) if name in class_names else -1
+        for item in images:
+            s = item.scored
+            regions = [r for r in item.named(class_names) if r.class_id == index]
+            ids = [iid for iid, n in s.instance_class.items() if n == name]
+            truth = np.isin(s.instance_map, ids)
+            flagged = paint(regions, truth.shape)
+            coverages += [
+                (name, c) for i, c in m.instance_coverage(flagged, s.instance_map).items() if i in ids
+            ]
+            named += len(regions)
+            right += sum(_touches(r, truth) for r in regions)
+        out[name] = {
+            "recall_right_class": m.defect_wise_recall(coverages, k).get(name, float("nan")),
+            "precision": m.Counts(right, named - right, 0, 0).precision if named else float("nan"),
+            "regions_named": named,
+        }
+    return out
+
+
+def hybrid_metrics(
+    images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float
+) -> dict[str, Any]:
+    """PatchCore alone (every region) beside the hybrid (regions not dismissed)."""
+    every = [item.regions for item in images]
+    kept = [[r for r in item.named(class_names) if r.class_id != 0] for item in images]
+    return {
+        "patchcore": system_metrics(images, every, kinds, k),
+        "hybrid": {
+            **system_metrics(images, kept, kinds, k),
+            "per_class": class_metrics(images, class_names, kinds, k),
+        },
+    }
+
+
+def table(result: dict[str, Any]) -> tuple[list[str], list[list]]:
+    """The one table: a row per figure, a column per system (– where it does not apply)."""
+    pc, hy = result["patchcore"], result["hybrid"]
+    nan = float("nan")
+    rows: list[list] = [
+        [f"mean defect-wise recall (k={result['k']}%)", pc["mean_defect_recall"], hy["mean_defect_recall"]]
+    ]
+    for name, value in pc["recall"].items():
+        rows.append([f"recall: {name}", value, hy["recall"].get(name, nan)])
+    for name, value in hy["per_class"].items():
+        rows.append([f"recall, right class: {name}", nan, value["recall_right_class"]])
+    for name, value in hy["per_class"].items():
+        rows.append([f"precision: {name}", nan, value["precision"]])
+    rows += [
+        ["region precision (any defect class)", pc["region_precision"], hy["region_precision"]],
+        ["regions", pc["regions"], hy["regions"]],
+        ["false-alarm regions", pc["false_alarm_regions"], hy["false_alarm_regions"]],
+        [
+            "false-alarm regions on impurities",
+            pc["false_alarm_regions_on_impurities"],
+            hy["false_alarm_regions_on_impurities"],
+        ],
+        [
+            f"good images flagged (of {pc['good_images']})",
+            pc["good_images_flagged"],
+            hy["good_images_flagged"],
+        ],
+    ]
+    for name, value in pc["impurities_flagged"].items():
+        rows.append([f"impurities flagged (lower is better): {name}", value, hy["impurities_flagged"][name]])
+    timing = result["seconds_per_image"]
+    rows.append(["seconds per image", timing["patchcore"], timing["patchcore"] + timing["classifier"]])
+    return ["metric", "PatchCore alone", "hybrid"], rows
+
+
+def region_records(
+    item: Inspected, image: np.ndarray, class_names: Sequence[str], mm_per_pixel: float, severity: Any
+) -> tuple[list[dict[str, Any]], list[Prediction]]:
+    """Every region of one image as a record (class, score, box, mask outline, sizes in mm,
+    severity; dismissed regions too, marked), most severe first; and the regions in that order."""
+    named = item.named(class_names)
+    records, ordered = describe(image, named, dict(enumerate(class_names)), mm_per_pixel, severity)
+    position = {id(r): i for i, r in enumerate(named)}
+    for record, region in zip(records, ordered, strict=True):
+        i = position[id(region)]
+        record["kept"] = region.class_id != 0
+        record["anomaly_score"] = round(item.regions[i].score, 4)
+        record["defect_probability"] = round(float(1.0 - item.probabilities[i][0]), 4)
+    return records, ordered
+
+
+def evaluate_hybrid(
+    coreset: Any,
+    classifier: Any,
+    data: Path,
+    out: Path,
+    k: float = 0.0,
+    mm_per_pixel: float | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """Score the test split with both systems; write metrics.json, regions.json, overlays."""
+    dataset = Dataset(data)
+    samples = {s.id: s for s in dataset.samples("test")}
+    if not samples:
+        raise DataError(f"{data}: the test split is empty")
+    scales = {s.meta.get("mm_per_px") for s in samples.values()}
+    if mm_per_pixel is None and None in scales:
+        raise DataError(
+            f"{data}: its test images record no mm per pixel (imported data?): give --mm-per-pixel"
+        )
+    started = time.perf_counter()
+    test = anomaly.score_split(dataset, "test", coreset.predict)
+    patchcore_seconds = time.perf_counter() - started
+    if threshold is None:
+        val = anomaly.score_split(dataset, "val", coreset.predict)
+        threshold, source = anomaly.choose_threshold(val, coreset.threshold)
+    else:
+        source = "given with --threshold"
+    started = time.perf_counter()
+    images = {s.id: samples[s.id].image() for s in test}
+    inspected = [inspect(s, images[s.id], threshold, classifier) for s in test]
+    classifier_seconds = time.perf_counter() - started
+    kinds = {c.name: c.kind for c in dataset.classes}
+    result = {
+        "data": str(data),
+        "threshold": threshold,
+        "threshold_source": source,
+        "k": k,
+        "classes": classifier.class_names,
+        **hybrid_metrics(inspected, classifier.class_names, kinds, k),
+        "seconds_per_image": {
+            "patchcore": patchcore_seconds / len(test),
+            "classifier": classifier_seconds / len(test),
+        },
+    }
+    severity = load_severity()
+    regions, shown = {}, {"defective": [], "false_alarm": []}
+    for item in inspected:
+        scale = mm_per_pixel or samples[item.scored.id].meta["mm_per_px"]
+        image = images[item.scored.id]
+        records, ordered = region_records(item, image, classifier.class_names, scale, severity)
+        regions[item.scored.id] = {"mm_per_pixel": scale, "regions": records}
+        kept = [(r, d) for r, d in zip(records, ordered, strict=True) if r["kept"]]
+        kind = "defective" if item.scored.defective else "false_alarm"
+        if kept or item.scored.defective:
+            shown[kind].append((len(kept), item, kept))
+    atomic_write_json(out / "regions.json", regions)
+    result["examples"] = []
+    for kind, chosen in shown.items():
+        for _, item, kept in sorted(chosen, key=lambda c: -c[0])[: EXAMPLES // 2]:
+            picture = draw_overlay(images[item.scored.id], [r for r, _ in kept], [d for _, d in kept])
+            truth = item.scored.defect_mask.astype(np.uint8)
+            contours, _ = cv2.findContours(truth, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            cv2.drawContours(picture, contours, -1, (0, 255, 0), 1)
+            path = save_rgb(picture, out / "examples" / f"{kind}_{item.scored.id}.png")
+            result["examples"].append(str(path.relative_to(out)))
+    atomic_write_json(out / "metrics.json", result)
+    return result
+
+
+def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
+    legend = (
+        "Kept regions boxed with the classifier's class, probability and severity; labelled "
+        "defects outlined in green. Dismissed regions are listed in regions.json."
+    )
+    return [
+        Section(
+            "PatchCore alone and the hybrid (test split)",
+            text=f"threshold {result['threshold']:.4g}: {result['threshold_source']}.",
+            table=table(result),
+        ),
+        Section("examples", text=legend, images=[(Path(p).stem, out / p) for p in result["examples"]]),
+    ]
+
+
+@click.command("hybrid")
+@click.option("--coreset", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--classifier",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Crop classifier (train pretrain|finetune classifier).",
+)
+@click.option(
+    "--mm-per-pixel",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Scale for the sizes and severities [each image's own, recorded in its meta].",
+)
+@click.option(
+    "--threshold",
+    type=float,
+    help="Anomaly threshold [evaluate anomaly's: max pixel F1 on val, else the coreset's].",
+)
+@anomaly.evaluation_options("hybrid", "classifier")
+def hybrid(
+    coreset: Path,
+    classifier: Path,
+    mm_per_pixel: float | None,
+    threshold: float | None,
+    data: Path,
+    out: Path | None,
+    k: float,
+    device: str,
+) -> None:
+    """Two-stage inspection: PatchCore regions, each named or dismissed by a crop classifier;
+    one table of both systems, regions.json, overlays and an HTML report."""
+    from train.classifier.model import CropClassifier
+    from train.patchcore import Coreset
+
+    model = Coreset.load(coreset, device=device)
+    crops = CropClassifier.load(classifier, device=device)
+    out = out or default_out("hybrid", classifier.stem)
+    result = evaluate_hybrid(model, crops, data, out, k, mm_per_pixel, threshold)
+    anomaly.print_report(
+        result, report_sections(result, out), out, f"{coreset.name} + {classifier.name} on {data}"
+    )

@@ -1,0 +1,181 @@
+"""The two-stage hybrid: regions of an anomaly map, the metrics of both systems on hand-built
+cases, and an end-to-end `evaluate hybrid` run on a tiny raster dataset."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from evaluate import anomaly
+from evaluate.cli import main as evaluate_cli
+from evaluate.hybrid import UNNAMED, Inspected, evaluate_hybrid, find_regions, hybrid_metrics, paint, table
+from evaluate.importers import import_dataset, scan
+from synth.annotations import Annotations, ClassInfo
+from synth.config import parse_config
+from synth.dataset import Dataset
+from synth.errors import DataError
+from synth.render import render_dataset
+from tests.conftest import TINY_SCENE
+from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
+from train.classifier.training import pretrain as pretrain_classifier
+from train.patchcore import Coreset, PatchCoreConfig
+from train.patchcore import pretrain as pretrain_coreset
+
+
+def test_regions_come_out_exactly_for_known_blobs() -> None:
+    score = np.zeros((12, 16), np.float32)
+    score[1:4, 2:6] = 0.6  # a 4 x 3 block
+    score[2, 3] = 0.9  # its peak
+    score[6, 10] = 0.5  # exactly at the threshold: flagged
+    score[7, 11] = 0.7  # touches the one above diagonally: the same region (8-connected)
+    score[9:11, 0:2] = 0.4  # below the threshold
+    score[10, 14:16] = 0.8  # against the right border
+    regions = find_regions(score, 0.5)
+    assert [r.box for r in regions] == [(2, 1, 6, 4), (10, 6, 12, 8), (14, 10, 16, 11)]
+    assert [r.score for r in regions] == pytest.approx([0.9, 0.7, 0.8])
+    assert [r.mask_origin for r in regions] == [(2, 1), (10, 6), (14, 10)]
+    assert all(r.class_id == UNNAMED for r in regions)
+    np.testing.assert_array_equal(regions[0].mask, np.ones((3, 4), bool))
+    np.testing.assert_array_equal(regions[1].mask, [[True, False], [False, True]])
+    np.testing.assert_array_equal(paint(regions, score.shape), score >= 0.5)
+    assert find_regions(score, 0.95) == []
+
+
+CLASSES = (ClassInfo(1, "crack"), ClassInfo(2, "pit"), ClassInfo(3, "water_stain", "impurity"))
+KINDS = {"crack": "defect", "pit": "defect", "water_stain": "impurity"}
+NAMES = [NOT_A_DEFECT, "crack", "pit"]
+
+
+def inspected(name: str, score: np.ndarray, instances: np.ndarray, classes: dict, calls: list) -> Inspected:
+    """An image whose regions the 'classifier' names as listed in `calls` (class indices)."""
+    annotations = Annotations.from_instance_map(instances.astype(np.uint16), classes, CLASSES)
+    scored = anomaly.Scored(name, score, float(score.max()), annotations)
+    regions = find_regions(score, 0.5)
+    assert len(regions) == len(calls)
+    probabilities = np.full((len(calls), 3), 0.1, np.float32)
+    probabilities[np.arange(len(calls)), calls] = 0.8
+    return Inspected(scored, regions, probabilities)
+
+
+def hand_case() -> list[Inspected]:
+    # image a: a crack (id 1) found and named crack; a stain (id 2) flagged and dismissed;
+    # a pit (id 3) found but named crack
+    score_a = np.zeros((10, 10), np.float32)
+    instances_a = np.zeros((10, 10), np.uint16)
+    instances_a[1, 1:5], score_a[1, 2:4] = 1, 0.9
+    instances_a[5:7, 5:7], score_a[5:7, 5:7] = 2, 0.8
+    instances_a[9, 9], score_a[8:10, 8:10] = 3, 0.7
+    a = inspected("a", score_a, instances_a, {1: 1, 2: 3, 3: 2}, [1, 0, 1])
+    # image b: good, two false alarms, one kept as a pit
+    score_b = np.zeros((10, 10), np.float32)
+    score_b[0, 0], score_b[5, 5] = 0.9, 0.6
+    b = inspected("b", score_b, np.zeros((10, 10), np.uint16), {}, [0, 2])
+    # image c: good, nothing flagged
+    c = inspected("c", np.zeros((10, 10), np.float32), np.zeros((10, 10), np.uint16), {}, [])
+    return [a, b, c]
+
+
+def test_both_systems_are_scored_by_the_same_rules() -> None:
+    result = hybrid_metrics(hand_case(), NAMES, KINDS, k=0)
+    pc, hy = result["patchcore"], result["hybrid"]
+    assert pc["recall"] == {"crack": 1.0, "pit": 1.0} and hy["recall"] == {"crack": 1.0, "pit": 1.0}
+    assert pc["impurities_flagged"] == {"water_stain": 1.0} and hy["impurities_flagged"] == {
+        "water_stain": 0.0
+    }
+    assert (pc["regions"], pc["false_alarm_regions"], pc["false_alarm_regions_on_impurities"]) == (5, 3, 1)
+    assert (hy["regions"], hy["false_alarm_regions"], hy["false_alarm_regions_on_impurities"]) == (3, 1, 0)
+    assert pc["region_precision"] == pytest.approx(2 / 5) and hy["region_precision"] == pytest.approx(2 / 3)
+    assert (pc["good_images"], pc["good_images_flagged"], hy["good_images_flagged"]) == (2, 0.5, 0.5)
+    assert hy["per_class"] == {
+        "crack": {"recall_right_class": 1.0, "precision": 0.5, "regions_named": 2},
+        "pit": {"recall_right_class": 0.0, "precision": 0.0, "regions_named": 1},
+    }
+    at_k60 = hybrid_metrics(hand_case(), NAMES, KINDS, k=60)
+    assert at_k60["patchcore"]["recall"]["crack"] == 0.0  # 2 of its 4 pixels: 50% < 60%
+    # PatchCore alone is evaluate anomaly's defect-wise recall at the same threshold
+    scored = [item.scored for item in hand_case()]
+    assert anomaly.anomaly_metrics(scored, 0.5, KINDS)["defect_wise"]["per_class"] == pc["recall"]
+    header, rows = table({**result, "k": 0, "seconds_per_image": {"patchcore": 0.5, "classifier": 0.1}})
+    assert header == ["metric", "PatchCore alone", "hybrid"]
+    by_name = {row[0]: row[1:] for row in rows}
+    assert by_name["false-alarm regions"] == [3, 1]
+    assert by_name["good images flagged (of 2)"] == [0.5, 0.5]
+    assert by_name["seconds per image"] == [0.5, pytest.approx(0.6)]
+
+
+def defect_scene() -> dict:
+    scene = copy.deepcopy(TINY_SCENE)
+    scene["splits"]["train"] = {"count": 8, "good_fraction": 0.25}
+    return scene
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A tiny raster dataset, a coreset of its good train images and a classifier of its crops."""
+    base = tmp_path_factory.mktemp("hybrid")
+    data = base / "data"
+    render_dataset(parse_config(defect_scene()), data, renderer="raster", progress=False)
+    config = PatchCoreConfig(image_size=(32, 32), coreset_size=16, epochs=1, holdout=0.25)
+    coreset = pretrain_coreset(data, config).save(base / "coreset.safetensors")
+    classifier = base / "classifier.pt"
+    pretrain_classifier([data], classifier, ClassifierConfig(image_size=32, epochs=1, crops_per_epoch=8))
+    return data, coreset, classifier
+
+
+def test_end_to_end_hybrid_run_writes_its_report(tiny_run, tmp_path: Path) -> None:
+    data, coreset, classifier = tiny_run
+    out = tmp_path / "hybrid"
+    args = ["hybrid", "--coreset", str(coreset), "--classifier", str(classifier), "--data", str(data)]
+    result = CliRunner().invoke(evaluate_cli, [*args, "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "| metric | PatchCore alone | hybrid |" in result.output
+    html = (out / "report.html").read_text()
+    assert "PatchCore alone and the hybrid (test split)" in html and "<img src='data:image/jpeg" in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    regions = json.loads((out / "regions.json").read_text())
+    model = Coreset.load(coreset)
+    truth = anomaly.evaluate_predictor(model.predict, data, tmp_path / "anomaly", model.threshold)
+    assert metrics["threshold"] == truth["threshold"]
+    assert metrics["patchcore"]["recall"] == truth["defect_wise"]["per_class"]
+    assert metrics["patchcore"]["good_images"] == truth["image"]["good_images"]
+    samples = Dataset(data).samples("test")
+    maps, _ = model.predict([s.image() for s in samples])
+    counts = {
+        s.id: len(find_regions(smap, metrics["threshold"])) for s, smap in zip(samples, maps, strict=True)
+    }
+    assert {i: len(r["regions"]) for i, r in regions.items()} == counts
+    assert sum(counts.values()) == metrics["patchcore"]["regions"]
+    records = [r for image in regions.values() for r in image["regions"]]
+    assert sum(r["kept"] for r in records) == metrics["hybrid"]["regions"]
+    for record in records:
+        assert record["class"] in metrics["classes"] and record["kept"] == (record["class"] != NOT_A_DEFECT)
+        assert record["length_mm"] >= record["width_mm"] > 0 and "severity" in record
+        assert 0 <= record["defect_probability"] <= 1
+    assert metrics["examples"] and all((out / p).is_file() for p in metrics["examples"])
+
+
+def test_hybrid_needs_a_scale_for_imported_data(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "MT_Free"
+    source.mkdir(parents=True)
+    cv2.imwrite(str(source / "a.png"), np.full((16, 16), 90, np.uint8))
+    import_dataset(scan("folders", source.parent), tmp_path / "real", fractions=(0.0, 0.0, 1.0))
+    with pytest.raises(DataError) as error:
+        evaluate_hybrid(None, None, tmp_path / "real", tmp_path / "out")
+    assert str(error.value) == (
+        f"{tmp_path / 'real'}: its test images record no mm per pixel (imported data?): give --mm-per-pixel"
+    )
+
+
+def test_hybrid_cli_names_a_file_that_is_no_classifier(tiny_run, tmp_path: Path) -> None:
+    data, coreset, _ = tiny_run
+    args = ["hybrid", "--coreset", str(coreset), "--classifier", str(coreset), "--data", str(data)]
+    result = CliRunner().invoke(evaluate_cli, [*args, "--out", str(tmp_path / "x"), "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {coreset}: not a classifier weights file (")
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,137 @@
+"""Training a crop classifier: cross-entropy on class-balanced crops, AdamW with a cosine
+schedule, the weights of the epoch with the lowest validation loss, early stopping.
+
+The validation crops are the val split's instances and good windows, cut without jitter; with
+no val split the training loss is watched instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from synth.dataset import Dataset
+from synth.errors import ConfigError, DataError, ModelError
+from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
+from train.classifier.data import CropPool, class_names, epoch_batches, fixed_crops, load_crops
+from train.classifier.model import CropClassifier
+
+
+@torch.no_grad()
+def validate(model: CropClassifier, crops: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    """Mean loss, balanced accuracy (mean recall over the classes present), the share of defect
+    crops called a defect of any class, and the share of "not a defect" crops rejected."""
+    images, labels = crops
+    probabilities = model.probabilities(images)
+    loss = float(-np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)).mean())
+    predicted = probabilities.argmax(axis=1)
+    recalls = [float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)]
+    defect = labels != 0
+    return {
+        "val_loss": loss,
+        "val_balanced_accuracy": float(np.mean(recalls)),
+        "val_defects_kept": float(np.mean(predicted[defect] != 0)) if defect.any() else float("nan"),
+        "val_rejected": float(np.mean(predicted[~defect] == 0)) if (~defect).any() else float("nan"),
+    }
+
+
+def _val_crops(sources: Sequence[Path], names: list[str], config: ClassifierConfig):
+    """The val crops of every source that has a val split, or None when none has."""
+    parts = [
+        fixed_crops(load_crops(root, "val", config), names, config)
+        for root in sources
+        if Dataset(root).samples("val")
+    ]
+    parts = [p for p in parts if len(p[1])]
+    if not parts:
+        return None
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def train(model: CropClassifier, sources: Sequence[Path], out: Path, start_from: str) -> CropClassifier:
+    """Train `model` on the train crops of `sources` (mixed by class-balanced draws), keep the
+    epoch with the lowest validation loss, and save it to `out`."""
+    config = model.config
+    pools: list[CropPool] = [load_crops(root, "train", config) for root in sources]
+    labels = {c.label for p in pools for c in p.crops}
+    if not labels - {NOT_A_DEFECT}:
+        raise DataError(
+            f"{', '.join(map(str, sources))}: no defect instance in the train split: nothing to learn "
+            "(a render's train split is often all good: render defects into it, or add real data)"
+        )
+    val = _val_crops(sources, model.class_names, config)
+    trained = [p for p in model.network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    best_loss, best_state, bad_epochs = float("inf"), None, 0
+    model.history = []
+    model.trained_on = [{"root": str(Path(r).resolve()), "split": "train"} for r in sources]
+    bar = tqdm(range(config.epochs), desc="classifier epochs", unit="epoch")
+    for epoch in bar:
+        torch.manual_seed(config.seed * 100_003 + epoch)
+        model.network.train()
+        losses = []
+        for images, targets in epoch_batches(pools, model.class_names, config, epoch):
+            logits = model.network(model.to_tensor(images))
+            loss = loss_fn(logits, torch.from_numpy(targets).to(config.device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        schedule.step()
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "lr": schedule.get_last_lr()[0]}
+        if val is not None:
+            record.update(validate(model, val))
+        model.history.append(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("loss", "val_loss")})
+        watched = record.get("val_loss", record["loss"])
+        if watched < best_loss:
+            best_loss, best_state, bad_epochs = watched, copy.deepcopy(model.network.state_dict()), 0
+        else:
+            bad_epochs += 1
+            if bad_epochs >= config.patience:
+                break
+    bar.close()
+    if best_state is not None:
+        model.network.load_state_dict(best_state)
+    recipe = {"config": config.to_dict(), "sources": model.trained_on, "start": start_from}
+    model.save(out, recipe)
+    return model
+
+
+def _check_sources(data: Sequence[Path]) -> list[Path]:
+    if not data:
+        raise ConfigError("--data: give at least one canonical dataset")
+    return [Path(d) for d in data]
+
+
+def pretrain(data: Sequence[Path], out: Path, config: ClassifierConfig) -> CropClassifier:
+    """Train a new classifier on the train crops of one or more canonical datasets (synthetic,
+    real, or both), validated on their val splits."""
+    sources = _check_sources(data)
+    torch.manual_seed(config.seed)  # the head's random init
+    model = CropClassifier.new(config, class_names(sources))
+    return train(model, sources, out, f"new:{config.weights}")
+
+
+def finetune(
+    weights: Path, data: Sequence[Path], out: Path, device: str = "cpu", **overrides
+) -> CropClassifier:
+    """Continue a classifier on new data (e.g. real crops after synthetic ones); training
+    settings may change, the classes may not: every defect class of the data must be one of
+    the classifier's."""
+    sources = _check_sources(data)
+    model = CropClassifier.load(weights, device)
+    model.config = ClassifierConfig.from_dict(model.config.to_dict(), device=device, **overrides)
+    unknown = [n for n in class_names(sources) if n not in model.class_names]
+    if unknown:
+        raise ModelError(f"{weights} knows the classes {model.class_names[1:]}; the data also has {unknown}")
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    return train(model, sources, out, f"weights:sha256-{digest}")
