@@ -1,13 +1,17 @@
-"""Evaluate a YOLO detector / segmenter on a canonical dataset: `evaluate detector`.
+"""Evaluate a detector / instance segmenter on a canonical dataset: `evaluate detector`.
 
-Boxes are compared (the COCO rule) on the test split: mAP50, mAP50-95, AP by instance size
-from all predictions down to a low confidence; recall, miss rate and false alarms on good
-images at the working confidence `--conf`.
+YOLO weights (train/yolo) or Mask R-CNN weights (train/maskrcnn). Boxes are compared (the COCO
+rule) on the test split: mAP50, mAP50-95, AP by instance size from all predictions down to a
+low confidence; for models that predict masks the same figures for the masks (COCO segm, from
+the dataset's exact instance masks); recall, miss rate and false alarms on good images at the
+working confidence `--conf`. Weights trained on tiles infer on the same tiles, merged across
+them (evaluate.tiling).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import cv2
@@ -16,31 +20,90 @@ from tqdm import tqdm
 from evaluate import metrics as m
 from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, save_rgb
 from evaluate.report import Section, markdown_table, write_html
-from synth.annotations import Prediction, predictions_from_ultralytics
+from evaluate.tiling import TileDetector, detect_tiled
+from synth.annotations import Annotations, Prediction, predictions_from_ultralytics
 from synth.dataset import Dataset, Sample
 from synth.errors import DataError
 from synth.runs import default_out
 from synth.writers import atomic_write_json
+from train.devices import device_option
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
 MAP_CONF = 0.001
 EXAMPLES = 8
 
 
+def annotations_of(dataset: Dataset, samples: list[Sample]) -> dict[str, Annotations]:
+    """Every sample's labels (instances and their exact masks)."""
+    return {s.id: s.annotations(dataset.classes) for s in samples}
+
+
 def truths_of(dataset: Dataset, samples: list[Sample]) -> m.Truths:
     """Every sample's labelled instances, read through its `Annotations`."""
-    return {s.id: s.annotations(dataset.classes).instances for s in samples}
+    return {k: a.instances for k, a in annotations_of(dataset, samples).items()}
 
 
-def predict(model, samples: list[Sample], imgsz: int, batch: int = 8) -> m.Predictions:
-    """YOLO predictions for every sample, in canonical class ids (YOLO class + 1)."""
+def predict_tiled(
+    samples: list[Sample],
+    detector: TileDetector,
+    tile: int,
+    overlap: float,
+    bgr: bool = False,
+    batch: int = 8,
+) -> m.Predictions:
+    """Every sample's predictions from `detector` run on its tiles and merged across them;
+    `bgr` for detectors that take OpenCV's channel order (ultralytics)."""
+    preds: dict[str, list[Prediction]] = {}
+    for sample in tqdm(samples, desc="detecting", leave=False):
+        image = sample.image()
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if bgr else image
+        preds[sample.id] = detect_tiled(image, detector, tile, overlap, batch)
+    return preds
+
+
+def predict(model, samples: list[Sample], imgsz: int | None = None, batch: int = 8) -> m.Predictions:
+    """YOLO predictions for every sample, in canonical class ids (YOLO class + 1), with masks
+    in image pixels for a segment model. Weights trained on tiles (`train ... yolo --tile`)
+    predict on the same tiles; `imgsz` defaults to the size the weights were trained at."""
+    from evaluate.predict import yolo_tile_detector
+    from train.yolo.training import weights_tiling
+
+    imgsz = imgsz or int((model.ckpt or {}).get("train_args", {}).get("imgsz", 640))
+    tiling = weights_tiling(model)
+    if tiling is not None:
+        detector = yolo_tile_detector(model, imgsz, MAP_CONF, 0.7, None, class_offset=1)
+        return predict_tiled(samples, detector, tiling.tile, tiling.overlap, bgr=True, batch=batch)
     preds: dict[str, list[Prediction]] = {}
     for start in tqdm(range(0, len(samples), batch), desc="detecting", leave=False):
         chunk = samples[start : start + batch]
-        results = model.predict([str(s.image_path) for s in chunk], imgsz=imgsz, conf=MAP_CONF, verbose=False)
+        paths = [str(s.image_path) for s in chunk]
+        results = model.predict(paths, imgsz=imgsz, conf=MAP_CONF, retina_masks=True, verbose=False)
         for sample, result in zip(chunk, results, strict=True):
             preds[sample.id] = predictions_from_ultralytics(result, class_offset=1)
     return preds
+
+
+def predict_maskrcnn(model, samples: list[Sample]) -> m.Predictions:
+    """Mask R-CNN predictions (canonical class ids, masks) on the weights' own tiles."""
+    tiling = model.config.tiling
+
+    def detector(tiles):
+        return model.detect_tiles(tiles, MAP_CONF)
+
+    return predict_tiled(samples, detector, tiling.tile, tiling.overlap, batch=4)
+
+
+def load_detector(weights: Path, out: Path, device: str) -> tuple[Any, str, bool]:
+    """The model in `weights` (Mask R-CNN or YOLO), its kind, and whether it predicts masks."""
+    from train.maskrcnn.model import MaskRCNNModel, is_maskrcnn_file
+
+    if is_maskrcnn_file(weights):
+        return MaskRCNNModel.load(weights, device), "maskrcnn", True
+    from train.yolo.offline import import_ultralytics, load_yolo
+
+    import_ultralytics(out)
+    model = load_yolo(weights)
+    return model, "yolo", model.task == "segment"
 
 
 def draw_examples(
@@ -83,28 +146,42 @@ def draw_examples(
     type=click.FloatRange(0, 1),
     help="Working confidence for recall, miss rate and false alarms.",
 )
-@click.option("--imgsz", default=640, show_default=True, type=int)
-def detector(weights: Path, data: Path, out: Path | None, conf: float, imgsz: int) -> None:
-    """Evaluate YOLO weights on the test split: metrics JSON, examples and an HTML report."""
-    from train.yolo.offline import import_ultralytics, load_yolo
-
+@click.option(
+    "--imgsz",
+    type=click.IntRange(min=32),
+    help="YOLO input size [the size the weights were trained at].",
+)
+@device_option
+def detector(
+    weights: Path, data: Path, out: Path | None, conf: float, imgsz: int | None, device: str
+) -> None:
+    """Evaluate YOLO or Mask R-CNN weights on the test split: metrics JSON, examples and an
+    HTML report."""
     out = out or default_out("detector", weights.stem)
     dataset = Dataset(data)
     samples = dataset.samples("test")
     if not samples:
         raise DataError(f"{data}: the test split is empty")
-    import_ultralytics(out)
-    model = load_yolo(weights)
-    truths = truths_of(dataset, samples)
-    preds = predict(model, samples, imgsz)
+    model, kind, with_masks = load_detector(weights, out, device)
     names = {c.id: c.name for c in dataset.classes}
+    if kind == "maskrcnn" and [c.name for c in model.classes] != list(names.values()):
+        raise DataError(
+            f"{weights} detects {[c.name for c in model.classes]}, {data} has {list(names.values())}"
+        )
+    annotations = annotations_of(dataset, samples)
+    truths = {k: a.instances for k, a in annotations.items()}
+    preds = predict_maskrcnn(model, samples) if kind == "maskrcnn" else predict(model, samples, imgsz)
     impurities = {c.id for c in dataset.classes if c.kind == "impurity"}
     good = [s.id for s in samples if s.good]
-    result = m.detection_metrics(truths, preds, names, good, conf, impurities)
+    masks = annotations if with_masks else None
+    result = m.detection_metrics(truths, preds, names, good, conf, impurities, masks)
     result["kinds"] = {c.name: c.kind for c in dataset.classes}
+    result["model"] = kind
     figures = draw_examples(samples, truths, preds, conf, out)
     atomic_write_json(out / "metrics.json", result)
-    rows = [[k, result[k]] for k in ("map50", "map50_95", "ap_small", "ap_medium", "ap_large")]
+    keys = ["map50", "map50_95", "ap_small", "ap_medium", "ap_large"]
+    keys += [f"mask_{k}" for k in keys] if with_masks else []
+    rows = [[k, result[k]] for k in keys]
     rows += [[f"recall {n}", v["recall"]] for n, v in result["per_class"].items()]
     rows += [["false alarms on good images", result["false_alarms_on_good"]]]
     legend = "Boxes: green = found, red = missed, yellow = false alarm (at the working confidence)."

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synth.annotations import Instance, Prediction
+from synth.annotations import Annotations, Instance, Prediction
 
 # Coverage levels (percent of an instance's pixels) of the defect-wise recall curve.
 COVERAGE_LEVELS: tuple[int, ...] = tuple(range(0, 101, 5))
@@ -315,14 +315,19 @@ def detection_metrics(
     good_images: Collection[str],
     conf: float = 0.25,
     impurity_classes: Collection[int] = (),
+    masks: Mapping[str, Annotations] | None = None,
 ) -> dict:
     """COCO mAP50 / mAP50-95 / AP by size, plus recall, miss rate and false alarms at `conf`.
 
     `truths` has every evaluated image; `good_images` are the defect-free ones, whose every
     defect-class prediction at >= conf is a false alarm; a prediction of one of
-    `impurity_classes` (a water stain found on a good image) is not.
+    `impurity_classes` (a water stain found on a good image) is not. With `masks` (every image's
+    Annotations, whose instance ids the truths carry), the same figures for the masks
+    (`mask_map50`, ...: COCO segm AP from the exact instance masks against predicted masks).
     """
     ap = _coco_ap(truths, preds, class_names)
+    if masks is not None:
+        ap |= {f"mask_{k}": v for k, v in _coco_ap(truths, preds, class_names, masks).items()}
     found = found_instances(truths, preds, conf)
     per_class = {}
     for cid, name in sorted(class_names.items()):
@@ -348,8 +353,34 @@ def detection_metrics(
     }
 
 
-def _coco_ap(truths: Truths, preds: Predictions, class_names: Mapping[int, str]) -> dict[str, float]:
-    """mAP50, mAP50-95 and AP of small / medium / large instances from pycocotools."""
+def _prediction_rle(prediction: Prediction, size: tuple[int, int]) -> dict:
+    """A predicted mask crop placed into an image of `size` (h, w), as COCO RLE."""
+    from pycocotools import mask as coco_mask
+
+    full = np.zeros(size, np.uint8, order="F")
+    x, y = prediction.mask_origin
+    crop = prediction.mask[: max(size[0] - y, 0), : max(size[1] - x, 0)]
+    full[y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+    rle = coco_mask.encode(full)
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode()}
+
+
+def _image_size(masks: Mapping[str, Annotations] | None, image: str) -> dict[str, int]:
+    """An image's height and width, which pycocotools reads before it reads any mask."""
+    if masks is None:
+        return {}
+    height, width = masks[image].size
+    return {"height": height, "width": width}
+
+
+def _coco_ap(
+    truths: Truths,
+    preds: Predictions,
+    class_names: Mapping[int, str],
+    masks: Mapping[str, Annotations] | None = None,
+) -> dict[str, float]:
+    """mAP50, mAP50-95 and AP of small / medium / large instances from pycocotools: of boxes,
+    or, with `masks`, of masks (segm; predictions without a mask are left out)."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -364,27 +395,43 @@ def _coco_ap(truths: Truths, preds: Predictions, class_names: Mapping[int, str])
         x0, y0, x1, y1 = box
         return {"image_id": image_ids[image], "category_id": class_id, "bbox": [x0, y0, x1 - x0, y1 - y0]}
 
-    annotations = [
-        {**entry(image, t.class_id, t.xyxy), "area": _area(t.xyxy), "iscrowd": 0}
-        for image, ts in truths.items()
-        for t in ts
-    ]
+    def truth(image: str, t: Instance) -> dict:
+        if masks is None:
+            return {**entry(image, t.class_id, t.xyxy), "area": _area(t.xyxy), "iscrowd": 0}
+        rle = masks[image].coco_rle(t)
+        return {**entry(image, t.class_id, t.xyxy), "segmentation": rle, "area": t.area_px, "iscrowd": 0}
+
+    def detection(image: str, p: Prediction) -> dict:
+        if masks is None:
+            return {**entry(image, p.class_id, p.box), "score": p.score}
+        # no bbox: pycocotools then takes the area (for the size ranges) from the mask
+        return {
+            "image_id": image_ids[image],
+            "category_id": p.class_id,
+            "segmentation": _prediction_rle(p, masks[image].size),
+            "score": p.score,
+        }
+
+    annotations = [truth(image, t) for image, ts in truths.items() for t in ts]
     gt = COCO()
     gt.dataset = {
-        "images": [{"id": i} for i in image_ids.values()],
+        "images": [{"id": i, **_image_size(masks, image)} for image, i in image_ids.items()],
         "categories": [{"id": c, "name": n} for c, n in class_names.items()],
         "annotations": [{**a, "id": j + 1} for j, a in enumerate(annotations)],
     }
     detections = [
-        {**entry(image, p.class_id, p.box), "score": p.score}
+        detection(image, p)
         for image, ps in preds.items()
         if image in image_ids
         for p in ps
+        if masks is None or p.mask is not None
     ]
+    if not detections:
+        return dict.fromkeys(keys, 0.0)
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
         dt = gt.loadRes(detections)
-        ev = COCOeval(gt, dt, "bbox")
+        ev = COCOeval(gt, dt, "bbox" if masks is None else "segm")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

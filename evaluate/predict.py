@@ -26,16 +26,21 @@ from train.yolo.offline import import_ultralytics, load_yolo
 
 PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
 PALETTE += [(10, 249, 72), (23, 204, 146), (134, 219, 61), (187, 212, 0), (168, 153, 44)]
+# Tiles of weights that do not say how they were trained.
+DEFAULT_TILE, DEFAULT_OVERLAP = 1024, 0.35
 
 
-def yolo_tile_detector(model: Any, imgsz: int, conf: float, iou: float, device: str | None) -> TileDetector:
-    """Wrap an ultralytics YOLO model as a detector of tile-local predictions (YOLO class ids)."""
+def yolo_tile_detector(
+    model: Any, imgsz: int, conf: float, iou: float, device: str | None, class_offset: int = 0
+) -> TileDetector:
+    """Wrap an ultralytics YOLO model as a detector of tile-local predictions (YOLO class ids
+    plus `class_offset`; 1 gives a canonical dataset's ids). Tiles are BGR arrays."""
 
     def detect(tiles: list[np.ndarray]) -> list[list[Prediction]]:
         results = model.predict(
             tiles, imgsz=imgsz, conf=conf, iou=iou, device=device, retina_masks=True, verbose=False
         )
-        return [predictions_from_ultralytics(result) for result in results]
+        return [predictions_from_ultralytics(result, class_offset) for result in results]
 
     return detect
 
@@ -124,8 +129,8 @@ def predict_images(
     source: Path,
     out_dir: Path,
     mm_per_pixel: float,
-    tile: int = 1024,
-    overlap: float = 0.35,
+    tile: int | None = None,
+    overlap: float | None = None,
     conf: float = 0.25,
     iou: float = 0.5,
     imgsz: int | None = None,
@@ -134,11 +139,20 @@ def predict_images(
     severity_path: Path | None = None,
     weight_map_path: Path | None = None,
 ) -> list[Path]:
-    """Predict every image of `source` tile by tile; return the JSON files written."""
+    """Predict every image of `source` tile by tile; return the JSON files written.
+
+    `tile` and `overlap` default to the tiling the weights were trained with (stamped in them by
+    `train ... yolo --tile`), else to 1024 px and 0.35.
+    """
+    from train.yolo.training import weights_tiling
+
     images = find_images(source)
     severity = load_severity(severity_path)
     import_ultralytics(out_dir)
     model = load_yolo(weights)
+    trained = weights_tiling(model)
+    tile = tile or (trained.tile if trained else DEFAULT_TILE)
+    overlap = overlap if overlap is not None else trained.overlap if trained else DEFAULT_OVERLAP
     detector = yolo_tile_detector(model, imgsz or tile, conf, iou, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -175,13 +189,15 @@ def predict_images(
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder [runs/predict/<time>].")
 @click.option("--mm-per-pixel", required=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--tile", default=1024, show_default=True, type=click.IntRange(min=32))
+@click.option(
+    "--tile",
+    type=click.IntRange(min=32),
+    help="Tile size [the weights' training tile, else 1024].",
+)
 @click.option(
     "--overlap",
-    default=0.35,
-    show_default=True,
     type=click.FloatRange(0, 1, max_open=True),
-    help="Share of a tile its neighbour sees.",
+    help="Share of a tile its neighbour sees [the weights' training overlap, else 0.35].",
 )
 @click.option("--conf", default=0.25, show_default=True, type=click.FloatRange(0, 1))
 @click.option(

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from train.backbones import mobilenet_v2_file
 from train.cli import main as train_cli
 from train.yolo.toydata import TOY_NAMES, make_toy_dataset
 from train.yolo.training import (
@@ -107,17 +108,20 @@ except OSError:
     pass
 guard_works = bool(attempts)  # the patched calls are the ones urllib makes
 attempts.clear()
-from train.yolo.training import pretrain, train_args
+from train.yolo.training import finetune, pretrain, train_args
 from evaluate.predict import predict_images
 data, run = Path(sys.argv[1]), Path(sys.argv[2])
-result = pretrain(data, run, train_args(**json.loads(sys.argv[3])), task="detect", model="yolo11n.yaml")
+args = train_args(**json.loads(sys.argv[3]))
+result = pretrain(data, run / "pretrain", args, task="detect")  # the ImageNet MobileNetV2 model
+# a trainer rebuilds the model from its YAML, so fine-tuning loads the ImageNet weights again
+result = finetune(result.weights, data, run / "finetune", args)
 predict_images(result.weights, data / "images" / "val", run / "predict", 0.1, tile=48, device="cpu")
 print("RESULT", json.dumps({"guard_works": guard_works, "attempts": attempts,
                             "weights": str(result.weights)}))
 """
 
 
-def test_detect_training_and_prediction_attempt_no_network(synth: Path, tmp_path) -> None:
+def test_imagenet_detect_training_finetuning_and_prediction_attempt_no_network(synth: Path, tmp_path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "ULTRALYTICS_"))}
     run = subprocess.run(
         [sys.executable, "-c", GUARD, str(synth), str(tmp_path / "detect"), json.dumps(TINY)],
@@ -134,8 +138,12 @@ def test_detect_training_and_prediction_attempt_no_network(synth: Path, tmp_path
     assert report["attempts"] == []
     assert Path(report["weights"]).is_file()
     assert len(list((tmp_path / "detect" / "predict").glob("*.json"))) == 4
-    config_dir = tmp_path / "detect" / "ultralytics-config" / "Ultralytics"
+    config_dir = tmp_path / "detect" / "pretrain" / "ultralytics-config" / "Ultralytics"
     assert (config_dir / "Arial.ttf").is_file() and (config_dir / "Arial.Unicode.ttf").is_file()
+    for run in ("pretrain", "finetune"):  # the ImageNet weights came from the run's own torch home
+        home = tmp_path / "detect" / run / "ultralytics-config" / "torch"
+        link = home / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+        assert link.resolve() == mobilenet_v2_file()
 
 
 @given(

