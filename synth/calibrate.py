@@ -322,9 +322,8 @@ class Scorer:
     def features(self, images: list[np.ndarray], desc: str) -> PatchSet:
         from evaluate.gap import image_patches
 
-        return image_patches(
-            images, [Path(f"{desc}_{i:03d}.png") for i in range(len(images))], self.config, desc
-        )
+        names = [Path(f"{desc}_{i:03d}.png") for i in range(len(images))]
+        return image_patches(images, names, self.config, desc, progress=False)
 
     def score(self, images: list[np.ndarray]) -> dict[str, float]:
         """MMD² always; the coverage ratio when it is the objective (it costs a coreset)."""
@@ -388,7 +387,9 @@ def _sampler(settings: CalibrationSettings) -> optuna.samplers.BaseSampler:
 
     if settings.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=settings.seed, warn_independent_sampling=False)
-    return optuna.samplers.TPESampler(seed=settings.seed, multivariate=True)
+    # A fifth of the budget (3 to 10 trials) is random start-up before TPE models the rest.
+    startup = max(3, min(10, settings.trials // 5))
+    return optuna.samplers.TPESampler(seed=settings.seed, multivariate=True, n_startup_trials=startup)
 
 
 def open_study(url: str, identity: dict[str, Any], settings: CalibrationSettings) -> optuna.Study:
