@@ -127,6 +127,11 @@ class WeaveConfig(_Model):
     direction: Literal["Z", "S"] = Field(
         "Z", description="twill diagonal as seen: Z rises to the right (/), S to the left (\\)"
     )
+    weft_shade: _range(0.0, 2.0) = Field(
+        (0.9, 0.9), description="brightness of a weft on top relative to a warp on top"
+    )
+    gap_shade: Unit = Field((0.25, 0.25), description="brightness at a yarn's edge relative to its crown")
+    mottle: Unit = Field((0.0, 0.0), description="tone variation over about 1 mm (uneven yarn)")
 
     @model_validator(mode="after")
     def _check(self) -> WeaveConfig:

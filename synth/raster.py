@@ -89,11 +89,28 @@ def thread_random(index: np.ndarray, salt: int) -> np.ndarray:
     return ((z ^ (z >> np.uint64(31))) >> np.uint64(11)).astype(np.float64) / 2.0**53
 
 
+def value_noise(u: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:
+    """Smooth value noise in [-1, 1] with one random value per integer lattice point, on the
+    grid of a row vector u and a column vector v: the vectorised stand-in for Perlin noise
+    where the lattice is as fine as the texels (fibres, fuzz)."""
+    iu, iv = np.floor(u), np.floor(v)
+    su, sv = u - iu, v - iv
+    su, sv = su * su * (3 - 2 * su), sv * sv * (3 - 2 * sv)
+
+    def corner(du: int, dv: int) -> np.ndarray:
+        key = (iu + du).astype(np.int64) * 73856093 + (iv + dv).astype(np.int64) * 19349663
+        return thread_random(key, salt)
+
+    top = corner(0, 0) * (1 - su) + corner(1, 0) * su
+    bottom = corner(0, 1) * (1 - su) + corner(1, 1) * su
+    return (top * (1 - sv) + bottom * sv) * 2 - 1
+
+
 def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
     """Rounded yarns crossing over and under, as `synth.blender.materials.textile` draws them:
     warp along y at pitch scale_mm, weft along x at weft_ratio x that, the warp on top where
-    (i + direction·j) mod repeat < repeat - 1.5, per-thread tone and thickness, fibres along
-    each yarn and fuzz."""
+    (i + direction·j) mod repeat < repeat - 1.5, per-thread tone and thickness, a mottle of
+    about 1 mm (uneven yarn), fibres along each yarn and fuzz."""
     weave = material.weave
     assert weave is not None
     rng = np.random.default_rng(material.seed)
@@ -114,13 +131,18 @@ def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndar
 
     warp_jitter, weft_jitter = thread_random(i, salt), thread_random(j, salt + 7919)
     h = np.where(warp_top, yarn(fu, fv, warp_jitter), yarn(fv, fu, weft_jitter))
-    fibre_warp = perlin(u.ravel() * 9, v.ravel() * 0.8, 1.0, (17.0, 3.0))
-    fibre_weft = perlin(u.ravel() * 0.8, v.ravel() * 9, 1.0, (5.0, 29.0))
-    fibres = np.where(warp_top, fibre_warp, fibre_weft)
-    fuzz = perlin(win.x_mm, win.y_mm, 14 / material.scale_mm, (ox, oy))
+    # Fibres and fuzz in about the range of Blender's noise texture minus 0.5.
+    fibres = np.where(warp_top, value_noise(u * 9, v * 0.8, salt + 1), value_noise(u * 0.8, v * 9, salt + 2))
+    fibres = fibres * 0.25
+    fuzz = value_noise(u * 14, v * 14 * weave.weft_ratio, salt + 3) * 0.25
     relief = h + fibres * 0.25 + fuzz * 0.12
     tone = 1 + (np.where(warp_top, warp_jitter, weft_jitter) - 0.5) * 2 * material.color_variation
-    shade = (0.25 + 0.75 * h) * (1 + 0.5 * fibres) * np.where(warp_top, 1.0, 0.9)
+    if weave.mottle:
+        x, y = win.x_mm + ox, win.y_mm + oy  # a cloudiness of about 1 mm, as Blender's
+        cloud = value_noise(x / 0.6, y / 0.6, salt + 4) + 0.5 * value_noise(x / 0.3, y / 0.3, salt + 5)
+        tone = tone * (1 + weave.mottle * cloud)
+    gap = weave.gap_shade
+    shade = (gap + (1 - gap) * h) * (1 + 0.5 * fibres) * np.where(warp_top, 1.0, weave.weft_shade)
     # Heights as the Blender view's (relief x bump x scale x 0.35 mm), in shade()'s unit.
     return (tone * shade * 1.5).astype(np.float32), (relief * material.scale_mm * 7.0).astype(np.float32)
 
@@ -145,7 +167,7 @@ def suede(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
         stroke = np.clip(1 - np.abs(across) / (0.08 * scale), 0, 1) * (np.abs(along) < 0.4 * scale)
         fibres += stroke * (thread_random(key, 4) - 0.5) * 2
     mottle = perlin(win.x_mm, win.y_mm, 0.3 / scale, (ox, oy))
-    nap = perlin(win.x_mm, win.y_mm, 2.5 / scale, (oy, ox))
+    nap = value_noise(x * 2.5 / scale, y * 2.5 / scale, material.seed)
     variation = np.clip(fibres * 0.6 + mottle * 1.2 + nap * 0.8, -1.5, 1.5)
     return (1 + material.color_variation * variation).astype(np.float32), (nap * 0.3).astype(np.float32)
 

@@ -38,6 +38,9 @@ class WeaveSpec:
     weft_ratio: float
     repeat: int  # threads per repeat of the weave: 2 for plain, the twill's repeat otherwise
     direction: int  # +1: Z twill (/), -1: S twill (\\)
+    weft_shade: float
+    gap_shade: float
+    mottle: float
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,14 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
     if weave is None:
         return material
     repeat = 2 if pattern == "plain" else int(rng.integers(weave.repeat[0], weave.repeat[1] + 1))
-    spec = WeaveSpec(sample_range(rng, weave.weft_ratio), repeat, 1 if weave.direction == "Z" else -1)
+    spec = WeaveSpec(
+        weft_ratio=sample_range(rng, weave.weft_ratio),
+        repeat=repeat,
+        direction=1 if weave.direction == "Z" else -1,
+        weft_shade=sample_range(rng, weave.weft_shade),
+        gap_shade=sample_range(rng, weave.gap_shade),
+        mottle=sample_range(rng, weave.mottle),
+    )
     return replace(material, weave=spec)
 
 

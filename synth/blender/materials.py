@@ -20,11 +20,11 @@ from synth.blender.nodes import Graph, Input, Socket
 MAPS_UV = "maps"  # normalised coordinates of the texture-space maps image
 PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
 # Names of the per-image Value nodes every surface material has (see MaterialSpec): `pattern`
-# is 1 for the second pattern of a family (embossed, twill, ground); `period`, `weft_ratio`
-# and `direction` are a textile's weave (see WeaveSpec).
+# is 1 for the second pattern of a family (embossed, twill, ground); `period`, `weft_ratio`,
+# `direction`, `weft_shade`, `gap_shade` and `mottle` are a textile's weave (see WeaveSpec).
 PARAMS = (
     "seed_x", "seed_y", "scale", "roughness", "bump", "variation", "pattern",
-    "period", "weft_ratio", "direction",
+    "period", "weft_ratio", "direction", "weft_shade", "gap_shade", "mottle",
 )  # fmt: skip
 BASE_COLOR = "base_color"
 METALLIC = "metallic"
@@ -125,8 +125,10 @@ def suede(g: Graph, x: Inputs) -> Surface:
 def textile(g: Graph, x: Inputs) -> Surface:
     """Woven yarns: warp along y at pitch scale_mm, weft along x at weft_ratio x that, over/under
     by the weave (the warp on top where (i + direction·j) mod period < period - 1.5: plain
-    period 2, twill 2/1 period 3, ...), rounded yarn sections arching between crossings,
-    per-thread tone and thickness, fibres along each yarn, and fuzz."""
+    period 2, twill 2/1 period 3, ...), rounded yarn sections arching between crossings (a
+    yarn's edge at gap_shade of its crown, a weft on top at weft_shade of a warp), per-thread
+    tone and thickness, a mottle of about 1 mm (uneven yarn), fibres along each yarn, and
+    fuzz."""
     u, v, _ = g.split(g.vmath("MULTIPLY", x.p, x.inv_scale))
     v = g.math("DIVIDE", v, x.params["weft_ratio"])
     i, j = g.math("FLOOR", u), g.math("FLOOR", v)
@@ -155,8 +157,15 @@ def textile(g: Graph, x: Inputs) -> Surface:
     relief = g.add(h, g.mul(fibres, 0.25), g.mul(fuzz, 0.12))
     height = g.mul(relief, x.params["bump"], x.params["scale"], 0.35)
     tone = g.madd(g.mix(warp_top, weft_tone, warp_tone), g.mul(x.params["variation"], 2.0), 1.0)
-    shade = g.mul(g.add(0.25, g.mul(h, 0.75)), g.madd(fibres, 0.5, 1.0), g.mix(warp_top, 0.9, 1.0))
-    albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, shade, 1.5))
+    gap = x.params["gap_shade"]
+    shade = g.mul(
+        g.add(gap, g.mul(h, g.math("SUBTRACT", 1.0, gap))),
+        g.madd(fibres, 0.5, 1.0),
+        g.mix(warp_top, x.params["weft_shade"], 1.0),
+    )
+    cloud, _ = g.noise(x.p, 1.0, detail=2.0)  # about 1 mm
+    cloud = g.madd(g.math("SUBTRACT", cloud, 0.5), g.mul(x.params["mottle"], 2.0), 1.0)  # 1 at mottle 0
+    albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, shade, 1.5, cloud))
     roughness = g.madd(fibres, 0.2, x.params["roughness"])
     return Surface(albedo, roughness, height, {"Sheen Weight": 0.6, "Sheen Roughness": 0.4})
 

@@ -192,6 +192,9 @@ class BlenderRenderer:
             "period": m.weave.repeat if m.weave else 2.0 + (m.pattern == "twill"),
             "weft_ratio": m.weave.weft_ratio if m.weave else 1.0,
             "direction": m.weave.direction if m.weave else 1.0,
+            "weft_shade": m.weave.weft_shade if m.weave else 0.9,
+            "gap_shade": m.weave.gap_shade if m.weave else 0.25,
+            "mottle": m.weave.mottle if m.weave else 0.0,
         }
         if m.family == "metal":
             values[METALLIC] = m.metallic
