@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import ray
 from tqdm import tqdm
@@ -87,9 +88,8 @@ class SampleRenderer:
         try:
             self.view = make_renderer(renderer, threads)
         except ImportError as error:
-            self.problem_text = (
-                f"node {ray.util.get_node_ip_address()} cannot import {error.name or 'bpy'} ({error})"
-            )
+            node = f"{ray.util.get_node_ip_address()} ({self.where[0][:8]})"
+            self.problem_text = f"node {node} cannot import {error.name or 'bpy'} ({error})"
 
     def problem(self) -> str | None:
         return self.problem_text
@@ -165,14 +165,20 @@ def _render(
     return dict(placed)
 
 
-def _result(ref: ray.ObjectRef, out: Path, retries: int) -> tuple[RenderedSample, tuple[str, int]]:
-    """A finished sample, or the error that stopped it as one line."""
+def result(ref: ray.ObjectRef) -> Any:
+    """A task's value; a `DefectsynthError` it raised is raised here as itself (one line)."""
     try:
         return ray.get(ref)
-    except ray.exceptions.RayTaskError as error:  # raised by the sample itself: not retried
+    except ray.exceptions.RayTaskError as error:  # raised by the task's own code: not retried
         if isinstance(error.cause, DefectsynthError):
             raise error.cause from None
         raise
+
+
+def _result(ref: ray.ObjectRef, out: Path, retries: int) -> tuple[RenderedSample, tuple[str, int]]:
+    """A finished sample, or the error that stopped it as one line."""
+    try:
+        return result(ref)
     except ray.exceptions.RayActorError as error:
         first = str(error).splitlines()[0]
         raise DefectsynthError(
@@ -288,12 +294,14 @@ def ray_connection(address: str) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    # Actors' output stays in each node's Ray logs: Blender's start-up warnings, once per actor,
+    # would break the progress bar; errors come back with the samples.
     local = {"include_dashboard": False} if address == LOCAL else {}
     # A port that answers but is not Ray's: Ray retries once a second, this many times (default 20).
     budget = {} if address == LOCAL else {"RAY_gcs_server_port_wait_time_s": str(JOIN_ATTEMPTS)}
     try:
         with _environ(budget):
-            ray.init(address=address, logging_level=logging.WARNING, **local)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False, **local)
     except ConnectionError as error:
         raise ConfigError(f"--ray {address}: could not join the Ray cluster there ({error})") from None
     try:

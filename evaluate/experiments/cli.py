@@ -38,15 +38,30 @@ from synth.runs import default_out
     help="PatchCore seed of every cell, instead of the file's (repeat runs measure the spread; "
     "cells whose effective settings are unchanged come from the cache).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run the cells as Ray tasks: alone, on a local instance; `auto`, this node's cluster; or "
+    "host:port. Every node must see --out at the same path.",
+)
 def domain_gap(
-    experiment: Path, out: Path | None, real: Path | None, scene: Path | None, patchcore_seed: int | None
+    experiment: Path,
+    out: Path | None,
+    real: Path | None,
+    scene: Path | None,
+    patchcore_seed: int | None,
+    ray_address: str | None,
 ) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
     config = load_experiment(experiment, real, scene, patchcore_seed)
     for line in raster_simplifications(config):
         click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
     out = out or default_out("domain-gap", config.name)
-    results = run(config, out)
+    results = run(config, out, ray_address)
     click.echo((out / "table.md").read_text())
     if results.synthetic_test:
         click.echo("On the synthetic test split:\n" + (out / "synthetic_test_table.md").read_text())

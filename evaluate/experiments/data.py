@@ -34,6 +34,10 @@ class ExperimentData:
         self.out = out
         self.real_root = out / f"real-{key(self.real_recipe())}"
         self._seeded: dict[bool, list[Path]] = {}  # good / defective train images, after import
+        # Renders known finished in this run: not resumed again for every cell that uses them (a
+        # resume rewrites the dataset-wide files under the writer's lock, which cells that run at
+        # once as Ray tasks would contend for).
+        self.rendered: set[Path] = set()
 
     def real_recipe(self) -> dict:
         return self.config.real.model_dump()
@@ -111,6 +115,8 @@ class ExperimentData:
         recipe = self.synthetic_recipe(scenario, extra)
         scene = Path(syn.scene)
         root = self.out / "synthetic" / f"{scene.stem}-{key(recipe)}"
-        config = scaled_config(load_config(scene, recipe["overrides"]), syn.n)
-        render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer)
+        if root not in self.rendered:
+            config = scaled_config(load_config(scene, recipe["overrides"]), syn.n)
+            render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer)
+            self.rendered.add(root)
         return root

@@ -1,15 +1,16 @@
 """One experiment run, top to bottom: real data, PatchCore cells, synthetic-test cells, YOLO
-cells, segment cells, then the tables and the report."""
+cells, segment cells (here, or as Ray tasks), then the tables and the report."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
-from evaluate.experiments.config import ExperimentConfig
+from evaluate.experiments.config import Budget, ExperimentConfig, Scenario
 from evaluate.experiments.data import ExperimentData
 from evaluate.experiments.patchcore_cells import PatchCoreCells
 from evaluate.experiments.segment_cells import SegmentCells
@@ -27,52 +28,83 @@ class Results:
     segment: list[dict]
 
 
-def run(config: ExperimentConfig, out: Path) -> Results:
-    """Run every cell not yet in the cache under `out`, then write the tables and report."""
+KINDS = ("patchcore", "synthetic_test", "yolo", "segment")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of the matrix: what `run_cell` computes, in this process or as a Ray task."""
+
+    kind: str  # one of KINDS
+    scenario: Scenario
+    budget: Budget | None
+    seed: int | None = None  # segment cells only
+
+
+def matrix(config: ExperimentConfig) -> list[Cell]:
+    """Every cell of the experiment, in the order of its tables."""
+    pairs = config.cells() if config.patchcore_cells else []
+    cells = [Cell("patchcore", s, b) for s, b in pairs]
+    if config.synthetic_test:
+        cells += [Cell("synthetic_test", s, b) for s, b in pairs]
+    if config.yolo is not None:
+        cells += [Cell("yolo", s, b) for s, b in config.yolo_cells()]
+    if config.segment is not None:
+        cells += [Cell("segment", s, b, seed) for s, b, seed in config.segment_cells()]
+    return cells
+
+
+def run_cell(data: ExperimentData, cell: Cell, runners: dict[str, Any]) -> dict:
+    """One cell's result (from the cache under `data.out`, or computed and cached); `runners`
+    keeps each kind's runner for the next cell."""
+    kind = {"synthetic_test": "patchcore"}.get(cell.kind, cell.kind)
+    if kind not in runners:
+        runners[kind] = {"patchcore": PatchCoreCells, "yolo": YoloCells, "segment": SegmentCells}[kind](data)
+    runner = runners[kind]
+    if cell.kind == "segment":
+        return runner.run_cell(cell.scenario, cell.budget, cell.seed)
+    if cell.kind == "synthetic_test":
+        return runner.run_cell(cell.scenario, cell.budget, on_synthetic=True)
+    return runner.run_cell(cell.scenario, cell.budget)
+
+
+def run(config: ExperimentConfig, out: Path, ray_address: str | None = None) -> Results:
+    """Run every cell not yet in the cache under `out`, then write the tables and report.
+
+    With `ray_address` (see `synth.distributed.cluster_address`) the cells run as Ray tasks
+    (evaluate.experiments.on_ray), with the same cache and so the same results.
+    """
     from synth.dataset import Dataset
 
     start = time.perf_counter()
     data = ExperimentData(config, out)
     data.import_real()  # also checks every budget against the real data
+    cells = matrix(config)
+    if ray_address is None:
+        runners: dict[str, Any] = {}
+        results = [run_cell(data, c, runners) for c in tqdm(cells, desc="domain-gap cells", unit="cell")]
+    else:
+        from evaluate.experiments.on_ray import run_on_ray
 
-    patchcore = PatchCoreCells(data)
-    cells = config.cells() if config.patchcore_cells else []
-    results = [patchcore.run_cell(s, b) for s, b in tqdm(cells, desc="domain-gap cells", unit="cell")]
-    synthetic_results = []
-    if config.synthetic_test:
-        synthetic_results = [
-            patchcore.run_cell(s, b, on_synthetic=True)
-            for s, b in tqdm(cells, desc="synthetic-test cells", unit="cell")
-        ]
-    yolo_results = []
-    if config.yolo is not None:
-        yolo = YoloCells(data)
-        yolo_results = [
-            yolo.run_cell(s, b) for s, b in tqdm(config.yolo_cells(), desc="YOLO cells", unit="cell")
-        ]
-
-    segment_results = []
-    if config.segment is not None:
-        segment = SegmentCells(data)
-        segment_results = [
-            segment.run_cell(s, b, seed)
-            for s, b, seed in tqdm(config.segment_cells(), desc="segment cells", unit="cell")
-        ]
+        results = run_on_ray(data, cells, ray_address)
+    by_kind = {kind: [r for c, r in zip(cells, results, strict=True) if c.kind == kind] for kind in KINDS}
 
     kinds = {c.name: c.kind for c in Dataset(data.real_root).classes}
     synthetic_kinds = {
-        c.name: c.kind for r in synthetic_results[:1] for c in Dataset(Path(r["data"])).classes
+        c.name: c.kind for r in by_kind["synthetic_test"][:1] for c in Dataset(Path(r["data"])).classes
     }
     seconds = time.perf_counter() - start
     report = write_outputs(
-        results,
-        synthetic_results,
-        yolo_results,
+        by_kind["patchcore"],
+        by_kind["synthetic_test"],
+        by_kind["yolo"],
         kinds,
         synthetic_kinds,
         out,
         f"domain gap: {config.name}",
         seconds,
-        segment_results,
+        by_kind["segment"],
     )
-    return Results(results, synthetic_results, yolo_results, report, seconds, segment_results)
+    return Results(
+        by_kind["patchcore"], by_kind["synthetic_test"], by_kind["yolo"], report, seconds, by_kind["segment"]
+    )
