@@ -48,6 +48,7 @@ import yaml
 from PIL import Image
 from tqdm import tqdm
 
+from synth import aitex
 from synth.annotations import AnnotationError, Annotations, ClassInfo
 from synth.config import SPLITS
 from synth.errors import ConfigError, DataError
@@ -59,25 +60,7 @@ from synth.writers import DatasetWriter, atomic_write_json
 GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "defectfree", "nodefect", "no_defect"}
 FORMATS = ("mvtec", "folders", "masks", "yolo", "coco", "labelme")
 DEFAULT_CLASS_PATTERN = r"^([A-Za-z]+)"  # masks: the class is the leading letters of the name
-# The AITEX defect codes (ddd of nnnn_ddd_ff.png) named as in the code list of Silvestre-Blanes
-# et al., "A Public Fabric Database for Defect Detection Methods and Results", AUTEX Research
-# Journal 19(4), 2019 (checked against several public reproductions of that list; 029 does not
-# occur in ../shared/real/aitex).
-AITEX_DEFECT_CODES = {
-    "002": "broken_end",
-    "006": "broken_yarn",
-    "010": "broken_pick",
-    "016": "weft_curling",
-    "019": "fuzzyball",
-    "022": "cut_selvage",
-    "023": "crease",
-    "025": "warp_ball",
-    "027": "knots",
-    "029": "contamination",
-    "030": "nep",
-    "036": "weft_crack",
-}
-CLASS_MAPS = {"aitex": AITEX_DEFECT_CODES}  # tables that --class-map names
+CLASS_MAPS = {"aitex": aitex.DEFECT_CLASSES}  # tables that --class-map names (one home each)
 YOLO_TOLERANCE = 1e-5  # normalised YOLO coordinates may leave [0, 1] by float rounding only
 PIXEL_TOLERANCE = 1.0  # COCO coordinates may leave the image by one pixel (vertices on its edge)
 LABELME_POINTS = {"polygon": (3, None), "rectangle": (2, 2), "circle": (2, 2)}  # (min, max) points

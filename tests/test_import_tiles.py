@@ -453,7 +453,7 @@ def test_real_aitex_and_leather_scan_and_the_band_of_one_strip() -> None:
     source = imp.scan("masks", aitex, class_pattern=r"^\d+_(\d+)_", class_map=["aitex"])
     assert sum(i.stratum == "good" for i in source.items) == 35 and len(source.items) == 89
     assert [Path(s["file"]).name for s in source.skipped] == ["0100_025_08.png"]
-    assert set(source.class_names) <= set(imp.AITEX_DEFECT_CODES.values())
+    assert set(source.class_names) <= set(imp.CLASS_MAPS["aitex"].values())
     strip = next(i for i in source.items if i.id == "0001_002_00")
     image = imp.read_image(strip.image)
     assert imp.valid_window(image, "saturated-columns") == imp.Tile(1103, 0, 4096, 256)
