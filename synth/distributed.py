@@ -18,7 +18,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from synth.render import (
     make_renderer,
     render_sample,
     render_source,
+    sigterm_unwinds,
 )
 from synth.scene import shard_range
 from synth.writers import DatasetWriter
@@ -111,15 +112,17 @@ def render_on_ray(
     overwrite: bool = False,
 ) -> RaySummary:
     """Render (the shard of) a config into `out` on Ray; finished samples are skipped, and a
-    run with nothing left to render does not start or join Ray at all."""
+    run with nothing left to render starts no local Ray instance and no actor."""
     start = time.perf_counter()
     indices = shard_range(config, *shard)
     source = render_source(config, scene_path, renderer)
     address = cluster_address(options.address)
     # A cluster is joined before the dataset is touched, so a wrong address changes nothing; a
-    # local instance (seconds to start) only once there is something to render.
-    joined = ray_connection(address) if address != LOCAL else nullcontext()
-    with joined, DatasetWriter(out, dataset_classes(config), source, overwrite, shard) as writer:
+    # local instance (seconds to start) is started only once there is something to render.
+    with ExitStack() as stack:
+        if address != LOCAL:
+            stack.enter_context(ray_connection(address))
+        writer = stack.enter_context(DatasetWriter(out, dataset_classes(config), source, overwrite, shard))
         skipped = sum(is_finished(writer, config, i) for i in indices)
         placed: dict[tuple[str, int], int] = {}
         if skipped < len(indices):
@@ -305,7 +308,10 @@ def ray_connection(address: str) -> Iterator[None]:
     except ConnectionError as error:
         raise ConfigError(f"--ray {address}: could not join the Ray cluster there ({error})") from None
     try:
-        yield
+        # SIGTERM unwinds like Ctrl-C (temp files removed, the cluster left cleanly), instead of
+        # the handler ray.init set, which prints a stack and dies.
+        with sigterm_unwinds():
+            yield
     finally:
         ray.shutdown()
 

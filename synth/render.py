@@ -227,7 +227,7 @@ def render_parallel(
             command += ["--n", str(n)]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         procs: list[subprocess.Popen] = []
-        with _sigterm_unwinds():
+        with sigterm_unwinds():
             try:
                 for i in range(workers):
                     # Own session: a Ctrl-C reaches only this process, which stops the workers.
@@ -276,7 +276,7 @@ def _stop(procs: list[subprocess.Popen], grace_s: float = 10.0) -> None:
 
 
 @contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def sigterm_unwinds() -> Iterator[None]:
     """Turn SIGTERM into SystemExit meanwhile, so `finally` blocks run (by default it kills)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
