@@ -7,11 +7,12 @@ the field, not after an hour of cells have run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
+from evaluate import importers
 from synth.errors import ConfigError, DefectsynthError
 
 Budget = PositiveInt | Literal["all"]
@@ -29,14 +30,28 @@ class _Model(BaseModel):
 
 
 class RealData(_Model):
-    """Where the real data is and how to import and split it (see evaluate.importers)."""
+    """Where the real data is and how to import and split it (see evaluate.importers): the
+    options of `evaluate import`, under the names of `importers.scan` and `importers.Cutting`."""
 
-    format: Literal["mvtec", "folders", "yolo", "coco", "labelme"] = "folders"
+    format: Literal["mvtec", "folders", "masks", "yolo", "coco", "labelme"] = "folders"
     src: str
     seed: int = 0
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     group_pattern: str | None = None
     impurities: list[str] = Field(default_factory=list)
+    class_pattern: str = Field(importers.DEFAULT_CLASS_PATTERN, description="masks: the class regex")
+    class_map: list[str] = Field(default_factory=list, description="masks: a table name or old=new")
+    cutting: importers.Cutting = Field(default_factory=importers.Cutting, description="crop and tiles")
+
+    # Fields added after experiments were run: left out of the recipe at their default, so the
+    # real data of older experiments keeps its cache key.
+    ADDED: ClassVar[tuple[str, ...]] = ("class_pattern", "class_map", "cutting")
+
+    def recipe(self) -> dict:
+        """Everything the imported real data depends on, as JSON data."""
+        fields = type(self).model_fields
+        default = {f: fields[f].get_default(call_default_factory=True) for f in self.ADDED}
+        return self.model_dump(exclude={f for f in self.ADDED if getattr(self, f) == default[f]})
 
 
 class SyntheticData(_Model):
@@ -103,11 +118,20 @@ class ExperimentConfig(_Model):
     synthetic_test: bool = Field(False, description="also score every cell on the synthetic test split")
     yolo: YoloSettings | None = None
     segment: SegmentSettings | None = None
-    patchcore_cells: bool = Field(True, description="false: only the yolo / segment cells")
+    patchcore_cells: bool | list[str] = Field(
+        True, description="false: only the yolo / segment cells; a list: the scenarios with PatchCore cells"
+    )
 
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
         """Every (scenario, real budget) pair; scenarios without real data have one cell."""
         return [(s, b) for s in self.scenarios for b in (self.budgets if s.train in USES_REAL else [None])]
+
+    def patchcore_pairs(self) -> list[tuple[Scenario, Budget | None]]:
+        """The (scenario, real budget) pairs that have a PatchCore cell."""
+        chosen = self.patchcore_cells
+        if isinstance(chosen, bool):
+            return self.cells() if chosen else []
+        return [(s, b) for s, b in self.cells() if s.name in chosen]
 
     def yolo_cells(self) -> list[tuple[Scenario, Budget | None]]:
         if self.yolo is None:
@@ -232,6 +256,10 @@ def check(config: ExperimentConfig) -> None:
     names = [s.name for s in config.scenarios]
     if len(set(names)) != len(names):
         raise ExperimentError(f"scenario names must be unique, got {names}")
+    chosen = config.patchcore_cells
+    unknown = sorted(set(chosen) - set(names)) if isinstance(chosen, list) else []
+    if unknown:
+        raise ExperimentError(f"patchcore_cells {unknown} are not among the scenarios {names}")
     unknown = sorted(set(config.yolo.scenarios or []) - set(names)) if config.yolo else []
     if unknown:
         raise ExperimentError(f"yolo.scenarios {unknown} are not among the scenarios {names}")

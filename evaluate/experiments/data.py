@@ -40,15 +40,26 @@ class ExperimentData:
         self.rendered: set[Path] = set()
 
     def real_recipe(self) -> dict:
-        return self.config.real.model_dump()
+        return self.config.real.recipe()
 
     def import_real(self) -> None:
         """Import the real data once; then check every budget against what it holds."""
         if not (self.real_root / "import_report.json").exists():
             r = self.config.real
-            source = importers.scan(r.format, Path(r.src))
-            importers.import_dataset(source, self.real_root, r.split, r.seed, r.group_pattern, r.impurities)
-        for budget in self.config.budgets:
+            source = importers.scan(
+                r.format, Path(r.src), class_pattern=r.class_pattern, class_map=r.class_map
+            )
+            importers.import_dataset(
+                source, self.real_root, r.split, r.seed, r.group_pattern, r.impurities, cutting=r.cutting
+            )
+        needs_good = sorted({s.name for s, budget in self.config.patchcore_pairs() if budget is not None})
+        if needs_good and not self.real_good_train("all"):
+            raise ExperimentError(
+                f"scenarios {needs_good} train PatchCore on real good images, but the real data "
+                f"{self.config.real.src} has no good train image (every image is defective); list only "
+                "synthetic scenarios in `patchcore_cells`"
+            )
+        for budget in self.config.budgets if needs_good else []:
             self.real_good_train(budget)
         if self.config.yolo is not None:
             for budget in self.config.budgets:

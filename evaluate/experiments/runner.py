@@ -43,7 +43,7 @@ class Cell:
 
 def matrix(config: ExperimentConfig) -> list[Cell]:
     """Every cell of the experiment, in the order of its tables."""
-    pairs = config.cells() if config.patchcore_cells else []
+    pairs = config.patchcore_pairs()
     cells = [Cell("patchcore", s, b) for s, b in pairs]
     if config.synthetic_test:
         cells += [Cell("synthetic_test", s, b) for s, b in pairs]

@@ -9,13 +9,24 @@ from evaluate import anomaly
 from evaluate.report import Section, markdown_table, write_csv, write_html
 from synth.writers import atomic_write_json
 
+NO_IMAGE_AUROC = (
+    "image AUROC is left out: the test split has no good image, and telling good images from "
+    "defective ones needs both"
+)
+
+
+def has_good_test_images(results: list[dict]) -> bool:
+    return any(r["image"]["good_images"] for r in results)
+
 
 def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[list]]:
-    """One row per cell: P/R/F1 px, mean defect-wise recall, per-class recall, image AUROC."""
+    """One row per cell: P/R/F1 px, mean defect-wise recall, per-class recall, image AUROC
+    (only where the test split has good images: NO_IMAGE_AUROC)."""
     classes = sorted(kinds, key=lambda n: (kinds[n] != "defect", n))
+    image_auroc = has_good_test_images(results)
     header = ["scenario", "real good imgs", "P_px", "R_px", "F1_px", "mean DW recall"]
     header += [f"{n} (impurity, lower better)" if kinds[n] == "impurity" else n for n in classes]
-    header += ["image AUROC", "pixel AUROC", "AUPRO"]
+    header += ["image AUROC"] * image_auroc + ["pixel AUROC", "AUPRO"]
     rows = []
     for r in results:
         recall = {**r["defect_wise"]["per_class"], **r["impurity_recall"]}
@@ -29,7 +40,8 @@ def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[l
                 r["defect_wise"]["mean_defect_recall"],
             ]
             + [recall.get(n, float("nan")) for n in classes]
-            + [r["image"]["auroc"], r["pixel"]["auroc"], r["pixel"]["aupro"]]
+            + [r["image"]["auroc"]] * image_auroc
+            + [r["pixel"]["auroc"], r["pixel"]["aupro"]]
         )
     return header, rows
 
@@ -106,8 +118,10 @@ def segment_sections(results: list[dict], out: Path) -> list[Section]:
     return sections
 
 
-def _write_tables(out: Path, stem: str, header: list[str], rows: list[list], seconds: float) -> None:
-    (out / f"{stem}.md").write_text(markdown_table(header, rows))
+def _write_tables(
+    out: Path, stem: str, header: list[str], rows: list[list], seconds: float, note: str = ""
+) -> None:
+    (out / f"{stem}.md").write_text(markdown_table(header, rows) + (f"\n{note}\n" if note else ""))
     write_csv(out / f"{stem}.csv", header, rows)
     atomic_write_json(out / f"{stem}.json", {"header": header, "rows": rows, "seconds": seconds})
 
@@ -172,7 +186,8 @@ def write_outputs(
     """table.* (PatchCore), synthetic_test_table.*, yolo_table.* and segment_table.* (if any)
     and the self-contained report.html."""
     header, rows = table(results, kinds)
-    _write_tables(out, "table", header, rows, seconds)
+    note = "" if not results or has_good_test_images(results) else NO_IMAGE_AUROC + "."
+    _write_tables(out, "table", header, rows, seconds, note)
     if synthetic_results:
         _write_tables(out, "synthetic_test_table", *table(synthetic_results, synthetic_kinds), seconds)
     if yolo_results:
@@ -186,8 +201,8 @@ def write_outputs(
             text=(
                 f"Every cell is thresholded at max pixel F1 on the real validation split and "
                 f"measured on the real test split. A defect counts as found when at least {k}% "
-                f"of its pixels are flagged (0 = one pixel). Impurity recall: lower is better."
-            ),
+                f"of its pixels are flagged (0 = one pixel). Impurity recall: lower is better. {note}"
+            ).strip(),
             table=(header, rows),
         )
     ]
