@@ -18,7 +18,7 @@ from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import augment, target_of
 from train.maskrcnn.model import MaskRCNNModel, read_checkpoint
 from train.maskrcnn.training import finetune, pretrain
-from train.tiling import split_tiles
+from train.tiling import canonical_sources, split_tiles
 
 FAST = {"tile": 64, "epochs": 1, "batch_size": 4, "fpn_channels": 32}
 
@@ -125,7 +125,9 @@ def test_augmentation_flips_boxes_and_masks_together(dataset) -> None:
 
     ds = Dataset(dataset)
     config = MaskRCNNConfig.of(**FAST, hflip=1.0, brightness=0.0, contrast=0.0)
-    tile = next(t for t in split_tiles(ds, "train", config.tiling) if t.annotations.instances)
+    tile = next(
+        t for t in split_tiles(canonical_sources(ds, "train"), config.tiling) if t.annotations.instances
+    )
     image = torch.rand(3, *tile.annotations.size)
     target = target_of(tile, list(ds.classes))
     flipped, moved = augment((image, target), config, np.random.default_rng(0))

@@ -14,7 +14,7 @@ from PIL import Image
 from evaluate import importers
 from synth.annotations import Annotations
 from synth.dataset import Dataset
-from train.tiling import Tiling, split_tiles
+from train.tiling import Tiling, canonical_sources, split_tiles
 from train.yolo.training import YoloSetupError, load_dataset, pretrain, split_args, train_args, write_tiles
 
 TINY = {"epochs": 1, "batch": 4, "workers": 0, "plots": False, "device": "cpu"}
@@ -53,6 +53,24 @@ def test_a_box_crossing_a_tile_border_is_clipped_to_its_visible_part(tmp_path) -
         assert np.array_equal(filled, expected[:, x0 : x0 + 32])
 
 
+def test_an_ultralytics_dataset_is_tiled_from_its_label_files_alike(tmp_path) -> None:
+    """The domain-gap experiments train on single-class Ultralytics views (no dataset.json)."""
+    import yaml
+
+    labels = "0 0.5 0.5 0.25 0.5\n0 0.1 0.5 0.1 0.25\n"
+    root = _imported(tmp_path, labels)
+    view = tmp_path / "yolo" / "data.yaml"  # the import's source folder: images/, labels/
+    view.write_text(yaml.safe_dump({"path": str(view.parent), "train": "images", "names": {0: "crack"}}))
+    tiling = Tiling(32, overlap=0.25, good_share=0.0, min_area_px=4)
+    for name, data in (("canonical", root), ("ultralytics", view)):
+        write_tiles(load_dataset(data), "train", tiling, tmp_path / name, "segment", seed=0)
+    texts = {
+        name: {p.name: p.read_text() for p in (tmp_path / name / "labels" / "train").glob("*.txt")}
+        for name in ("canonical", "ultralytics")
+    }
+    assert texts["canonical"] == texts["ultralytics"] and len(texts["canonical"]) == 3
+
+
 def test_slivers_are_dropped_by_the_minimum_area(tmp_path) -> None:
     # the box x 30..40: 2 px of it (x 30, 31, 16 px tall = 32 px) lie in the first tile
     root = _imported(tmp_path, "0 0.546875 0.5 0.15625 0.5\n")
@@ -86,7 +104,7 @@ def test_reassembled_tile_labels_reproduce_the_image_labels(rendered, tmp_path) 
     parts is one bridged polygon in YOLO, judged by its box); the tiles cover every pixel."""
     dataset = Dataset(rendered)
     tiling = Tiling(32, overlap=0.25, good_share=0.0, min_area_px=1)
-    tiles = split_tiles(dataset, "train", tiling)
+    tiles = split_tiles(canonical_sources(dataset, "train"), tiling)
     write_tiles(load_dataset(rendered), "train", tiling, tmp_path / "det", "detect", seed=0)
     write_tiles(load_dataset(rendered), "train", tiling, tmp_path / "seg", "segment", seed=0)
     boxes: dict[tuple[str, int], list[float]] = {}
@@ -102,7 +120,7 @@ def test_reassembled_tile_labels_reproduce_the_image_labels(rendered, tmp_path) 
             _, cx, cy, w, h = (float(v) for v in line.split())
             box = [tile.tile.x0 + (cx - w / 2) * width, tile.tile.y0 + (cy - h / 2) * height]
             box += [tile.tile.x0 + (cx + w / 2) * width, tile.tile.y0 + (cy + h / 2) * height]
-            key = (tile.sample.id, instance.instance_id)
+            key = (tile.source.id, instance.instance_id)
             old = boxes.get(key, [np.inf, np.inf, -np.inf, -np.inf])
             boxes[key] = [min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]), max(old[3], box[3])]
             mine = tile.annotations.instance_map == instance.instance_id
@@ -126,14 +144,20 @@ def test_reassembled_tile_labels_reproduce_the_image_labels(rendered, tmp_path) 
 
 def test_empty_tiles_are_drawn_to_the_requested_share(rendered) -> None:
     dataset = Dataset(rendered)
-    everything = split_tiles(dataset, "train", Tiling(32, overlap=0.25, good_share=0.0, min_area_px=1))
+    everything = split_tiles(
+        canonical_sources(dataset, "train"), Tiling(32, overlap=0.25, good_share=0.0, min_area_px=1)
+    )
     labelled = [t for t in everything if t.annotations.instances]
     assert len(labelled) == len(everything)
-    half = split_tiles(dataset, "train", Tiling(32, overlap=0.25, good_share=0.5, min_area_px=1))
+    half = split_tiles(
+        canonical_sources(dataset, "train"), Tiling(32, overlap=0.25, good_share=0.5, min_area_px=1)
+    )
     empty = [t for t in half if not t.annotations.instances]
     assert len(half) - len(empty) == len(labelled)
     assert len(empty) == min(len(labelled), 6 * 9 - len(labelled))  # 9 tiles a 64² image
-    again = split_tiles(dataset, "train", Tiling(32, overlap=0.25, good_share=0.5, min_area_px=1))
+    again = split_tiles(
+        canonical_sources(dataset, "train"), Tiling(32, overlap=0.25, good_share=0.5, min_area_px=1)
+    )
     assert [t.name for t in again] == [t.name for t in half]
 
 
@@ -220,9 +244,3 @@ def test_bad_tiling_and_model_options_are_refused(rendered, tmp_path) -> None:
         pretrain(
             rendered, tmp_path / "fz", train_args(**TINY, freeze_backbone_epochs=1), model="yolo11n.yaml"
         )
-    plain = tmp_path / "plain"
-    from train.yolo.toydata import make_toy_dataset
-
-    make_toy_dataset(plain)
-    with pytest.raises(YoloSetupError, match="training on tiles needs a canonical dataset root"):
-        pretrain(plain, tmp_path / "t", train_args(**TINY, tile=32))

@@ -64,9 +64,9 @@ def epoch_batches(
     order = rng.permutation(len(tiles))
     for start in range(0, len(order), config.batch_size):
         chosen = [tiles[i] for i in order[start : start + config.batch_size]]
-        images = {t.sample.id: t.sample.image() for t in chosen}
+        images = {t.source.id: t.source.image() for t in chosen}
         yield [
-            augment((to_tensor(t.tile.crop(images[t.sample.id])), target_of(t, classes)), config, rng)
+            augment((to_tensor(t.tile.crop(images[t.source.id])), target_of(t, classes)), config, rng)
             for t in chosen
         ]
 
@@ -77,5 +77,5 @@ def plain_batches(
     """The tiles in their own order, unaugmented (validation)."""
     for start in range(0, len(tiles), batch_size):
         chosen = tiles[start : start + batch_size]
-        images = {t.sample.id: t.sample.image() for t in chosen}
-        yield [(to_tensor(t.tile.crop(images[t.sample.id])), target_of(t, classes)) for t in chosen]
+        images = {t.source.id: t.source.image() for t in chosen}
+        yield [(to_tensor(t.tile.crop(images[t.source.id])), target_of(t, classes)) for t in chosen]

@@ -24,7 +24,7 @@ from synth.errors import DataError, ModelError
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import epoch_batches, plain_batches
 from train.maskrcnn.model import MaskRCNNModel
-from train.tiling import TrainTile, split_tiles
+from train.tiling import TrainTile, canonical_sources, split_tiles
 
 
 def _loss(model: MaskRCNNModel, batch: list) -> torch.Tensor:
@@ -76,8 +76,10 @@ def train(model: MaskRCNNModel, data: Path, out: Path, start_from: str) -> MaskR
             f"class names differ: the weights have {[c.name for c in model.classes]}, {data} has "
             f"{[c.name for c in dataset.classes]}; both must list the same classes in the same order"
         )
-    train_tiles = _labelled(split_tiles(dataset, "train", config.tiling, config.seed), dataset.root, "train")
-    val_tiles = split_tiles(dataset, "val", config.tiling, config.seed)
+    tiles = {
+        s: split_tiles(canonical_sources(dataset, s), config.tiling, config.seed) for s in ("train", "val")
+    }
+    train_tiles, val_tiles = _labelled(tiles["train"], dataset.root, "train"), tiles["val"]
     steps = math.ceil(len(train_tiles) / config.batch_size)
     parameters = [p for p in model.network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)

@@ -328,25 +328,28 @@ def mix_real(
 def write_tiles(
     dataset: YoloDataset, split: str, tiling: Tiling, folder: Path, task: str, seed: int
 ) -> list[Path]:
-    """Cut a canonical dataset's split into training tiles (train/tiling.py) and write each as
-    an image and its label file under `folder` (Ultralytics' images/ and labels/ layout; boxes
-    for detect, polygons for segment, oriented boxes in labels_obb/ for obb)."""
+    """Cut a split into training tiles (train/tiling.py) and write each as an image and its
+    label file under `folder` (Ultralytics' images/ and labels/ layout; boxes for detect,
+    polygons for segment, oriented boxes in labels_obb/ for obb). Labels come from a canonical
+    dataset's exact instance masks, else from the dataset's YOLO label files."""
+    from synth.annotations import ClassInfo
     from synth.dataset import Dataset
     from synth.writers import atomic_write_png, atomic_write_text, yolo_obb_labels
-    from train.tiling import split_tiles
+    from train.tiling import canonical_sources, split_tiles, yolo_sources
 
     root = dataset.yaml_path.parent
-    if not (root / "dataset.json").is_file():
-        raise YoloSetupError(
-            f"{dataset.yaml_path}: training on tiles needs a canonical dataset root (dataset.json, "
-            "docs/CONTRACTS.md), whose instance masks give exact tile labels"
-        )
-    canonical = Dataset(root)
+    if (root / "dataset.json").is_file():
+        sources = canonical_sources(Dataset(root), split)
+    else:
+        classes = tuple(ClassInfo(i + 1, name) for i, name in enumerate(dataset.names))
+        sources = yolo_sources(dataset.images(split), classes)
+    if len({s.id for s in sources}) != len(sources):
+        raise YoloSetupError(f"{dataset.yaml_path}: split {split!r} holds images of the same name twice")
     labels = folder / ("labels_obb" if task == "obb" else "labels") / split
     written, image, image_id = [], None, None
-    for train_tile in split_tiles(canonical, split, tiling, seed):
-        if train_tile.sample.id != image_id:  # tiles come grouped by image
-            image, image_id = train_tile.sample.image(), train_tile.sample.id
+    for train_tile in split_tiles(sources, tiling, seed):
+        if train_tile.source.id != image_id:  # tiles come grouped by image
+            image, image_id = train_tile.source.image(), train_tile.source.id
         path = folder / "images" / split / f"{train_tile.name}.png"
         atomic_write_png(path, train_tile.tile.crop(image))
         cropped = train_tile.annotations
