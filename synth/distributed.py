@@ -47,6 +47,10 @@ CONNECT_TIMEOUT_S = 5.0  # Ray itself retries an unreachable address for minutes
 DEFAULT_PORT = 6379  # Ray's head port (GCS)
 JOIN_ATTEMPTS = 3  # a second each, when something answers at the address but not as a Ray head
 IN_FLIGHT = 2  # samples queued per actor: it renders the next while the driver writes the last
+# How `--ray` alone starts a local instance: no dashboard, and workers at this process's priority,
+# as `--workers` runs them (by default Ray renices its workers by 15: on a shared machine they
+# would get a fraction of the CPU that local workers get). A cluster's nodes keep their own.
+LOCAL_INIT: dict[str, Any] = {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,7 @@ def ray_connection(address: str) -> Iterator[None]:
         return
     # Actors' output stays in each node's Ray logs: Blender's start-up warnings, once per actor,
     # would break the progress bar; errors come back with the samples.
-    local = {"include_dashboard": False} if address == LOCAL else {}
+    local = LOCAL_INIT if address == LOCAL else {}
     # A port that answers but is not Ray's: Ray retries once a second, this many times (default 20).
     budget = {} if address == LOCAL else {"RAY_gcs_server_port_wait_time_s": str(JOIN_ATTEMPTS)}
     try:
