@@ -15,7 +15,8 @@ compares them with the real images, all at size × size. Real sets (../shared/re
   class names from the defect code (synth/aitex.py); looks by fabric code (FABRIC_LOOKS);
 - leather (scenes/leather_patch.yaml): the 256² patches and their masks (class from the file
   name, `wringle` = wrinkle); there are no defect-free patches, so the surface figures use
-  every patch; a patch's look is the scene look whose mean colour is nearest its own.
+  every patch; a patch's look is that of the synthetic good image nearest its mean colour and
+  fine texture.
 
 Prints one JSON line per figure with the synthetic and the real value:
 
@@ -245,9 +246,14 @@ REAL_SETS = {
 
 
 def good_specs(scene: Path, n: int, size: int, samples: int) -> list[SceneSpec]:
-    overrides = {"camera": {"resolution": [size, size]}, "render": {"samples": samples}}
+    """The first n train images (good in the shipped scenes); the train split is enlarged to n
+    good images where it is smaller (which changes the config hash, so only then)."""
+    overrides: dict = {"camera": {"resolution": [size, size]}, "render": {"samples": samples}}
+    train = load_config(scene).splits["train"]
+    if train.count < n or train.good_fraction < 1.0:
+        overrides["splits"] = {"train": {"count": n, "good_fraction": 1.0}}
     config = load_config(scene, overrides)
-    return [sample_scene(config, i) for i in range(n)]  # train split: all good
+    return [sample_scene(config, i) for i in range(n)]
 
 
 def defect_specs(scene: Path, kind: str, count: int, size: int, samples: int) -> list[SceneSpec]:
@@ -492,15 +498,23 @@ def mean_colour(image: np.ndarray) -> np.ndarray:
     return image.reshape(-1, image.shape[2] if image.ndim == 3 else 1).mean(axis=0)
 
 
-def nearest_look(image: np.ndarray, centres: dict[str, np.ndarray]) -> str:
-    colour = mean_colour(image)
-    return min(centres, key=lambda k: float(np.linalg.norm(centres[k] - colour)))
+def appearance(image: np.ndarray) -> np.ndarray:
+    """Mean colour and twice the fine texture std: what tells the leather looks apart."""
+    return np.append(mean_colour(image), 2 * fine_texture_std(to_grey(image)))
+
+
+def nearest_look(image: np.ndarray, references: list[tuple[str, np.ndarray]]) -> str:
+    """The look of the synthetic image (look, appearance) nearest in appearance: a look can
+    span a wide colour range (suede from dark to sand), so its mean would be a poor centre."""
+    features = appearance(image)
+    return min(references, key=lambda r: float(np.linalg.norm(r[1] - features)))[0]
 
 
 def emit_surface(
     real_set: RealSet, folder: Path, size: int, good: list[tuple[SceneSpec, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """The surface figures (whole set, then per look); returns the synthetic looks' mean colours."""
+) -> list[tuple[str, np.ndarray]]:
+    """The surface figures (whole set, then per look); returns (look, appearance) of every
+    synthetic good image, to give real images a look (`nearest_look`)."""
     real_good = real_set.good(folder, size)
     synthetic = global_figures([to_grey(g) for _, g in good])
     real = global_figures([to_grey(g) for g in real_good])
@@ -518,19 +532,19 @@ def emit_surface(
     for spec, image in good:
         if spec.material.look is not None:
             synthetic_looks.setdefault(spec.material.look, []).append(image)
-    centres = {k: np.mean([mean_colour(v) for v in vs], axis=0) for k, vs in synthetic_looks.items()}
-    if not centres:
-        return centres
+    references = [(look, appearance(v)) for look, vs in synthetic_looks.items() for v in vs]
+    if not references:
+        return references
     if real_set.looks is not None:
         real_looks = real_set.looks(folder, size)
-    else:  # each real image to the synthetic look of the nearest mean colour
+    else:  # each real image to the synthetic look of the nearest appearance
         real_looks = {}
         for image in real_good:
-            real_looks.setdefault(nearest_look(image, centres), []).append(image)
+            real_looks.setdefault(nearest_look(image, references), []).append(image)
     for look in sorted(synthetic_looks):
         if look in real_looks:
             emit(f"look_{look}", look_figures(synthetic_looks[look]), look_figures(real_looks[look]))
-    return centres
+    return references
 
 
 def main() -> None:
@@ -569,7 +583,7 @@ def main() -> None:
         for c in classes
     }
 
-    centres = emit_surface(real_set, folder, args.size, good)
+    references = emit_surface(real_set, folder, args.size, good)
     for name in classes:
         ours = [(to_grey(g), ids > 0) for _, g, ids in defective[name]]
         theirs = [(to_grey(g), m) for g, m, _ in real_defects.get(name, [])]
@@ -609,7 +623,7 @@ def main() -> None:
             theirs = real_defects.get(name, [])
             look = None
             if theirs:
-                look = theirs[0][2] or (nearest_look(theirs[0][0], centres) if centres else None)
+                look = theirs[0][2] or (nearest_look(theirs[0][0], references) if references else None)
             candidates = defect_specs(scene, name, 200, args.size, args.samples)
             spec = next((c for c in candidates if look is None or c.material.look == look), None)
             ours = render(spec) if spec else None

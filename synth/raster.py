@@ -55,6 +55,8 @@ def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.nd
         return yarn_weave(material, win)
     if material.pattern == "suede":
         return suede(material, win)
+    if material.grain is not None:
+        return voronoi_grain(material, win)
     scale = material.scale_mm
     seed_offset = (material.seed % 1000 * 0.731, material.seed % 977 * 0.377)
     x, y = win.x_mm, win.y_mm
@@ -147,6 +149,54 @@ def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndar
     return (tone * shade * 1.5).astype(np.float32), (relief * material.scale_mm * 7.0).astype(np.float32)
 
 
+def voronoi_edge(u: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:
+    """Distance to the nearest Voronoi cell edge (F2 - F1) / 2, in cell units, of one jittered
+    feature point per unit cell (the 3 x 3 neighbouring cells are searched)."""
+    iu, iv = np.floor(u), np.floor(v)
+    first = np.full(u.shape, np.inf)
+    second = np.full(u.shape, np.inf)
+    for du in (-1, 0, 1):
+        for dv in (-1, 0, 1):
+            key = (iu + du).astype(np.int64) * 73856093 + (iv + dv).astype(np.int64) * 19349663
+            fx = iu + du + thread_random(key, salt)
+            fy = iv + dv + thread_random(key, salt + 1)
+            d = np.hypot(u - fx, v - fy)
+            second = np.where(d < first, first, np.minimum(second, d))
+            first = np.minimum(first, d)
+    return (second - first) / 2
+
+
+def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def voronoi_grain(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """A leather grain as `synth.blender.materials.leather` draws it: noise-warped Voronoi cells
+    of scale_mm with rounded tops and creases between them, a finer wrinkle network (cells 2.7
+    times smaller) and a slow mottle; the creases darken the albedo by grain.contrast."""
+    grain = material.grain
+    assert grain is not None
+    scale = material.scale_mm
+    rng = np.random.default_rng(material.seed)
+    ox, oy = rng.uniform(0, 400, 2)
+    x, y = win.x_mm + ox, win.y_mm + oy
+    warp = 0.9 * scale
+    px = x + perlin(win.x_mm, win.y_mm, 0.35 / scale, (ox, oy)) * warp
+    py = y + perlin(win.x_mm, win.y_mm, 0.35 / scale, (oy + 17, ox + 5)) * warp
+    salt = material.seed
+    edge = voronoi_edge(px / scale, py / scale, salt)
+    fine = smoothstep(voronoi_edge(px * 2.7 / scale, py * 2.7 / scale, salt + 2), 0.0, 0.08)
+    dome, crease = smoothstep(edge, 0.0, 0.35), smoothstep(edge, 0.0, grain.crease_width)
+    relief = dome * 0.6 + crease * 0.3 + fine * 0.2
+    cavity = 0.3 + crease * 0.4 + fine * 0.15 + dome * 0.15
+    cavity = 0.85 + (cavity - 0.85) * grain.contrast  # 0.85: a cavity's mean
+    mottle = perlin(win.x_mm, win.y_mm, 0.08 / scale, (oy, ox)) * 0.5
+    tone = 1 + mottle * material.color_variation * 5
+    # Heights as the Blender view's (relief x bump x scale x 0.25 mm), in shade()'s unit.
+    return (tone * cavity * 1.6).astype(np.float32), (relief * scale * 5.0).astype(np.float32)
+
+
 def suede(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
     """A napped (suede, nubuck) leather: short fibre ends in every direction over a fine
     mottle, little relief; scale_mm is the fibre length. One fibre per jittered cell of
@@ -164,11 +214,11 @@ def suede(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
         angle = thread_random(key, 3) * math.pi
         along = (x - fx) * np.cos(angle) + (y - fy) * np.sin(angle)
         across = -(x - fx) * np.sin(angle) + (y - fy) * np.cos(angle)
-        stroke = np.clip(1 - np.abs(across) / (0.08 * scale), 0, 1) * (np.abs(along) < 0.4 * scale)
+        stroke = np.clip(1 - np.abs(across) / (0.1 * scale), 0, 1) * (np.abs(along) < 0.4 * scale)
         fibres += stroke * (thread_random(key, 4) - 0.5) * 2
     mottle = perlin(win.x_mm, win.y_mm, 0.3 / scale, (ox, oy))
-    nap = value_noise(x * 2.5 / scale, y * 2.5 / scale, material.seed)
-    variation = np.clip(fibres * 0.6 + mottle * 1.2 + nap * 0.8, -1.5, 1.5)
+    nap = value_noise(x * 6 / scale, y * 6 / scale, material.seed)
+    variation = np.clip(fibres * 1.2 + mottle * 0.2 + nap * 1.0, -1.5, 1.5)
     return (1 + material.color_variation * variation).astype(np.float32), (nap * 0.3).astype(np.float32)
 
 

@@ -44,6 +44,14 @@ class WeaveSpec:
 
 
 @dataclass(frozen=True)
+class GrainSpec:
+    """A leather's grain (see `synth.config.GrainConfig`)."""
+
+    contrast: float
+    crease_width: float
+
+
+@dataclass(frozen=True)
 class MaterialSpec:
     family: str
     pattern: str
@@ -56,11 +64,12 @@ class MaterialSpec:
     metallic: float = 0.0
     weave: WeaveSpec | None = None
     look: str | None = None  # the surface look drawn, when the config has looks
+    grain: GrainSpec | None = None
 
 
 # Spec fields added after datasets were written: left out of `to_dict` while None, so the
 # meta of older scenes stays byte-identical.
-ADDED_MATERIAL_FIELDS = ("weave", "look")
+ADDED_MATERIAL_FIELDS = ("weave", "look", "grain")
 
 
 @dataclass(frozen=True)
@@ -207,9 +216,10 @@ class SceneSpec:
                     MaterialSpec,
                     {
                         **data["material"],
-                        "weave": build(WeaveSpec, data["material"]["weave"])
-                        if data["material"].get("weave")
-                        else None,
+                        **{
+                            name: build(kind, data["material"][name]) if data["material"].get(name) else None
+                            for name, kind in (("weave", WeaveSpec), ("grain", GrainSpec))
+                        },
                     },
                 ),
                 "geometry": build(GeometrySpec, data["geometry"]),
@@ -360,6 +370,10 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         metallic=sample_range(rng, surface.metallic),
         look=None if look is None else look.name,
     )
+    if surface.grain is not None:
+        grain = surface.grain
+        spec = GrainSpec(sample_range(rng, grain.contrast), sample_range(rng, grain.crease_width))
+        material = replace(material, grain=spec)
     weave = surface.weave
     if weave is None:
         return material

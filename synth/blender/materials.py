@@ -21,10 +21,12 @@ MAPS_UV = "maps"  # normalised coordinates of the texture-space maps image
 PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
 # Names of the per-image Value nodes every surface material has (see MaterialSpec): `pattern`
 # is 1 for the second pattern of a family (embossed, twill, ground); `period`, `weft_ratio`,
-# `direction`, `weft_shade`, `gap_shade` and `mottle` are a textile's weave (see WeaveSpec).
+# `direction`, `weft_shade`, `gap_shade` and `mottle` are a textile's weave (see WeaveSpec),
+# `grain_contrast` and `crease_width` a leather's grain (see GrainSpec).
 PARAMS = (
     "seed_x", "seed_y", "scale", "roughness", "bump", "variation", "pattern",
     "period", "weft_ratio", "direction", "weft_shade", "gap_shade", "mottle",
+    "grain_contrast", "crease_width",
 )  # fmt: skip
 BASE_COLOR = "base_color"
 METALLIC = "metallic"
@@ -55,15 +57,16 @@ Family = Callable[[Graph, Inputs], Surface]
 
 
 def leather(g: Graph, x: Inputs) -> Surface:
-    """Pebbled grain: Voronoi cells warped by noise with rounded tops and sharp creases between
-    them, a finer wrinkle network, sparse pores, darker creases; 'embossed' (pattern 1) adds
-    large deep-grooved scales (a croc-like print)."""
+    """Pebbled grain: Voronoi cells warped by noise with rounded tops and sharp creases (of
+    crease_width) between them, a finer wrinkle network, sparse pores, creases darker and tops
+    glossier by grain_contrast; 'embossed' (pattern 1) adds large deep-grooved scales (a
+    croc-like print)."""
     scale, bump, variation = x.params["scale"], x.params["bump"], x.params["variation"]
     _, warp = g.noise(x.p, g.mul(x.inv_scale, 0.35), detail=2.0)
     offset = g.vmath("MULTIPLY", g.vmath("SUBTRACT", warp, (0.5,) * 3), g.mul(scale, 0.9))
     warped = g.vmath("ADD", x.p, offset)
     edge = g.voronoi(warped, x.inv_scale, "DISTANCE_TO_EDGE").outputs["Distance"]
-    dome, crease = g.smoothstep(edge, 0.0, 0.35), g.smoothstep(edge, 0.0, 0.05)
+    dome, crease = g.smoothstep(edge, 0.0, 0.35), g.smoothstep(edge, 0.0, x.params["crease_width"])
     fine_edge = g.voronoi(warped, g.mul(x.inv_scale, 2.7), "DISTANCE_TO_EDGE").outputs["Distance"]
     fine = g.smoothstep(fine_edge, 0.0, 0.08)
     pores = g.voronoi(x.p, g.mul(x.inv_scale, 5.0), "F1")
@@ -83,12 +86,14 @@ def leather(g: Graph, x: Inputs) -> Surface:
         0.3, g.mul(crease, 0.4), g.mul(fine, 0.15), g.mul(dome, 0.15), g.mul(pore, -0.2),
         g.mul(emboss, -0.2),
     )  # fmt: skip
+    cavity = g.mix(x.params["grain_contrast"], 0.85, cavity)  # exactly `cavity` at contrast 1
     albedo = g.vmath("MULTIPLY", x.base_color, g.mul(tone, cavity, 1.6))
     roughness = g.add(
         x.params["roughness"],
         g.mul(g.math("SUBTRACT", mottle, 0.5), 0.2),
         g.mul(g.math("SUBTRACT", 1.0, dome), 0.2),  # polished tops, dull valleys
     )
+    roughness = g.mix(x.params["grain_contrast"], x.params["roughness"], roughness)  # the same at 1
     return Surface(albedo, roughness, height, {"Coat Weight": 0.2, "Coat Roughness": 0.3})
 
 
@@ -112,9 +117,9 @@ def suede(g: Graph, x: Inputs) -> Surface:
         short = g.math("LESS_THAN", g.math("ABSOLUTE", along), g.mul(scale, 0.4))
         fibres = g.add(fibres, g.mul(width, short, g.madd(sign_random, 2.0, -1.0)))
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.3), detail=2.0)
-    fine, _ = g.noise(x.p, g.mul(x.inv_scale, 2.5), detail=2.0)
+    fine, _ = g.noise(x.p, g.mul(x.inv_scale, 6.0), detail=2.0)
     mottle, fine = g.madd(mottle, 2.0, -1.0), g.madd(fine, 2.0, -1.0)
-    variation = g.add(g.mul(fibres, 0.6), g.mul(mottle, 1.2), g.mul(fine, 0.8))
+    variation = g.add(g.mul(fibres, 1.2), g.mul(mottle, 0.2), fine)
     variation = g.math("MINIMUM", g.math("MAXIMUM", variation, -1.5), 1.5)
     albedo = g.vmath("MULTIPLY", x.base_color, g.madd(variation, x.params["variation"], 1.0))
     height = g.mul(fine, x.params["bump"], 0.3 * 0.05)  # the raster view's relief in mm

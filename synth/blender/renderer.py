@@ -195,6 +195,8 @@ class BlenderRenderer:
             "weft_shade": m.weave.weft_shade if m.weave else 0.9,
             "gap_shade": m.weave.gap_shade if m.weave else 0.25,
             "mottle": m.weave.mottle if m.weave else 0.0,
+            "grain_contrast": m.grain.contrast if m.grain else 1.0,
+            "crease_width": m.grain.crease_width if m.grain else 0.05,
         }
         if m.family == "metal":
             values[METALLIC] = m.metallic
