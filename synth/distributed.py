@@ -6,8 +6,8 @@ path every render loop shares. The driver, one process, is the only writer: it w
 sample through the dataset's atomic writer as it arrives. So the output needs no shared file
 system, is byte-identical to a local render of the same config and seed, and resumes like one
 (a killed driver leaves only complete samples). Ray restarts an actor whose process or node
-died and retries the samples it held (`retries`). Ray is imported by this module alone, which
-is imported only with `--ray`.
+died and retries the samples it held (`retries`). Ray is imported only here and in
+evaluate.experiments.on_ray, and those only with `--ray`.
 """
 
 from __future__ import annotations

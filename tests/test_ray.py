@@ -35,6 +35,7 @@ from synth.dataset import verify
 from synth.render import render_dataset, scaled_config
 from synth.writers import LAYOUT
 from tests.test_experiments import _experiment, _fake_real
+from tests.test_render_cli import wait_for
 
 SYNTH = [sys.executable, "-m", "synth.cli"]
 N = 200  # raster images of the tiny scene (64²): a few seconds, long enough to kill something
@@ -73,14 +74,6 @@ def descendants(pids: set[int]) -> set[int]:
         if not more:
             return found
         found |= more
-
-
-def wait_for(ready, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not ready():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
