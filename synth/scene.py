@@ -370,7 +370,7 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         metallic=sample_range(rng, surface.metallic),
         look=None if look is None else look.name,
     )
-    if surface.grain is not None:
+    if surface.grain is not None and pattern != "suede":  # a napped leather has no grain
         grain = surface.grain
         spec = GrainSpec(sample_range(rng, grain.contrast), sample_range(rng, grain.crease_width))
         material = replace(material, grain=spec)

@@ -55,9 +55,13 @@ def test_shipped_scenes_the_raster_view_refuses() -> None:
     refused = {p.stem: unrealisable(load_config(p)) for p in sorted(SCENES.glob("*.yaml"))}
     assert refused == {
         "leather": [],
+        "leather_patch": [],
         "metal": [],
         "metal_tile": ["geometry.bend_deg [35, 60]"],
+        "metal_tile_fit": ["geometry.bend_deg [35, 60]"],
+        "metal_tile_fit_mmd2": ["geometry.bend_deg [35, 60]"],
         "textile": [],
+        "textile_aitex": [],
     }
 
 
