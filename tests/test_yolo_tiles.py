@@ -244,3 +244,9 @@ def test_bad_tiling_and_model_options_are_refused(rendered, tmp_path) -> None:
         pretrain(
             rendered, tmp_path / "fz", train_args(**TINY, freeze_backbone_epochs=1), model="yolo11n.yaml"
         )
+
+
+def test_every_batch_is_an_optimizer_step_unless_nbs_is_given() -> None:
+    assert train_args(batch=4)["nbs"] == 4
+    assert train_args(batch=4, sets=["nbs=64"])["nbs"] == 64
+    assert train_args(device="cpu")["nbs"] == train_args(device="cpu")["batch"] == 8

@@ -106,6 +106,3 @@ def efficientnet_lite0(**kwargs) -> nn.Module:
         raise ModelError(f"{path}: {len(missing)} tensors of {LITE0_NAME} missing, e.g. {missing[:3]}")
     model.load_state_dict({key: state[key] for key in wanted}, strict=True)
     return model
-
-
-BACKBONES = {"mobilenet_v2": mobilenet_v2, "efficientnet_lite0": efficientnet_lite0}

@@ -30,6 +30,11 @@ def _training_options(command: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--tile", type=click.IntRange(min=32), help="Training and inference tile, px [320]."),
         click.option(
+            "--input-size",
+            type=click.IntRange(min=32),
+            help="Longer side a tile is resized to for the network [the tile].",
+        ),
+        click.option(
             "--overlap",
             type=click.FloatRange(0, 1, max_open=True),
             help="Share of a tile its neighbour sees [0.25].",

@@ -21,7 +21,9 @@ class MaskRCNNConfig(BaseModel):
     ImageNet values, as torchvision's `trainable_backbone_layers`; `freeze_backbone_epochs`
     keeps the whole backbone frozen for the first epochs. Batch norm is frozen throughout (a
     few tiles per batch give no usable statistics). `anchor_sizes` are the anchor sides of the
-    five FPN levels (strides 4 to 64), small because defects are. Augmentations are gentle: a
+    five FPN levels (strides 4 to 64), small because defects are. `input_size` resizes every
+    tile so that its longer side is that many pixels (default: the tile, native resolution; a
+    tile larger than the image is the whole image). Augmentations are gentle: a
     horizontal flip and mild brightness and contrast jitter; nothing that rotates raking light
     or blurs a thin crack away.
     """
@@ -35,6 +37,7 @@ class MaskRCNNConfig(BaseModel):
     trainable_stages: int = Field(3, ge=0, le=STAGES)
     freeze_backbone_epochs: int = Field(0, ge=0)
     tile: int = Field(320, ge=32)
+    input_size: int | None = Field(None, ge=32)
     overlap: float = Field(0.25, ge=0, lt=1)
     good_tile_share: float = Field(0.25, ge=0, lt=1)
     min_tile_area_px: int = Field(9, ge=1)
@@ -59,6 +62,10 @@ class MaskRCNNConfig(BaseModel):
                 for item in error.errors()
             )
             raise ConfigError(f"{source}: {problems}") from None
+
+    @property
+    def network_input(self) -> int:
+        return self.input_size or self.tile
 
     @property
     def tiling(self) -> Tiling:

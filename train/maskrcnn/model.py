@@ -104,8 +104,8 @@ def build_network(config: MaskRCNNConfig, num_classes: int, pretrained: bool) ->
         box_predictor=FastRCNNPredictor(1024, num_classes + 1),  # after the default 1024-wide box head
         mask_head=MaskRCNNHeads(width, (width,) * 4, 1),
         mask_predictor=MaskRCNNPredictor(width, width, num_classes + 1),
-        min_size=config.tile,
-        max_size=config.tile,
+        min_size=config.network_input,  # with max_size equal, the longer side becomes this
+        max_size=config.network_input,
         rpn_anchor_generator=anchors,
         rpn_pre_nms_top_n_train=1000,
         rpn_post_nms_top_n_train=500,

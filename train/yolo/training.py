@@ -155,7 +155,11 @@ def train_args(config: Path | None = None, sets: Sequence[str] = (), **options: 
         raise YoloSetupError(str(error)) from None
     if chosen.get("tile") is not None and "imgsz" not in chosen:
         chosen["imgsz"] = chosen["tile"]
-    return {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
+    merged = {**DEFECT_DEFAULTS, **machine_defaults(chosen.get("device")), **chosen}
+    # Ultralytics' nominal batch (64) accumulates 64 / batch batches per optimizer step: with the
+    # few dozen tiles of a small real set that is one step an epoch, and nothing is learnt.
+    merged.setdefault("nbs", merged["batch"])
+    return merged
 
 
 def split_args(
