@@ -34,7 +34,7 @@ from synth.runs import default_out
 from synth.writers import atomic_write_json
 
 UNNAMED = 0  # class id of a region as the anomaly map proposes it, before the classifier names it
-SYSTEMS = ("patchcore", "hybrid")
+DEFAULT_REJECT = 0.5  # dismiss a region when "not a defect" is at least this probable
 EXAMPLES = 8
 
 
@@ -71,13 +71,15 @@ class Inspected:
     regions: list[Prediction]
     probabilities: np.ndarray
 
-    def named(self, class_names: Sequence[str]) -> list[Prediction]:
-        """The regions with the classifier's class (index into `class_names`, 0 = not a
-        defect) and its probability as class and score."""
-        return [
-            Prediction(r.box, float(p.max()), int(p.argmax()), r.mask, r.mask_origin)
-            for r, p in zip(self.regions, self.probabilities, strict=True)
-        ]
+    def named(self, reject: float) -> list[Prediction]:
+        """The regions with the classifier's verdict as class and score: "not a defect" (class
+        0) when its probability is at least `reject`, else the most probable defect class
+        (index into the classifier's classes); the score is that class's probability."""
+        named = []
+        for region, p in zip(self.regions, self.probabilities, strict=True):
+            verdict = 0 if p[0] >= reject else 1 + int(np.argmax(p[1:]))
+            named.append(Prediction(region.box, float(p[verdict]), verdict, region.mask, region.mask_origin))
+        return named
 
 
 def inspect(scored: anomaly.Scored, image: np.ndarray, threshold: float, classifier: Any) -> Inspected:
@@ -127,7 +129,7 @@ def system_metrics(
 
 
 def class_metrics(
-    images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float
+    images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float, reject: float
 ) -> dict[str, dict[str, float]]:
     """Per defect class, for the hybrid: recall counting only regions named that class, and the
     precision of the regions named that class (they touch an instance of it)."""
@@ -137,7 +139,7 @@ def class_metrics(
         index = class_names.index(name) if name in class_names else -1
         for item in images:
             s = item.scored
-            regions = [r for r in item.named(class_names) if r.class_id == index]
+            regions = [r for r in item.named(reject) if r.class_id == index]
             ids = [iid for iid, n in s.instance_class.items() if n == name]
             truth = np.isin(s.instance_map, ids)
             flagged = paint(regions, truth.shape)
@@ -154,19 +156,42 @@ def class_metrics(
     return out
 
 
+def kept_regions(images: Sequence[Inspected], reject: float) -> list[list[Prediction]]:
+    """Per image, the regions the hybrid keeps (those not dismissed as not a defect)."""
+    return [[r for r in item.named(reject) if r.class_id != 0] for item in images]
+
+
 def hybrid_metrics(
-    images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float
+    images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float, reject: float
 ) -> dict[str, Any]:
     """PatchCore alone (every region) beside the hybrid (regions not dismissed)."""
     every = [item.regions for item in images]
-    kept = [[r for r in item.named(class_names) if r.class_id != 0] for item in images]
     return {
         "patchcore": system_metrics(images, every, kinds, k),
         "hybrid": {
-            **system_metrics(images, kept, kinds, k),
-            "per_class": class_metrics(images, class_names, kinds, k),
+            **system_metrics(images, kept_regions(images, reject), kinds, k),
+            "per_class": class_metrics(images, class_names, kinds, k, reject),
         },
     }
+
+
+def choose_reject(val: Sequence[Inspected], kinds: dict[str, str], k: float) -> tuple[float, str]:
+    """The lowest probability of "not a defect" at which dismissing a region keeps, on the val
+    split, every defect PatchCore alone finds there (its per-class defect-wise recall); recall
+    only grows with the level, so a binary search over the val regions' own values finds it."""
+    wanted = system_metrics(val, [item.regions for item in val], kinds, k)["recall"]
+    if not any(wanted.values()):
+        return DEFAULT_REJECT, f"{DEFAULT_REJECT} (PatchCore alone finds no val defect to keep)"
+    levels = sorted({float(np.nextafter(p[0], np.inf)) for item in val for p in item.probabilities})
+
+    def keeps(level: float) -> bool:
+        return system_metrics(val, kept_regions(val, level), kinds, k)["recall"] == wanted
+
+    low, high = 0, len(levels) - 1  # the last level dismisses nothing
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if keeps(levels[middle]) else (middle + 1, high)
+    return levels[low], "the lowest that keeps every val defect PatchCore alone finds"
 
 
 def table(result: dict[str, Any]) -> tuple[list[str], list[list]]:
@@ -205,11 +230,16 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list]]:
 
 
 def region_records(
-    item: Inspected, image: np.ndarray, class_names: Sequence[str], mm_per_pixel: float, severity: Any
+    item: Inspected,
+    image: np.ndarray,
+    class_names: Sequence[str],
+    mm_per_pixel: float,
+    severity: Any,
+    reject: float,
 ) -> tuple[list[dict[str, Any]], list[Prediction]]:
     """Every region of one image as a record (class, score, box, mask outline, sizes in mm,
     severity; dismissed regions too, marked), most severe first; and the regions in that order."""
-    named = item.named(class_names)
+    named = item.named(reject)
     records, ordered = describe(image, named, dict(enumerate(class_names)), mm_per_pixel, severity)
     position = {id(r): i for i, r in enumerate(named)}
     for record, region in zip(records, ordered, strict=True):
@@ -228,8 +258,12 @@ def evaluate_hybrid(
     k: float = 0.0,
     mm_per_pixel: float | None = None,
     threshold: float | None = None,
+    reject: float | None = None,
 ) -> dict[str, Any]:
-    """Score the test split with both systems; write metrics.json, regions.json, overlays."""
+    """Score the test split with both systems; write metrics.json, regions.json, overlays.
+
+    The anomaly threshold is `evaluate anomaly`'s and the level of "not a defect" at which a
+    region is dismissed is `choose_reject`'s, both from the val split, unless given."""
     dataset = Dataset(data)
     samples = {s.id: s for s in dataset.samples("test")}
     if not samples:
@@ -239,26 +273,31 @@ def evaluate_hybrid(
         raise DataError(
             f"{data}: its test images record no mm per pixel (imported data?): give --mm-per-pixel"
         )
+    kinds = {c.name: c.kind for c in dataset.classes}
     started = time.perf_counter()
     test = anomaly.score_split(dataset, "test", coreset.predict)
     patchcore_seconds = time.perf_counter() - started
+    val = anomaly.score_split(dataset, "val", coreset.predict) if None in (threshold, reject) else []
+    threshold_source, reject_source = "given with --threshold", "given with --reject"
     if threshold is None:
-        val = anomaly.score_split(dataset, "val", coreset.predict)
-        threshold, source = anomaly.choose_threshold(val, coreset.threshold)
-    else:
-        source = "given with --threshold"
-    started = time.perf_counter()
+        threshold, threshold_source = anomaly.choose_threshold(val, coreset.threshold)
+    if reject is None:
+        val_samples = {s.id: s for s in dataset.samples("val")}
+        val_inspected = [inspect(s, val_samples[s.id].image(), threshold, classifier) for s in val]
+        reject, reject_source = choose_reject(val_inspected, kinds, k)
     images = {s.id: samples[s.id].image() for s in test}
+    started = time.perf_counter()
     inspected = [inspect(s, images[s.id], threshold, classifier) for s in test]
     classifier_seconds = time.perf_counter() - started
-    kinds = {c.name: c.kind for c in dataset.classes}
     result = {
         "data": str(data),
         "threshold": threshold,
-        "threshold_source": source,
+        "threshold_source": threshold_source,
+        "reject": reject,
+        "reject_source": reject_source,
         "k": k,
         "classes": classifier.class_names,
-        **hybrid_metrics(inspected, classifier.class_names, kinds, k),
+        **hybrid_metrics(inspected, classifier.class_names, kinds, k, reject),
         "seconds_per_image": {
             "patchcore": patchcore_seconds / len(test),
             "classifier": classifier_seconds / len(test),
@@ -269,7 +308,7 @@ def evaluate_hybrid(
     for item in inspected:
         scale = mm_per_pixel or samples[item.scored.id].meta["mm_per_px"]
         image = images[item.scored.id]
-        records, ordered = region_records(item, image, classifier.class_names, scale, severity)
+        records, ordered = region_records(item, image, classifier.class_names, scale, severity, reject)
         regions[item.scored.id] = {"mm_per_pixel": scale, "regions": records}
         kept = [(r, d) for r, d in zip(records, ordered, strict=True) if r["kept"]]
         kind = "defective" if item.scored.defective else "false_alarm"
@@ -297,7 +336,11 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
     return [
         Section(
             "PatchCore alone and the hybrid (test split)",
-            text=f"threshold {result['threshold']:.4g}: {result['threshold_source']}.",
+            text=(
+                f"anomaly threshold {result['threshold']:.4g}: {result['threshold_source']}; a region "
+                f"is dismissed when not a defect has probability >= {result['reject']:.4g}: "
+                f"{result['reject_source']}."
+            ),
             table=table(result),
         ),
         Section("examples", text=legend, images=[(Path(p).stem, out / p) for p in result["examples"]]),
@@ -322,12 +365,19 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
     type=float,
     help="Anomaly threshold [evaluate anomaly's: max pixel F1 on val, else the coreset's].",
 )
+@click.option(
+    "--reject",
+    type=click.FloatRange(0, 1),
+    help="Dismiss a region when 'not a defect' is at least this probable "
+    "[the lowest that keeps every val defect PatchCore finds].",
+)
 @anomaly.evaluation_options("hybrid", "classifier")
 def hybrid(
     coreset: Path,
     classifier: Path,
     mm_per_pixel: float | None,
     threshold: float | None,
+    reject: float | None,
     data: Path,
     out: Path | None,
     k: float,
@@ -341,7 +391,7 @@ def hybrid(
     model = Coreset.load(coreset, device=device)
     crops = CropClassifier.load(classifier, device=device)
     out = out or default_out("hybrid", classifier.stem)
-    result = evaluate_hybrid(model, crops, data, out, k, mm_per_pixel, threshold)
+    result = evaluate_hybrid(model, crops, data, out, k, mm_per_pixel, threshold, reject)
     anomaly.print_report(
         result, report_sections(result, out), out, f"{coreset.name} + {classifier.name} on {data}"
     )

@@ -14,7 +14,17 @@ from click.testing import CliRunner
 
 from evaluate import anomaly
 from evaluate.cli import main as evaluate_cli
-from evaluate.hybrid import UNNAMED, Inspected, evaluate_hybrid, find_regions, hybrid_metrics, paint, table
+from evaluate.hybrid import (
+    UNNAMED,
+    Inspected,
+    choose_reject,
+    evaluate_hybrid,
+    find_regions,
+    hybrid_metrics,
+    kept_regions,
+    paint,
+    table,
+)
 from evaluate.importers import import_dataset, scan
 from synth.annotations import Annotations, ClassInfo
 from synth.config import parse_config
@@ -82,7 +92,7 @@ def hand_case() -> list[Inspected]:
 
 
 def test_both_systems_are_scored_by_the_same_rules() -> None:
-    result = hybrid_metrics(hand_case(), NAMES, KINDS, k=0)
+    result = hybrid_metrics(hand_case(), NAMES, KINDS, k=0, reject=0.5)
     pc, hy = result["patchcore"], result["hybrid"]
     assert pc["recall"] == {"crack": 1.0, "pit": 1.0} and hy["recall"] == {"crack": 1.0, "pit": 1.0}
     assert pc["impurities_flagged"] == {"water_stain": 1.0} and hy["impurities_flagged"] == {
@@ -96,7 +106,7 @@ def test_both_systems_are_scored_by_the_same_rules() -> None:
         "crack": {"recall_right_class": 1.0, "precision": 0.5, "regions_named": 2},
         "pit": {"recall_right_class": 0.0, "precision": 0.0, "regions_named": 1},
     }
-    at_k60 = hybrid_metrics(hand_case(), NAMES, KINDS, k=60)
+    at_k60 = hybrid_metrics(hand_case(), NAMES, KINDS, k=60, reject=0.5)
     assert at_k60["patchcore"]["recall"]["crack"] == 0.0  # 2 of its 4 pixels: 50% < 60%
     # PatchCore alone is evaluate anomaly's defect-wise recall at the same threshold
     scored = [item.scored for item in hand_case()]
@@ -107,6 +117,20 @@ def test_both_systems_are_scored_by_the_same_rules() -> None:
     assert by_name["false-alarm regions"] == [3, 1]
     assert by_name["good images flagged (of 2)"] == [0.5, 0.5]
     assert by_name["seconds per image"] == [0.5, pytest.approx(0.6)]
+
+
+def test_reject_level_keeps_every_val_defect_patchcore_finds() -> None:
+    val = hand_case()  # P(not a defect): 0.8 where the classifier says so, else 0.1
+    level, source = choose_reject(val, KINDS, k=0)
+    assert level == float(np.nextafter(np.float32(0.1), np.inf))
+    assert source == "the lowest that keeps every val defect PatchCore alone finds"
+    assert [len(r) for r in kept_regions(val, level)] == [2, 1, 0]  # the stain goes, one alarm stays
+    val[0].probabilities[2] = [0.85, 0.1, 0.05]  # the pit now looks like no defect
+    level, _ = choose_reject(val, KINDS, k=0)
+    assert level == float(np.nextafter(np.float32(0.85), np.inf))  # so nothing below it is dismissed
+    assert [len(r) for r in kept_regions(val, level)] == [3, 2, 0]
+    nothing = [val[2]]  # a val split where PatchCore finds no defect
+    assert choose_reject(nothing, KINDS, k=0) == (0.5, "0.5 (PatchCore alone finds no val defect to keep)")
 
 
 def defect_scene() -> dict:
@@ -142,6 +166,10 @@ def test_end_to_end_hybrid_run_writes_its_report(tiny_run, tmp_path: Path) -> No
     model = Coreset.load(coreset)
     truth = anomaly.evaluate_predictor(model.predict, data, tmp_path / "anomaly", model.threshold)
     assert metrics["threshold"] == truth["threshold"]
+    assert metrics["reject_source"] in (
+        "the lowest that keeps every val defect PatchCore alone finds",
+        "0.5 (PatchCore alone finds no val defect to keep)",
+    )
     assert metrics["patchcore"]["recall"] == truth["defect_wise"]["per_class"]
     assert metrics["patchcore"]["good_images"] == truth["image"]["good_images"]
     samples = Dataset(data).samples("test")

@@ -46,6 +46,14 @@ def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Random windows per good image [2].",
         ),
         click.option("--seed", type=int, help="Seed of crops, augmentations and init [0]."),
+        click.option(
+            "--coreset",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="PatchCore coreset whose regions on the images become crops too (false alarms included).",
+        ),
+        click.option(
+            "--region-threshold", type=float, help="Anomaly threshold of those regions [the coreset's own]."
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -54,6 +62,18 @@ def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _given(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
+
+
+def _proposals(options: dict[str, Any], device: str):
+    """The coreset's regions as crops, or None; --region-threshold alone is a mistake."""
+    coreset, threshold = options.pop("coreset"), options.pop("region_threshold")
+    if coreset is None:
+        if threshold is not None:
+            raise click.UsageError("--region-threshold needs --coreset")
+        return None
+    from train.classifier.training import Proposals
+
+    return Proposals.load(coreset, threshold, device)
 
 
 def _report(model, out: Path) -> None:
@@ -102,7 +122,8 @@ def pretrain_classifier(data: tuple[Path, ...], out: Path, **options: Any) -> No
     from train.classifier.config import ClassifierConfig
     from train.classifier.training import pretrain
 
-    _report(pretrain(data, out, ClassifierConfig(**_given(options))), out)
+    proposals = _proposals(options, options["device"])
+    _report(pretrain(data, out, ClassifierConfig(**_given(options)), proposals), out)
 
 
 @click.command("classifier")
@@ -122,4 +143,5 @@ def finetune_classifier(
     """Continue a crop classifier on new data (e.g. real crops after synthetic ones)."""
     from train.classifier.training import finetune
 
-    _report(finetune(weights, data, out, device=device, **_given(options)), out)
+    proposals = _proposals(options, device)
+    _report(finetune(weights, data, out, device=device, proposals=proposals, **_given(options)), out)

@@ -9,13 +9,15 @@ epoch comes from a generator seeded by (seed, epoch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
+from synth.annotations import Prediction
 from synth.dataset import Dataset
 from synth.errors import DataError
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
@@ -75,9 +77,25 @@ def cut(image: np.ndarray, box: Box, config: ClassifierConfig) -> np.ndarray:
     return np.ascontiguousarray(crop)
 
 
-def load_crops(root: Path, split: str, config: ClassifierConfig) -> CropPool:
+def region_label(region: Prediction, instance_map: np.ndarray, names: dict[int, str]) -> str:
+    """The class of the defect instance a proposed region overlaps most (`names`: defect
+    instance id -> class name), or "not a defect" when it touches none."""
+    x, y = region.mask_origin
+    under = instance_map[y : y + region.mask.shape[0], x : x + region.mask.shape[1]][region.mask]
+    counts = np.bincount(under[np.isin(under, list(names))].astype(np.int64)) if names else np.zeros(0)
+    return names[int(counts.argmax())] if counts.any() else NOT_A_DEFECT
+
+
+def load_crops(
+    root: Path,
+    split: str,
+    config: ClassifierConfig,
+    proposals: Callable[[np.ndarray], list[Prediction]] | None = None,
+) -> CropPool:
     """Every instance of a split as a crop, and `good_crops_per_image` seeded random windows of
-    each good image, their sizes drawn from the split's defect boxes."""
+    each good image, their sizes drawn from the split's defect boxes. With `proposals` (an anomaly
+    model's regions of an image), each proposed region is a crop too, labelled by `region_label`:
+    the very crops the classifier sees in the hybrid, false alarms included."""
     dataset = Dataset(root)
     samples = dataset.samples(split)
     if not samples:
@@ -85,13 +103,18 @@ def load_crops(root: Path, split: str, config: ClassifierConfig) -> CropPool:
     kinds = {c.id: c for c in dataset.classes}
     images, crops, sizes = [], [], []
     good: list[int] = []
-    for index, sample in enumerate(samples):
+    for index, sample in enumerate(tqdm(samples, desc=f"crops of {split}", unit="img", leave=False)):
         images.append(sample.image())
-        for inst in sample.annotations(dataset.classes).instances:
+        annotations = sample.annotations(dataset.classes)
+        for inst in annotations.instances:
             info = kinds[inst.class_id]
             crops.append(Crop(index, inst.xyxy, info.name if info.kind == "defect" else NOT_A_DEFECT))
             if info.kind == "defect":
                 sizes.append(inst.bbox[2:])
+        if proposals is not None:
+            names = {i.instance_id: kinds[i.class_id].name for i in annotations.defects}
+            for region in proposals(images[-1]):
+                crops.append(Crop(index, region.box, region_label(region, annotations.instance_map, names)))
         if sample.good:
             good.append(index)
     for index in good:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from synth.annotations import Prediction
 from synth.dataset import Dataset
 from synth.errors import ConfigError, DataError, ModelError
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
@@ -41,10 +44,41 @@ def validate(model: CropClassifier, crops: tuple[np.ndarray, np.ndarray]) -> dic
     }
 
 
-def _val_crops(sources: Sequence[Path], names: list[str], config: ClassifierConfig):
+@dataclass(frozen=True)
+class Proposals:
+    """The regions a PatchCore coreset flags on an image at `threshold`, exactly as `evaluate
+    hybrid` proposes them, so the classifier also learns from the false alarms it will see."""
+
+    coreset: Any
+    threshold: float
+    path: Path
+
+    @classmethod
+    def load(cls, path: Path, threshold: float | None, device: str = "cpu") -> Proposals:
+        """A coreset file at `threshold` (the coreset's own when None)."""
+        from train.patchcore import Coreset
+
+        coreset = Coreset.load(path, device=device)
+        level = coreset.threshold if threshold is None else threshold
+        if level is None:
+            raise ConfigError(f"{path} has no threshold of its own: give --region-threshold")
+        return cls(coreset, float(level), Path(path))
+
+    def __call__(self, image: np.ndarray) -> list[Prediction]:
+        from evaluate.hybrid import find_regions
+
+        return find_regions(self.coreset.predict([image])[0][0], self.threshold)
+
+    def record(self) -> dict[str, Any]:
+        return {"coreset": str(self.path.resolve()), "threshold": self.threshold}
+
+
+def _val_crops(
+    sources: Sequence[Path], names: list[str], config: ClassifierConfig, proposals: Proposals | None
+):
     """The val crops of every source that has a val split, or None when none has."""
     parts = [
-        fixed_crops(load_crops(root, "val", config), names, config)
+        fixed_crops(load_crops(root, "val", config, proposals), names, config)
         for root in sources
         if Dataset(root).samples("val")
     ]
@@ -54,25 +88,35 @@ def _val_crops(sources: Sequence[Path], names: list[str], config: ClassifierConf
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def train(model: CropClassifier, sources: Sequence[Path], out: Path, start_from: str) -> CropClassifier:
-    """Train `model` on the train crops of `sources` (mixed by class-balanced draws), keep the
-    epoch with the lowest validation loss, and save it to `out`."""
+def train(
+    model: CropClassifier,
+    sources: Sequence[Path],
+    out: Path,
+    start_from: str,
+    proposals: Proposals | None = None,
+) -> CropClassifier:
+    """Train `model` on the train crops of `sources` (mixed by class-balanced draws; with
+    `proposals`, an anomaly model's regions as well), keep the epoch with the lowest validation
+    loss, and save it to `out`."""
     config = model.config
-    pools: list[CropPool] = [load_crops(root, "train", config) for root in sources]
+    pools: list[CropPool] = [load_crops(root, "train", config, proposals) for root in sources]
     labels = {c.label for p in pools for c in p.crops}
     if not labels - {NOT_A_DEFECT}:
         raise DataError(
             f"{', '.join(map(str, sources))}: no defect instance in the train split: nothing to learn "
             "(a render's train split is often all good: render defects into it, or add real data)"
         )
-    val = _val_crops(sources, model.class_names, config)
+    val = _val_crops(sources, model.class_names, config, proposals)
     trained = [p for p in model.network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     loss_fn = torch.nn.CrossEntropyLoss()
     best_loss, best_state, bad_epochs = float("inf"), None, 0
     model.history = []
-    model.trained_on = [{"root": str(Path(r).resolve()), "split": "train"} for r in sources]
+    regions = proposals.record() if proposals is not None else None
+    model.trained_on = [
+        {"root": str(Path(r).resolve()), "split": "train", "regions": regions} for r in sources
+    ]
     bar = tqdm(range(config.epochs), desc="classifier epochs", unit="epoch")
     for epoch in bar:
         torch.manual_seed(config.seed * 100_003 + epoch)
@@ -112,17 +156,24 @@ def _check_sources(data: Sequence[Path]) -> list[Path]:
     return [Path(d) for d in data]
 
 
-def pretrain(data: Sequence[Path], out: Path, config: ClassifierConfig) -> CropClassifier:
+def pretrain(
+    data: Sequence[Path], out: Path, config: ClassifierConfig, proposals: Proposals | None = None
+) -> CropClassifier:
     """Train a new classifier on the train crops of one or more canonical datasets (synthetic,
     real, or both), validated on their val splits."""
     sources = _check_sources(data)
     torch.manual_seed(config.seed)  # the head's random init
     model = CropClassifier.new(config, class_names(sources))
-    return train(model, sources, out, f"new:{config.weights}")
+    return train(model, sources, out, f"new:{config.weights}", proposals)
 
 
 def finetune(
-    weights: Path, data: Sequence[Path], out: Path, device: str = "cpu", **overrides
+    weights: Path,
+    data: Sequence[Path],
+    out: Path,
+    device: str = "cpu",
+    proposals: Proposals | None = None,
+    **overrides,
 ) -> CropClassifier:
     """Continue a classifier on new data (e.g. real crops after synthetic ones); training
     settings may change, the classes may not: every defect class of the data must be one of
@@ -134,4 +185,4 @@ def finetune(
     if unknown:
         raise ModelError(f"{weights} knows the classes {model.class_names[1:]}; the data also has {unknown}")
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return train(model, sources, out, f"weights:sha256-{digest}")
+    return train(model, sources, out, f"weights:sha256-{digest}", proposals)
