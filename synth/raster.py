@@ -57,6 +57,8 @@ def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.nd
         return suede(material, win)
     if material.grain is not None:
         return voronoi_grain(material, win)
+    if material.grinding is not None:
+        return grinding_marks(material, win)
     scale = material.scale_mm
     seed_offset = (material.seed % 1000 * 0.731, material.seed % 977 * 0.377)
     x, y = win.x_mm, win.y_mm
@@ -147,6 +149,37 @@ def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndar
     shade = (gap + (1 - gap) * h) * (1 + 0.5 * fibres) * np.where(warp_top, 1.0, weave.weft_shade)
     # Heights as the Blender view's (relief x bump x scale x 0.35 mm), in shade()'s unit.
     return (tone * shade * 1.5).astype(np.float32), (relief * material.scale_mm * 7.0).astype(np.float32)
+
+
+def fractal_noise(u: np.ndarray, v: np.ndarray, salt: int, octaves: int) -> np.ndarray:
+    """Value noise summed over octaves (each twice as fine, half as strong), in about [-1, 1]."""
+    total = sum(value_noise(u * 2**k, v * 2**k, salt + k) * 0.5**k for k in range(octaves))
+    return total / (2 - 0.5 ** (octaves - 1))
+
+
+def grinding_marks(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Ground or brushed metal as `synth.blender.materials.metal` draws it: fine marks along y,
+    scale_mm apart, and slow bands along them; ground adds sparse sharp bright streaks, dark
+    grooves (thin Voronoi edges stretched along y) and an isotropic sintered grain. The marks,
+    bands, lines (streaks and grooves) and grain scale the albedo by material.grinding's contrasts."""
+    grinding = material.grinding
+    assert grinding is not None
+    scale, salt = material.scale_mm, material.seed
+    ox, oy = np.random.default_rng(salt).uniform(0, 400, 2)
+    x, y = (win.x_mm + ox) / scale, (win.y_mm + oy) / scale  # in mark spacings
+    ground = float(material.pattern == "ground")
+    marks = fractal_noise(x, y * (0.07 if ground else 0.02), salt, 3)
+    bands = fractal_noise(x * 0.12, y * 0.004, salt + 10, 2)
+    sharp = smoothstep(value_noise(x * 0.6, y * 0.02, salt + 20), 0.25, 0.45) * ground
+    groove = (1 - smoothstep(voronoi_edge(x * 0.6, y * 0.01, salt + 30), 0.0, 0.06)) * ground
+    grain = fractal_noise(x * 2.5, y * 2.5, salt + 40, 2) * ground
+    lines = sharp - groove
+    tone = 1 + material.color_variation * (
+        grinding.marks * marks + grinding.bands * bands + grinding.lines * lines + grinding.grain * grain
+    )
+    relief = marks * 0.5 + sharp * 0.3 - groove * 0.5 + grain * 0.5
+    # Heights as the Blender view's (relief x bump x scale x 0.03 mm), in shade()'s unit.
+    return np.clip(tone, 0, None).astype(np.float32), (relief * scale * 0.6).astype(np.float32)
 
 
 def voronoi_edge(u: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:

@@ -52,6 +52,16 @@ class GrainSpec:
 
 
 @dataclass(frozen=True)
+class GrindingSpec:
+    """A metal's tool-mark contrasts (see `synth.config.GrindingConfig`)."""
+
+    marks: float
+    bands: float
+    lines: float
+    grain: float
+
+
+@dataclass(frozen=True)
 class MaterialSpec:
     family: str
     pattern: str
@@ -65,11 +75,14 @@ class MaterialSpec:
     weave: WeaveSpec | None = None
     look: str | None = None  # the surface look drawn, when the config has looks
     grain: GrainSpec | None = None
+    grinding: GrindingSpec | None = None
 
+
+GRINDING_STREAM = 0x6214D  # the random stream of a metal's grinding contrasts
 
 # Spec fields added after datasets were written: left out of `to_dict` while None, so the
 # meta of older scenes stays byte-identical.
-ADDED_MATERIAL_FIELDS = ("weave", "look", "grain")
+ADDED_MATERIAL_FIELDS = ("weave", "look", "grain", "grinding")
 
 
 @dataclass(frozen=True)
@@ -218,7 +231,11 @@ class SceneSpec:
                         **data["material"],
                         **{
                             name: build(kind, data["material"][name]) if data["material"].get(name) else None
-                            for name, kind in (("weave", WeaveSpec), ("grain", GrainSpec))
+                            for name, kind in (
+                                ("weave", WeaveSpec),
+                                ("grain", GrainSpec),
+                                ("grinding", GrindingSpec),
+                            )
                         },
                     },
                 ),
@@ -264,7 +281,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
     split_config = config.splits[split]  # type: ignore[index]
     good = bool(rng.random() < split_config.good_fraction)
 
-    material = _sample_material(config, rng)
+    material = _sample_material(config, rng, index)
     geometry = config.geometry
     size_w, size_h = geometry.size_mm
     cam = config.camera
@@ -343,7 +360,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
     return replace(spec, stains=tuple(stains), marks=tuple(marks))
 
 
-def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialSpec:
+def _sample_material(config: SceneConfig, rng: np.random.Generator, index: int) -> MaterialSpec:
     surface = config.surface
     look = None
     if surface.looks:  # no draw without looks: older configs keep every later draw
@@ -374,6 +391,10 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator) -> MaterialS
         grain = surface.grain
         spec = GrainSpec(sample_range(rng, grain.contrast), sample_range(rng, grain.crease_width))
         material = replace(material, grain=spec)
+    if surface.grinding is not None:  # on a stream of its own: no other draw moves
+        g, own = surface.grinding, np.random.default_rng([config.seed, index, GRINDING_STREAM])
+        spec = GrindingSpec(*(sample_range(own, bounds) for bounds in (g.marks, g.bands, g.lines, g.grain)))
+        material = replace(material, grinding=spec)
     weave = surface.weave
     if weave is None:
         return material

@@ -343,15 +343,17 @@ def test_aitex_names_parse_and_unknown_codes_are_refused() -> None:
 
 # --- the older scenes, unchanged --------------------------------------------------------------
 
-# From the code before the matched scenes (commit 869c1de): config digest, sha256 of every spec
-# (JSON, sorted keys) and of raster renders (RGB then ids) of image 0 and the first image with a
-# defect, 16 hex digits each.
+# From the code before the matched scenes (commit 869c1de): config digest and sha256 of every spec
+# (JSON, sorted keys), 16 hex digits each, and the indices of the raster renders kept in
+# tests/data/older_renders (image 0 and the first image with a defect). Renders are compared
+# within one grey level, not by hash: the last float bit of shading differs between CPUs.
 BEFORE = {
-    "leather": ("c0c083d2162195dc", "5c36ae430cdaa693", [(0, "e595a1909057e1e1"), (17, "87a704c0a0ce2c8a")]),
-    "textile": ("e54fba353206e0d3", "3527f5384f30bebb", [(0, "032d3557cc4ecf4f"), (17, "5efb555af0ace017")]),
-    "metal": ("60705386a2a89253", "5af4f3d3ff4ba96d", [(0, "199cb68ddc86b74d")]),
+    "leather": ("c0c083d2162195dc", "5c36ae430cdaa693", [0, 17]),
+    "textile": ("e54fba353206e0d3", "3527f5384f30bebb", [0, 17]),
+    "metal": ("60705386a2a89253", "5af4f3d3ff4ba96d", [0]),
     "metal_tile": ("f9b8f6e21dd62888", "699454b04bfb3a99", []),
 }
+OLDER_RENDERS = Path(__file__).parent / "data" / "older_renders"
 
 
 def short_hash(data: bytes) -> str:
@@ -365,9 +367,16 @@ def test_older_scenes_sample_and_render_as_before(name: str) -> None:
     assert config.digest() == digest
     specs = [sample_scene(config, i) for i in range(total_images(config))]
     assert short_hash(json.dumps([s.to_dict() for s in specs], sort_keys=True).encode()) == specs_hash
-    for index, expected in renders:
+    for index in renders:
         result = RasterRenderer().render(specs[index], build_maps(specs[index]))
-        assert short_hash(result.rgb.tobytes() + result.instance_ids.tobytes()) == expected
+        rgb = cv2.cvtColor(cv2.imread(str(OLDER_RENDERS / f"{name}_{index}.png")), cv2.COLOR_BGR2RGB)
+        ids = cv2.imread(str(OLDER_RENDERS / f"{name}_{index}_ids.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(result.instance_ids, ids)
+        difference = np.abs(result.rgb.astype(np.int16) - rgb)
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.005, (
+            difference.max(),
+            (difference > 0).mean(),
+        )
 
 
 # --- the Blender view ---------------------------------------------------------------------------

@@ -22,11 +22,12 @@ PLATE_UV = "plate_mm"  # plate millimetres, (x right, y down)
 # Names of the per-image Value nodes every surface material has (see MaterialSpec): `pattern`
 # is 1 for the second pattern of a family (embossed, twill, ground); `period`, `weft_ratio`,
 # `direction`, `weft_shade`, `gap_shade` and `mottle` are a textile's weave (see WeaveSpec),
-# `grain_contrast` and `crease_width` a leather's grain (see GrainSpec).
+# `grain_contrast` and `crease_width` a leather's grain (see GrainSpec), `mark_contrast`,
+# `band_contrast`, `line_contrast` and `grinding_grain` a metal's grinding (see GrindingSpec).
 PARAMS = (
     "seed_x", "seed_y", "scale", "roughness", "bump", "variation", "pattern",
     "period", "weft_ratio", "direction", "weft_shade", "gap_shade", "mottle",
-    "grain_contrast", "crease_width",
+    "grain_contrast", "crease_width", "mark_contrast", "band_contrast", "line_contrast", "grinding_grain",
 )  # fmt: skip
 BASE_COLOR = "base_color"
 METALLIC = "metallic"
@@ -208,12 +209,24 @@ def metal(g: Graph, x: Inputs) -> Surface:
     mottle, _ = g.noise(x.p, g.mul(x.inv_scale, 0.012), detail=3.0)
     relief = g.add(marks, g.mul(groove, -0.5), g.mul(sharp, pattern, 0.3), grain, g.mul(pore, -1.5))
     height = g.mul(relief, x.params["bump"], x.params["scale"], 0.03)
-    streak = g.add(marks, g.mul(pattern, g.add(g.mul(bands, 0.5), g.mul(sharp, 0.4), g.mul(grain, 0.8))))
+    # The grinding contrasts scale the albedo terms only (each exactly as before at 1).
+    lines = x.params["line_contrast"]
+    streak = g.add(
+        g.mul(marks, x.params["mark_contrast"]),
+        g.mul(
+            pattern,
+            g.add(
+                g.mul(bands, 0.5, x.params["band_contrast"]),
+                g.mul(sharp, 0.4, lines),
+                g.mul(grain, 0.8, x.params["grinding_grain"]),
+            ),
+        ),
+    )
     tone = g.add(
         1.0,
         g.mul(streak, variation, 5.0),
         g.mul(g.math("SUBTRACT", mottle, 0.5), variation, g.madd(pattern, 4.0, 1.0)),
-        g.mul(groove, -0.2),
+        g.mul(groove, -0.2, lines),
         g.mul(pore, -0.4),
     )
     albedo = g.vmath("MULTIPLY", x.base_color, g.math("MAXIMUM", tone, 0.0))

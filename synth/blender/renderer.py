@@ -197,6 +197,10 @@ class BlenderRenderer:
             "mottle": m.weave.mottle if m.weave else 0.0,
             "grain_contrast": m.grain.contrast if m.grain else 1.0,
             "crease_width": m.grain.crease_width if m.grain else 0.05,
+            "mark_contrast": m.grinding.marks if m.grinding else 1.0,
+            "band_contrast": m.grinding.bands if m.grinding else 1.0,
+            "line_contrast": m.grinding.lines if m.grinding else 1.0,
+            "grinding_grain": m.grinding.grain if m.grinding else 1.0,
         }
         if m.family == "metal":
             values[METALLIC] = m.metallic
