@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluate.tiling import tile_grid
 from synth.errors import ModelError
+from synth.tiles import tile_grid
 from train.checkpoints import WeightsFile
 from train.patchcore.config import PACKAGE_WEIGHTS
 from train.segment.config import SegmentConfig
@@ -85,7 +85,7 @@ class Segmenter:
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Sigmoid maps (C, H, W) of one RGB uint8 image of any size: overlapping tiles of the
-        training size at native resolution (evaluate.tiling's grid), averaged where they meet."""
+        training size at native resolution (synth.tiles' grid), averaged where they meet."""
         self.network.eval()
         size = self.config.image_size
         height, width = image.shape[:2]

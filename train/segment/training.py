@@ -18,9 +18,9 @@ import torch
 from tqdm import tqdm
 
 from evaluate import metrics as m
-from evaluate.tiling import tile_grid
 from synth.dataset import Dataset
 from synth.errors import ConfigError, DataError, ModelError
+from synth.tiles import tile_grid
 from train.segment.config import SegmentConfig
 from train.segment.data import Pool, TrainSource, defect_class_names, epoch_batches, load_pool, pad_to
 from train.segment.model import WEIGHTS, Segmenter
