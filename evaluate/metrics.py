@@ -324,7 +324,16 @@ def detection_metrics(
     `impurity_classes` (a water stain found on a good image) is not. With `masks` (every image's
     Annotations, whose instance ids the truths carry), the same figures for the masks
     (`mask_map50`, ...: COCO segm AP from the exact instance masks against predicted masks).
+
+    A model that predicts nothing scores AP 0 and recall 0; images without any instance give
+    AP NaN (nothing to find). No evaluated image, or predictions for an image not evaluated (a
+    key mismatch that would drop them unseen), is a mistake of the caller and raises.
     """
+    if not truths:
+        raise ValueError("detection metrics of no image: `truths` must list every evaluated image")
+    unknown = sorted(set(preds) - set(truths))
+    if unknown:
+        raise ValueError(f"predictions for {len(unknown)} image(s) not evaluated, e.g. {unknown[:3]}")
     ap = _coco_ap(truths, preds, class_names)
     if masks is not None:
         ap |= {f"mask_{k}": v for k, v in _coco_ap(truths, preds, class_names, masks).items()}
@@ -420,13 +429,9 @@ def _coco_ap(
         "annotations": [{**a, "id": j + 1} for j, a in enumerate(annotations)],
     }
     detections = [
-        detection(image, p)
-        for image, ps in preds.items()
-        if image in image_ids
-        for p in ps
-        if masks is None or p.mask is not None
+        detection(image, p) for image, ps in preds.items() for p in ps if masks is None or p.mask is not None
     ]
-    if not detections:
+    if not detections:  # only masks were asked for, and no prediction has one
         return dict.fromkeys(keys, 0.0)
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()

@@ -199,7 +199,8 @@ def test_cli_refuses_data_without_defects_and_non_classifier_weights(
         ],
     )
     assert result.output == (
-        f"Error: {not_weights}: not a classifier weights file (written by `train pretrain classifier`)\n"
+        f"Error: {not_weights}: not a classifier weights file (format None; written by "
+        "`train pretrain classifier`)\n"
     )
     with pytest.raises(DataError):
         load_crops(good_only, "missing", ClassifierConfig())

@@ -20,6 +20,8 @@ from synth.dataset import Dataset
 from tests.conftest import REAL
 
 AITEX_OPTIONS = ["--class-pattern", r"^\d+_(\d+)_", "--class-map", "aitex"]
+VALID_REGION = ["--valid-region", "saturated-columns"]
+ALL_TRAIN = ["--split", "1", "0", "0"]  # every image in train
 
 
 def _png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
@@ -92,7 +94,7 @@ def test_tiles_reassemble_into_the_strip_and_its_mask(tmp_path: Path) -> None:
     _png(src / "Defect_images" / "0001_002_00.png", _strip(0))
     _png(src / "Mask_images" / "0001_002_00_mask.png", _defect_mask())
     out = tmp_path / "out"
-    result = _run(["masks", str(src), *AITEX_OPTIONS, "--tile", "16", "--split", "1", "0", "0"], out)
+    result = _run(["masks", str(src), *AITEX_OPTIONS, "--tile", "16", *ALL_TRAIN], out)
     assert result.exit_code == 0, result.output
     tiles = _samples(out)
     # 70 px at most 16 apart: 5 tiles, spread evenly with the last flush with the border
@@ -122,10 +124,7 @@ def test_a_stride_overlaps_tiles_and_rows_get_a_y_offset(tmp_path: Path) -> None
     _png(src / "images" / "cut_1.png", _strip(1, width=24, height=24))
     _png(src / "masks" / "cut_1.png", _defect_mask(24, 24, (2, 2, 6, 6)))
     out = tmp_path / "out"
-    assert (
-        _run(["masks", str(src), "--tile", "16", "--stride", "8", "--split", "1", "0", "0"], out).exit_code
-        == 0
-    )
+    assert _run(["masks", str(src), "--tile", "16", "--stride", "8", *ALL_TRAIN], out).exit_code == 0
     tiles = {s.id: s for s in _samples(out)}
     assert sorted(tiles) == ["cut_1_x0000", "cut_1_x0000_y0008", "cut_1_x0008", "cut_1_x0008_y0008"]
     np.testing.assert_array_equal(
@@ -137,9 +136,7 @@ def test_a_stride_overlaps_tiles_and_rows_get_a_y_offset(tmp_path: Path) -> None
 def test_all_tiles_of_a_strip_land_in_one_split(tmp_path: Path) -> None:
     src = _aitex_like(tmp_path / "aitex", n_good=10, n_defect=10)
     out = tmp_path / "out"
-    result = _run(
-        ["masks", str(src), *AITEX_OPTIONS, "--tile", "16", "--valid-region", "saturated-columns"], out
-    )
+    result = _run(["masks", str(src), *AITEX_OPTIONS, "--tile", "16", *VALID_REGION], out)
     assert result.exit_code == 0, result.output
     split_of: dict[str, set[str]] = {}
     for sample in _samples(out):
@@ -158,17 +155,7 @@ def test_valid_region_crops_a_white_band_and_keeps_a_strip_without_one(tmp_path:
     _png(src / "Mask_images" / "0001_002_00_mask.png", _defect_mask())
     _png(src / "NoDefect_images" / "r" / "0002_000_00.png", _strip(2))
     out = tmp_path / "out"
-    args = [
-        "masks",
-        str(src),
-        *AITEX_OPTIONS,
-        "--valid-region",
-        "saturated-columns",
-        "--split",
-        "1",
-        "0",
-        "0",
-    ]
+    args = ["masks", str(src), *AITEX_OPTIONS, *VALID_REGION, *ALL_TRAIN]
     result = _run(args, out)
     assert result.exit_code == 0, result.output
     samples = {s.id: s for s in _samples(out)}
@@ -202,17 +189,7 @@ def test_labels_in_the_cropped_band_are_counted_or_skip_their_image(tmp_path: Pa
         _png(src / "Defect_images" / f"{stem}.png", _strip(0, band=10))
         _png(src / "Mask_images" / f"{stem}_mask.png", _defect_mask(box=box))
     out = tmp_path / "out"
-    args = [
-        "masks",
-        str(src),
-        *AITEX_OPTIONS,
-        "--valid-region",
-        "saturated-columns",
-        "--split",
-        "1",
-        "0",
-        "0",
-    ]
+    args = ["masks", str(src), *AITEX_OPTIONS, *VALID_REGION, *ALL_TRAIN]
     assert _run(args, out).exit_code == 0
     report = _report(out)
     assert [s.id for s in _samples(out)] == ["0001_002_00"]
@@ -232,18 +209,7 @@ def test_a_tile_mostly_outside_the_valid_region_is_dropped_and_listed(tmp_path: 
     _png(src / "good" / "b.png", _strip(1, width=40, band=34))  # 6 valid columns: 6/16
     _png(src / "masks" / "unused_placeholder.png", np.zeros((4, 4), np.uint8))
     out = tmp_path / "out"
-    args = [
-        "masks",
-        str(src),
-        "--tile",
-        "16",
-        "--valid-region",
-        "saturated-columns",
-        "--split",
-        "1",
-        "0",
-        "0",
-    ]
+    args = ["masks", str(src), "--tile", "16", *VALID_REGION, *ALL_TRAIN]
     result = _run(args, out)
     assert result.exit_code == 0, result.output
     (kept,) = _samples(out)
@@ -277,7 +243,7 @@ def test_mask1_and_mask2_are_joined(tmp_path: Path) -> None:
     _png(src / "Mask_images" / "0044_019_04_mask1.png", _defect_mask(box=(5, 2, 9, 5)))
     _png(src / "Mask_images" / "0044_019_04_mask2.png", _defect_mask(box=(50, 10, 60, 14)))
     out = tmp_path / "out"
-    assert _run(["masks", str(src), *AITEX_OPTIONS, "--split", "1", "0", "0"], out).exit_code == 0
+    assert _run(["masks", str(src), *AITEX_OPTIONS, *ALL_TRAIN], out).exit_code == 0
     (sample,) = _samples(out)
     expected = (_defect_mask(box=(5, 2, 9, 5)) >= 128) | (_defect_mask(box=(50, 10, 60, 14)) >= 128)
     np.testing.assert_array_equal(sample.mask() > 0, expected)
@@ -313,7 +279,7 @@ def test_aitex_codes_become_named_classes_and_grey_alpha_is_read(tmp_path: Path)
     _png(src / "Defect_images" / "0200_041_00.png", _strip(9))  # a code the table does not know
     _png(src / "Mask_images" / "0200_041_00_mask.png", _defect_mask())
     out = tmp_path / "out"
-    assert _run(["masks", str(src), *AITEX_OPTIONS, "--split", "1", "0", "0"], out).exit_code == 0
+    assert _run(["masks", str(src), *AITEX_OPTIONS, *ALL_TRAIN], out).exit_code == 0
     assert [c.name for c in Dataset(out).classes] == ["041", "broken_end", "fuzzyball"]
     notes = _report(out)["notes"]
     assert "class '002' of 2 image(s) is named 'broken_end' by --class-map" in notes
@@ -347,7 +313,7 @@ def _leather_like(root: Path) -> Path:
 def test_leather_like_import_repairs_or_skips_the_odd_files_and_lists_each(tmp_path: Path) -> None:
     src = _leather_like(tmp_path / "leather")
     out = tmp_path / "out"
-    result = _run(["masks", str(src), "--class-map", "wringle=wrinkle", "--split", "1", "0", "0"], out)
+    result = _run(["masks", str(src), "--class-map", "wringle=wrinkle", *ALL_TRAIN], out)
     assert result.exit_code == 0, result.output
     samples = {s.id: s for s in _samples(out)}
     assert sorted(samples) == ["cut_1", "hole_2", "wringle_3", "wringle_4"]
@@ -374,7 +340,7 @@ def test_a_name_outside_the_class_pattern_is_skipped(tmp_path: Path) -> None:
     _png(src / "images" / "42.png", np.zeros((32, 32), np.uint8))
     _png(src / "masks" / "42.png", np.full((32, 32), 255, np.uint8))
     out = tmp_path / "out"
-    assert _run(["masks", str(src), "--split", "1", "0", "0"], out).exit_code == 0
+    assert _run(["masks", str(src), *ALL_TRAIN], out).exit_code == 0
     skipped = {Path(s["file"]).name: s["reason"] for s in _report(out)["skipped"]}
     assert "does not match --class-pattern '^([A-Za-z]+)'" in skipped["42.png"]
     assert "wringle" in [c.name for c in Dataset(out).classes]  # no --class-map: kept as named

@@ -16,7 +16,7 @@ from synth.annotations import Annotations, ClassInfo, Prediction
 from synth.errors import ConfigError, DataError, ModelError
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import augment, target_of
-from train.maskrcnn.model import MaskRCNNModel, read_checkpoint
+from train.maskrcnn.model import WEIGHTS, MaskRCNNModel
 from train.maskrcnn.training import finetune, pretrain
 from train.tiling import canonical_sources, split_tiles
 
@@ -51,7 +51,7 @@ def weights(dataset, tmp_path_factory) -> Path:
 def test_one_epoch_writes_weights_that_evaluate_detector_scores(weights, dataset, tmp_path) -> None:
     from evaluate.detector import detector
 
-    data = read_checkpoint(weights)
+    data = WEIGHTS.read(weights)
     assert [c["name"] for c in data["classes"]] == ["scratch", "pit", "water_stain"]
     assert data["config"]["tile"] == 64 and len(data["history"]) == 1
     assert data["trained_on"][0]["start"] == "new:mobilenet_v2:imagenet"

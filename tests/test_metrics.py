@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluate import metrics as m
-from synth.annotations import Instance, Prediction
+from synth.annotations import Annotations, ClassInfo, Instance, Prediction
 
 
 def test_roc_auc_hand_cases():
@@ -192,11 +192,37 @@ def test_an_impurity_found_on_a_good_image_is_no_false_alarm():
     assert r["per_class"]["water_stain"]["recall"] == 1.0
 
 
-def test_detection_metrics_empty_predictions():
+@pytest.mark.parametrize("preds", [{}, {"img1": [], "good1": []}], ids=["no entry", "empty lists"])
+def test_a_model_that_predicts_nothing_scores_zero(preds):
+    truths = {"img1": [_truth(1, 10, 10, 20, 20)], "good1": []}
+    r = m.detection_metrics(truths, preds, {1: "scratch"}, ["good1"])
+    assert r["map50"] == r["map50_95"] == 0.0
+    assert r["per_class"]["scratch"] == {"instances": 1, "recall": 0.0, "miss_rate": 1.0}
+    assert r["false_alarms_on_good"] == 0
+
+
+def test_predicted_boxes_without_masks_score_mask_ap_zero():
+    instance_map = np.zeros((32, 32), np.uint16)
+    instance_map[10:20, 10:20] = 1
+    annotations = Annotations.from_instance_map(instance_map, {1: 1}, [ClassInfo(1, "scratch")])
+    truths = {"img1": list(annotations.instances)}
+    preds = {"img1": [_pred(1, 10, 10, 20, 20, 0.9)]}  # a box-only prediction
+    r = m.detection_metrics(truths, preds, {1: "scratch"}, [], masks={"img1": annotations})
+    assert r["map50"] > 0.9 and r["mask_map50"] == 0.0
+
+
+def test_images_without_instances_give_no_ap():
+    r = m.detection_metrics({"good1": []}, {"good1": [_pred(1, 0, 0, 5, 5, 0.9)]}, {1: "scratch"}, ["good1"])
+    assert math.isnan(r["map50"]) and r["per_class"] == {}
+    assert r["false_alarms_on_good"] == 1
+
+
+def test_detection_metrics_refuse_no_images_and_unknown_images():
+    with pytest.raises(ValueError, match="of no image"):
+        m.detection_metrics({}, {}, {1: "scratch"}, [])
     truths = {"img1": [_truth(1, 10, 10, 20, 20)]}
-    r = m.detection_metrics(truths, {}, {1: "scratch"}, [])
-    assert r["map50"] == 0.0
-    assert r["per_class"]["scratch"]["miss_rate"] == 1.0
+    with pytest.raises(ValueError, match=r"predictions for 1 image\(s\) not evaluated, e.g. \['img1.png'\]"):
+        m.detection_metrics(truths, {"img1.png": [_pred(1, 10, 10, 20, 20, 0.9)]}, {1: "scratch"}, [])
 
 
 def test_aupro_images_of_different_sizes():

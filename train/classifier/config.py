@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from synth.errors import ConfigError
 from train.devices import check_device
 from train.patchcore.config import IMAGENET_MEAN, IMAGENET_STD, PACKAGE_WEIGHTS
+from train.settings import Settings
 
 # The label of every crop that shows no defect: impurities and plain surface.
 NOT_A_DEFECT = "not_a_defect"
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(Settings):
     """Everything that defines a crop classifier and how it is trained.
 
     A crop is a square window centred on a region's box: its side is the box's longer side
@@ -29,6 +29,8 @@ class ClassifierConfig:
     convolution); 0 keeps the ImageNet backbone frozen, which is fast on a CPU and hard to
     overfit with a few dozen real defects.
     """
+
+    what: ClassVar[str] = "classifier"
 
     weights: str = PACKAGE_WEIGHTS
     image_size: int = 64
@@ -68,24 +70,9 @@ class ClassifierConfig:
             "brightness": 0 <= self.brightness < 1,
             "contrast": 0 <= self.contrast < 1,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ConfigError(
-                f"invalid classifier configuration: {values} (weights: {PACKAGE_WEIGHTS} or none; "
-                "image_size >= 32; train_blocks 0..7; context in [0, 4]; jitter in [0, 1); "
-                "counts >= 1; lr > 0)"
-            )
+        self.check(
+            checks,
+            f" (weights: {PACKAGE_WEIGHTS} or none; image_size >= 32; train_blocks 0..7; "
+            "context in [0, 4]; jitter in [0, 1); counts >= 1; lr > 0)",
+        )
         check_device(self.device)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings a weights file stores: all but the device (the user's choice each run)."""
-        return {k: v for k, v in asdict(self).items() if k != "device"}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> ClassifierConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known) + sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"unknown classifier settings {unknown}; known: {sorted(known)}")
-        return replace(cls(**data), **overrides) if overrides else cls(**data)

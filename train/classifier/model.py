@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from synth.errors import ModelError
+from train.checkpoints import WeightsFile
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
 from train.classifier.data import Box, cut
 from train.patchcore.config import PACKAGE_WEIGHTS
-from train.segment.model import load_encoder_weights, save_checkpoint
+from train.segment.model import load_encoder_weights
 
-FORMAT = "defectsynth-classifier-1"
+WEIGHTS = WeightsFile("defectsynth-classifier-1", "classifier", "train pretrain classifier")
 BACKBONE = "tf_efficientnet_lite0"
 
 
@@ -105,10 +106,8 @@ class CropClassifier:
         return self.probabilities(crops)
 
     def save(self, path: Path, recipe: dict | None = None) -> Path:
-        """Write atomically (temp file, then rename): a kill never leaves half a file."""
-        save_checkpoint(
+        return WEIGHTS.save(
             {
-                "format": FORMAT,
                 "config": self.config.to_dict(),
                 "class_names": self.class_names,
                 "state_dict": self.network.state_dict(),
@@ -118,24 +117,10 @@ class CropClassifier:
             },
             path,
         )
-        return path
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> CropClassifier:
-        """A classifier weights file; anything else (a segmenter, a YOLO .pt) is one line."""
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"classifier weights not found: {path}")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ModelError(
-                f"{path}: not a classifier weights file ({str(error).splitlines()[0]})"
-            ) from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ModelError(
-                f"{path}: not a classifier weights file (written by `train pretrain classifier`)"
-            )
+        data = WEIGHTS.read(path)
         config = ClassifierConfig.from_dict(data["config"], device=device)
         model = cls.new(
             ClassifierConfig.from_dict(data["config"], device=device, weights="none"), data["class_names"]

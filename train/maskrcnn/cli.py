@@ -3,69 +3,48 @@ train.maskrcnn.training; `evaluate detector` scores the weights)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from train.devices import device_option
+from train.options import (
+    FREEZE_BACKBONE_EPOCHS,
+    GOOD_TILE_SHARE,
+    OUT,
+    OVERLAP,
+    data_option,
+    given,
+    stack,
+    start_weights_option,
+)
 
 # Choices and ranges are checked by MaskRCNNConfig (one list, one message); importing it here
 # would load torch for every `train --help`.
 
-DATA = click.option(
-    "--data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Canonical dataset with instance masks: trains on its train split, keeps the best on val.",
+DATA = data_option("Canonical dataset with instance masks: trains on its train split, keeps the best on val.")
+# Settings both commands take; unset ones keep the default (or the weights' own).
+TRAINING = stack(
+    click.option("--tile", type=click.IntRange(min=32), help="Training and inference tile, px [320]."),
+    click.option(
+        "--input-size",
+        type=click.IntRange(min=32),
+        help="Longer side a tile is resized to for the network [the tile].",
+    ),
+    OVERLAP,
+    GOOD_TILE_SHARE,
+    click.option("--epochs", type=click.IntRange(min=1), help="Epochs [12]."),
+    click.option("--batch", "batch_size", type=click.IntRange(min=1), help="Tiles per step [4]."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="AdamW learning rate [3e-4]."),
+    click.option(
+        "--trainable-stages",
+        type=click.IntRange(0, 5),
+        help="Backbone stages that train, from the deepest [3].",
+    ),
+    FREEZE_BACKBONE_EPOCHS,
+    click.option("--seed", type=int, help="Seed of order, augmentations and init [0]."),
 )
-OUT = click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Weights file (.pt)."
-)
-
-
-def _training_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Settings both commands take; unset ones keep the default (or the weights' own)."""
-    options = [
-        click.option("--tile", type=click.IntRange(min=32), help="Training and inference tile, px [320]."),
-        click.option(
-            "--input-size",
-            type=click.IntRange(min=32),
-            help="Longer side a tile is resized to for the network [the tile].",
-        ),
-        click.option(
-            "--overlap",
-            type=click.FloatRange(0, 1, max_open=True),
-            help="Share of a tile its neighbour sees [0.25].",
-        ),
-        click.option(
-            "--good-tile-share",
-            type=click.FloatRange(0, 1, max_open=True),
-            help="Share of the training tiles showing no labelled instance [0.25].",
-        ),
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs [12]."),
-        click.option("--batch", "batch_size", type=click.IntRange(min=1), help="Tiles per step [4]."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="AdamW learning rate [3e-4]."),
-        click.option(
-            "--trainable-stages",
-            type=click.IntRange(0, 5),
-            help="Backbone stages that train, from the deepest [3].",
-        ),
-        click.option(
-            "--freeze-backbone-epochs",
-            type=click.IntRange(min=0),
-            help="First epochs with the backbone frozen [0].",
-        ),
-        click.option("--seed", type=int, help="Seed of order, augmentations and init [0]."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _given(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def _report(model, out: Path) -> None:
@@ -87,7 +66,7 @@ def _report(model, out: Path) -> None:
     show_default=True,
     help="Offline ImageNet backbone: mobilenet_v2 or efficientnet_lite0.",
 )
-@_training_options
+@TRAINING
 @device_option
 def pretrain_maskrcnn(data: Path, out: Path, device: str, **options: Any) -> None:
     """Train a Mask R-CNN (FPN over an ImageNet backbone) on a canonical dataset's instance
@@ -95,24 +74,19 @@ def pretrain_maskrcnn(data: Path, out: Path, device: str, **options: Any) -> Non
     from train.maskrcnn.config import MaskRCNNConfig
     from train.maskrcnn.training import pretrain
 
-    config = MaskRCNNConfig.of("train pretrain maskrcnn", **_given(options))
+    config = MaskRCNNConfig.of("train pretrain maskrcnn", **given(options))
     _report(pretrain(data, out, config, device), out)
 
 
 @click.command("maskrcnn")
-@click.option(
-    "--weights",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Mask R-CNN weights (train pretrain maskrcnn).",
-)
+@start_weights_option("Mask R-CNN weights (train pretrain maskrcnn).")
 @DATA
 @OUT
-@_training_options
+@TRAINING
 @device_option
 def finetune_maskrcnn(weights: Path, data: Path, out: Path, device: str, **options: Any) -> None:
     """Continue Mask R-CNN weights on new data with the same classes (e.g. a few real images);
     the weights' tiling is kept unless given."""
     from train.maskrcnn.training import finetune
 
-    _report(finetune(weights, data, out, device, **_given(options)), out)
+    _report(finetune(weights, data, out, device, **given(options)), out)

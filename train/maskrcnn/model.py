@@ -10,7 +10,6 @@ tiles' detections (evaluate.tiling.detect_tiled).
 
 from __future__ import annotations
 
-import io
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +22,11 @@ from torch import nn
 from evaluate.tiling import detect_tiled
 from synth.annotations import ClassInfo, Prediction
 from synth.errors import ModelError
-from synth.writers import atomic_write_bytes
+from train.checkpoints import WeightsFile
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import to_tensor
 
-FORMAT = "defectsynth-maskrcnn-1"
+WEIGHTS = WeightsFile("defectsynth-maskrcnn-1", "Mask R-CNN", "train pretrain maskrcnn")
 MASK_THRESHOLD = 0.5
 # Where each backbone's five resolution stages (strides 2 .. 32) begin, and its four outputs.
 _MOBILENET_STAGES = (0, 2, 4, 7, 14)  # indices into torchvision's MobileNetV2.features
@@ -171,7 +170,6 @@ class MaskRCNNModel:
 
     def checkpoint(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
             "config": self.config.model_dump(mode="json"),
             "classes": [c.to_dict() for c in self.classes],
             "state_dict": self.network.state_dict(),
@@ -180,17 +178,13 @@ class MaskRCNNModel:
         }
 
     def save(self, path: Path) -> Path:
-        """Write atomically: a kill never leaves half a file."""
-        buffer = io.BytesIO()
-        torch.save(self.checkpoint(), buffer)
-        atomic_write_bytes(Path(path), buffer.getvalue())
-        return Path(path)
+        return WEIGHTS.save(self.checkpoint(), path)
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", **overrides: Any) -> MaskRCNNModel:
         """Weights written by `train pretrain|finetune maskrcnn`; `overrides` change training
         settings (not the network's)."""
-        data = read_checkpoint(path)
+        data = WEIGHTS.read(path)
         fixed = sorted(set(overrides) & set(MaskRCNNConfig().network_setup()))
         if fixed:
             raise ModelError(f"{path}: fine-tuning keeps the network; cannot change {', '.join(fixed)}")
@@ -206,29 +200,10 @@ class MaskRCNNModel:
         return model
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A Mask R-CNN weights file; anything else (YOLO weights, a segmenter, a coreset) is
-    refused with one line naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"Mask R-CNN weights not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{path}: not a Mask R-CNN weights file ({reason[:120]})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ModelError(
-            f"{path}: not a Mask R-CNN weights file (format {found!r}; written by `train pretrain maskrcnn`)"
-        )
-    return data
-
-
 def is_maskrcnn_file(path: Path) -> bool:
     """Whether `path` holds Mask R-CNN weights (a cheap check for `evaluate detector`)."""
     try:
-        read_checkpoint(path)
+        WEIGHTS.read(path)
     except ModelError:
         return False
     return True

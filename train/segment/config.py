@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from synth.errors import ConfigError
 from train.devices import check_device
 from train.patchcore.config import IMAGENET_MEAN, IMAGENET_STD, PACKAGE_WEIGHTS
+from train.settings import Settings
 
 ARCHITECTURES = ("unet", "fpn", "deeplabv3plus")
 LOSSES = ("bce_dice", "focal_dice")
@@ -17,7 +18,7 @@ ENCODER_STRIDE = 32
 
 
 @dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(Settings):
     """Everything that defines a segmenter and how it is trained.
 
     `encoder` is a timm model name (smp's `tu-<name>` encoders). `weights` is
@@ -30,6 +31,8 @@ class SegmentConfig:
     source when a run mixes two. `val_tiles` caps the validation tiles scored each epoch (those
     with defects first), so early stopping costs seconds, not minutes, on CPU.
     """
+
+    what: ClassVar[str] = "segment"
 
     architecture: str = "unet"
     encoder: str = "tf_efficientnet_lite0"
@@ -85,28 +88,13 @@ class SegmentConfig:
             "val_tiles": self.val_tiles >= 1,
             "weights": self.weights in (PACKAGE_WEIGHTS, "none"),
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise ConfigError(f"invalid segment configuration: {values}")
+        self.check(checks)
         if self.weights == PACKAGE_WEIGHTS and self.encoder != "tf_efficientnet_lite0":
             raise ConfigError(
                 f"segment weights {PACKAGE_WEIGHTS!r} fit encoder tf_efficientnet_lite0 only, "
                 f"not {self.encoder!r} (use weights 'none')"
             )
         check_device(self.device)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings a weights file stores: all but the device (the user's choice each run)."""
-        return {k: v for k, v in asdict(self).items() if k != "device"}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], **overrides: Any) -> SegmentConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known) + sorted(set(overrides) - known)
-        if unknown:
-            raise ConfigError(f"unknown segment settings {unknown}; known: {sorted(known)}")
-        return replace(cls(**data), **overrides) if overrides else cls(**data)
 
     def model_setup(self) -> dict[str, Any]:
         """The fields that fix the network's tensors: a weights file must match them."""

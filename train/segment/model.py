@@ -8,7 +8,6 @@ downloaded.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluate.tiling import tile_grid
 from synth.errors import ModelError
+from synth.tiles import tile_grid
+from train.checkpoints import WeightsFile
 from train.patchcore.config import PACKAGE_WEIGHTS
 from train.segment.config import SegmentConfig
 from train.segment.data import pad_to
 
-FORMAT = "defectsynth-segment-1"
+WEIGHTS = WeightsFile("defectsynth-segment-1", "segmenter", "train pretrain segment")
 TILE_OVERLAP = 0.25
 _ARCHITECTURES = {"unet": "Unet", "fpn": "FPN", "deeplabv3plus": "DeepLabV3Plus"}
 
@@ -85,7 +85,7 @@ class Segmenter:
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Sigmoid maps (C, H, W) of one RGB uint8 image of any size: overlapping tiles of the
-        training size at native resolution (evaluate.tiling's grid), averaged where they meet."""
+        training size at native resolution (synth.tiles' grid), averaged where they meet."""
         self.network.eval()
         size = self.config.image_size
         height, width = image.shape[:2]
@@ -109,10 +109,10 @@ class Segmenter:
         return maps, np.array([float(m.max()) for m in maps])
 
     def checkpoint(self, resume: dict[str, Any] | None = None, recipe: dict | None = None) -> dict[str, Any]:
-        """The file's content; `resume` (optimizer, schedule, epoch) while a run is unfinished,
-        `recipe` (settings, data, start) so that a rerun knows whether the file is its own."""
+        """The file's content (WEIGHTS adds the format tag); `resume` (optimizer, schedule,
+        epoch) while a run is unfinished, `recipe` (settings, data, start) so that a rerun knows
+        whether the file is its own."""
         return {
-            "format": FORMAT,
             "config": self.config.to_dict(),
             "class_names": self.class_names,
             "state_dict": self.network.state_dict(),
@@ -124,13 +124,11 @@ class Segmenter:
         }
 
     def save(self, path: Path, resume: dict[str, Any] | None = None, recipe: dict | None = None) -> Path:
-        """Write atomically (temp file, then rename): a kill never leaves half a file."""
-        save_checkpoint(self.checkpoint(resume, recipe), path)
-        return path
+        return WEIGHTS.save(self.checkpoint(resume, recipe), path)
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> Segmenter:
-        return cls.from_checkpoint(read_checkpoint(path), path, device)
+        return cls.from_checkpoint(WEIGHTS.read(path), path, device)
 
     @classmethod
     def from_checkpoint(cls, data: dict[str, Any], path: Path, device: str = "cpu") -> Segmenter:
@@ -147,26 +145,3 @@ class Segmenter:
         model.config = SegmentConfig.from_dict(data["config"], device=device)
         model.history, model.trained_on = list(data["history"]), list(data["trained_on"])
         return model
-
-
-def save_checkpoint(data: dict[str, Any], path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(data, tmp)
-    os.replace(tmp, path)
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A segmenter weights file; anything else (a YOLO .pt, a coreset, a bare state dict) is
-    refused with one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"segmenter weights not found: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ModelError(f"{path}: not a segmenter weights file ({str(error).splitlines()[0]})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ModelError(f"{path}: not a segmenter weights file (written by `train pretrain segment`)")
-    return data

@@ -18,12 +18,12 @@ import torch
 from tqdm import tqdm
 
 from evaluate import metrics as m
-from evaluate.tiling import tile_grid
 from synth.dataset import Dataset
 from synth.errors import ConfigError, DataError, ModelError
+from synth.tiles import tile_grid
 from train.segment.config import SegmentConfig
 from train.segment.data import Pool, TrainSource, defect_class_names, epoch_batches, load_pool, pad_to
-from train.segment.model import Segmenter, read_checkpoint
+from train.segment.model import WEIGHTS, Segmenter
 
 VAL_THRESHOLD = 0.5  # progress-bar F1 only; evaluation picks its own threshold
 
@@ -157,7 +157,7 @@ def _resume_state(out: Path, recipe: dict, device: str) -> dict | None:
     """The checkpoint at `out` when it is from this very run; another run's file is refused."""
     if not Path(out).exists():
         return None
-    data = read_checkpoint(out)
+    data = WEIGHTS.read(out)
     if data.get("recipe") != recipe:
         raise ConfigError(
             f"{out} holds another training run (other data or settings); remove it or choose another --out"

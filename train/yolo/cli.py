@@ -10,63 +10,48 @@ import click
 
 from synth.runs import default_out
 from train.devices import device_option
+from train.options import FREEZE_BACKBONE_EPOCHS, GOOD_TILE_SHARE, OVERLAP, stack
 from train.yolo import training
 
 TASKS = click.Choice(sorted(training.DEFAULT_MODELS))
 DATA = click.Path(exists=True, path_type=Path)
 
 
-def _run_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Options shared by the three commands: where to write, and the train-argument overrides."""
-    options = [
-        click.option("--out", type=click.Path(path_type=Path), help="Run folder [runs/yolo/<mode>/<time>]."),
-        click.option(
-            "--config",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="YAML of ultralytics train arguments overriding the defect defaults.",
-        ),
-        click.option("--epochs", type=click.IntRange(min=1), help="Epochs [ultralytics default 100]."),
-        click.option(
-            "--imgsz",
-            type=click.IntRange(min=32),
-            help="Training image size [the tile; else 640 on CPU, 1024 on GPU].",
-        ),
-        click.option(
-            "--tile",
-            type=click.IntRange(min=32),
-            help="Train on native-resolution tiles of this size, labels cut to each tile "
-            "[whole images; fine-tuning keeps the weights' tiling].",
-        ),
-        click.option(
-            "--overlap",
-            type=click.FloatRange(0, 1, max_open=True),
-            help="Share of a tile its neighbour sees [0.25].",
-        ),
-        click.option(
-            "--good-tile-share",
-            type=click.FloatRange(0, 1, max_open=True),
-            help="Share of the training tiles showing no labelled instance [0.25].",
-        ),
-        click.option(
-            "--freeze-backbone-epochs",
-            type=click.IntRange(min=0),
-            help="First epochs with the ImageNet backbone frozen [0].",
-        ),
-        click.option("--batch", type=click.IntRange(min=1), help="Batch size [8 on CPU, 16 on GPU]."),
-        device_option,
-        click.option("--workers", type=click.IntRange(min=0), help="Data loader workers [min(8, CPUs)]."),
-        click.option("--seed", type=int, help="Seed of the training and of the meld draw [0]."),
-        click.option(
-            "--set",
-            "sets",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Any ultralytics train argument, e.g. --set mosaic=0 (repeatable; wins over all).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+# Options shared by the three commands: where to write, and the train-argument overrides.
+RUN_OPTIONS = stack(
+    click.option("--out", type=click.Path(path_type=Path), help="Run folder [runs/yolo/<mode>/<time>]."),
+    click.option(
+        "--config",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="YAML of ultralytics train arguments overriding the defect defaults.",
+    ),
+    click.option("--epochs", type=click.IntRange(min=1), help="Epochs [ultralytics default 100]."),
+    click.option(
+        "--imgsz",
+        type=click.IntRange(min=32),
+        help="Training image size [the tile; else 640 on CPU, 1024 on GPU].",
+    ),
+    click.option(
+        "--tile",
+        type=click.IntRange(min=32),
+        help="Train on native-resolution tiles of this size, labels cut to each tile "
+        "[whole images; fine-tuning keeps the weights' tiling].",
+    ),
+    OVERLAP,
+    GOOD_TILE_SHARE,
+    FREEZE_BACKBONE_EPOCHS,
+    click.option("--batch", type=click.IntRange(min=1), help="Batch size [8 on CPU, 16 on GPU]."),
+    device_option,
+    click.option("--workers", type=click.IntRange(min=0), help="Data loader workers [min(8, CPUs)]."),
+    click.option("--seed", type=int, help="Seed of the training and of the meld draw [0]."),
+    click.option(
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Any ultralytics train argument, e.g. --set mosaic=0 (repeatable; wins over all).",
+    ),
+)
 
 
 def _args(config: Path | None, sets: tuple[str, ...], **options: Any) -> dict[str, Any]:
@@ -94,7 +79,7 @@ def _report(run: Callable[[], training.RunResult]) -> None:
     "from scratch) or a local .pt [the ImageNet MobileNetV2 model of the task].",
 )
 @click.option("--p2", is_flag=True, help="The shipped ImageNet model with a stride-4 (P2) head.")
-@_run_options
+@RUN_OPTIONS
 def pretrain_yolo(
     data: Path,
     task: str | None,
@@ -115,7 +100,7 @@ def pretrain_yolo(
 @click.command("yolo")
 @click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--data", required=True, type=DATA, help="Canonical dataset root or data YAML.")
-@_run_options
+@RUN_OPTIONS
 def finetune_yolo(
     weights: Path,
     data: Path,
@@ -149,7 +134,7 @@ def finetune_yolo(
 @click.option("--task", type=TASKS, help="detect, segment or obb [segment, or the model's task].")
 @click.option("--model", help="Model YAML or a local .pt [the ImageNet MobileNetV2 model of the task].")
 @click.option("--p2", is_flag=True, help="The shipped ImageNet model with a stride-4 (P2) head.")
-@_run_options
+@RUN_OPTIONS
 def meld_yolo(
     datasets: tuple[Path, ...],
     real_fraction: float,

@@ -437,11 +437,11 @@ def stamp_weights(path: Path, meta: dict[str, Any]) -> None:
     """Add this project's record to an ultralytics checkpoint (atomically), keeping the rest."""
     import torch
 
+    from train.checkpoints import save_checkpoint
+
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     checkpoint[META_KEY] = meta
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, path)
+    save_checkpoint(checkpoint, path)
 
 
 def _freeze_backbone(yolo: Any, epochs: int) -> None:

@@ -1,0 +1,52 @@
+"""The weights files of the torch models trained here (segmenter, crop classifier, Mask R-CNN):
+a dict tagged with its format, written atomically and read back refusing, in one line that
+names the file, anything else (a YOLO .pt, a coreset, another model's weights)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synth.errors import ModelError
+from synth.writers import atomic_write_bytes
+
+
+def save_checkpoint(data: dict[str, Any], path: Path) -> Path:
+    """Write atomically (temp file, then rename): a kill never leaves half a file."""
+    buffer = io.BytesIO()
+    torch.save(data, buffer)
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One kind of weights file: its `format` tag, the model's name in errors (`what`) and the
+    `command` that writes it."""
+
+    format: str
+    what: str
+    command: str
+
+    def save(self, data: dict[str, Any], path: Path) -> Path:
+        return save_checkpoint({"format": self.format, **data}, path)
+
+    def read(self, path: Path) -> dict[str, Any]:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{self.what} weights not found: {path}")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(f"{path}: not a {self.what} weights file ({reason[:120]})") from None
+        if not isinstance(data, dict) or data.get("format") != self.format:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ModelError(
+                f"{path}: not a {self.what} weights file (format {found!r}; written by `{self.command}`)"
+            )
+        return data
