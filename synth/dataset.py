@@ -74,19 +74,18 @@ class Sample:
     def image(self, view: str | None = None) -> np.ndarray:
         """The sample's image (for a burst, its first set-up), or with `view`: one set-up by
         name, the set-ups fused per pixel (`max`, `mean`) or stacked (`channels`: each set-up's
-        grey as one channel, (H, W, set-ups)). A sample without bursts is one set-up: every
-        fused view of it is its image."""
-        if view is None:
+        grey as one channel, (H, W, set-ups)). A sample without bursts (a photograph) has one
+        image, taken under whatever light it was: every view of it is that image, so a model
+        trained on a view of bursts can be scored on single-light photographs."""
+        if view is None or not self.setups:
             return read_image(self.image_path)
         if view in self.setups:
             return read_image(self.burst_path(view))
         if view not in FUSED_VIEWS:
             raise DatasetError(
-                f"{self.split}/{self.id}: no light set-up {view!r}; it has {self.setups or 'none'} "
+                f"{self.split}/{self.id}: no light set-up {view!r}; it has {self.setups} "
                 f"(or fuse them: {', '.join(FUSED_VIEWS)})"
             )
-        if not self.setups:
-            return read_image(self.image_path)
         images = np.stack([read_image(self.burst_path(name)) for name in self.setups])
         if view == "max":
             return images.max(axis=0)
@@ -114,7 +113,7 @@ def sample_at(path: Path) -> Sample:
         path.parents[2] / "meta" / path.parent.name / f"{path.stem}.json" if len(path.parents) > 2 else None
     )
     if meta is None or path.parent.parent.name != "images" or not meta.is_file():
-        raise DatasetError(f"{path}: not a sample image of a canonical dataset (it has no light set-ups)")
+        raise DatasetError(f"{path}: not a sample image of a canonical dataset, so it has no burst views")
     return Sample(path.stem, path.parent.name, path.parents[2], json.loads(meta.read_text()))
 
 
