@@ -9,8 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 
+from evaluate.anomaly import score_split
 from synth.config import parse_config
 from synth.dataset import Dataset, DatasetError, read_view, verify
 from synth.errors import ConfigError
@@ -173,3 +175,30 @@ def test_patchcore_stores_its_burst_view_only_when_set() -> None:
     assert "burst" not in PatchCoreConfig().to_dict()  # older coresets and caches keep their keys
     config = PatchCoreConfig(burst="max")
     assert PatchCoreConfig.from_dict(config.to_dict()) == config
+
+
+def test_patchcore_trains_on_the_view_it_names(burst_dataset: Path, tmp_path: Path) -> None:
+    from train.patchcore import Coreset, pretrain
+
+    small = PatchCoreConfig(image_size=(48, 48), coreset_size=48, epochs=1, batch_size=4, sigma=1)
+    viewed = pretrain(burst_dataset, replace(small, burst="raking90"))
+    files = [s.burst_path("raking90") for s in Dataset(burst_dataset).samples("train") if s.good]
+    assert len(files) == 2
+    assert torch.equal(viewed.points, pretrain(files, small).points)  # the same pixels, read as files
+    assert not torch.equal(viewed.points, pretrain(burst_dataset, small).points)  # not raking0's
+    loaded = Coreset.load(viewed.save(tmp_path / "raking90.safetensors"))
+    assert loaded.config.burst == "raking90"  # so evaluate anomaly scores the same view
+
+
+def test_evaluation_scores_the_view_it_is_given(burst_dataset: Path) -> None:
+    seen: list[np.ndarray] = []
+
+    def predict(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        seen.extend(images)
+        return np.zeros((len(images), 64, 64), np.float32), np.zeros(len(images))
+
+    dataset = Dataset(burst_dataset)
+    scored = score_split(dataset, "test", predict, view="mean")
+    assert [s.id for s in scored] == ["000002", "000003", "000004"]
+    for image, sample in zip(seen, dataset.samples("test"), strict=True):
+        assert np.array_equal(image, sample.image("mean"))
