@@ -18,9 +18,10 @@ from synth.dataset import Dataset, DatasetError, read_view, verify
 from synth.errors import ConfigError
 from synth.layers import build_maps
 from synth.raster import RasterRenderer
-from synth.render import render_dataset
+from synth.render import as_recorded, dataset_classes, render_dataset, render_sample
 from synth.scene import SceneSpec, sample_scene, total_images
 from train.patchcore.config import PatchCoreConfig
+from train.yolo.training import load_dataset
 
 BURSTS = [
     {"name": "raking0", "lights": [{"type": "bar", "elevation_deg": [10, 15], "azimuth_deg": [0, 0]}]},
@@ -110,6 +111,7 @@ def test_a_burst_dataset_has_one_set_of_labels_and_an_image_per_set_up(burst_dat
     assert data_yaml["test"] == "images/test.txt"
     listed = (burst_dataset / "images" / "test.txt").read_text().splitlines()
     assert listed == [str((burst_dataset / "images" / "test" / f"00000{i}.png").resolve()) for i in (2, 3, 4)]
+    assert [str(p) for p in load_dataset(burst_dataset).images("test")] == listed
     assert sorted((burst_dataset / "anomaly" / "test" / "good").glob("*")) == []
     coco = json.loads((burst_dataset / "coco" / "test.json").read_text())
     assert [i["file_name"] for i in coco["images"]] == [f"images/test/00000{i}.png" for i in (2, 3, 4)]
@@ -202,3 +204,17 @@ def test_evaluation_scores_the_view_it_is_given(burst_dataset: Path) -> None:
     assert [s.id for s in scored] == ["000002", "000003", "000004"]
     for image, sample in zip(seen, dataset.samples("test"), strict=True):
         assert np.array_equal(image, sample.image("mean"))
+
+
+def test_each_set_up_is_another_exposure_with_noise_of_its_own(burst_scene: dict) -> None:
+    pinned = [{"type": "bar", "elevation_deg": [12, 12], "azimuth_deg": [0, 0], "power_w": [9, 9]}]
+    twins = [{"name": "raking0", "lights": pinned}, {"name": "again", "lights": pinned}]  # one light twice
+    config = parse_config({**burst_scene, "bursts": twins, "sensor": {"read_noise": [0.02, 0.02]}})
+    sample = render_sample(RasterRenderer(), config, 3, dataset_classes(config))
+    spec = sample_scene(config, 3)
+    clean = RasterRenderer().render(spec, build_maps(spec))
+    assert np.array_equal(clean.bursts[0], clean.bursts[1])
+    assert np.array_equal(sample.bursts["raking0"], as_recorded(clean.bursts[0], spec))
+    assert np.array_equal(sample.bursts["again"], as_recorded(clean.bursts[1], spec, 1))
+    assert not np.array_equal(sample.bursts["raking0"], sample.bursts["again"])
+    assert sample.image is sample.bursts["raking0"]
