@@ -69,13 +69,16 @@ class Scored:
         return not self.annotations.good
 
 
-def score_split(dataset: Dataset, split: str, predict: Predictor, batch_size: int = 8) -> list[Scored]:
-    """Run the model over one split of a `synth.dataset.Dataset`."""
+def score_split(
+    dataset: Dataset, split: str, predict: Predictor, batch_size: int = 8, view: str | None = None
+) -> list[Scored]:
+    """Run the model over one split of a `synth.dataset.Dataset`, on each sample's image or
+    its burst `view` (`synth.dataset.Sample.image`)."""
     samples = list(dataset.samples(split))
     out: list[Scored] = []
     for start in tqdm(range(0, len(samples), batch_size), desc=f"scoring {split}", leave=False):
         batch = samples[start : start + batch_size]
-        images = [s.image() for s in batch]
+        images = [s.image(view) for s in batch]
         maps, scores = predict(images)
         for sample, image, smap, score in zip(batch, images, maps, scores, strict=True):
             smap = np.asarray(smap, np.float32)
@@ -149,13 +152,15 @@ def evaluate_predictor(
     fallback_threshold: float | None = None,
     k: float = 0.0,
     title: str = "anomaly evaluation",
+    view: str | None = None,
 ) -> dict:
-    """Score val and test, write metrics.json, the plots and overlay examples into `out`."""
+    """Score val and test (on a burst `view` if given), write metrics.json, the plots and
+    overlay examples into `out`."""
     dataset = Dataset(data)
-    test = score_split(dataset, "test", predict)
+    test = score_split(dataset, "test", predict, view=view)
     if not test:
         raise DataError(f"{data}: the test split is empty")
-    val = score_split(dataset, "val", predict)
+    val = score_split(dataset, "val", predict, view=view)
     threshold, source = choose_threshold(val, fallback_threshold)
     kinds = {c.name: c.kind for c in dataset.classes}
     result = anomaly_metrics(test, threshold, kinds, k)
@@ -164,6 +169,8 @@ def evaluate_predictor(
         result["model_threshold"] = anomaly_metrics(test, float(fallback_threshold), kinds, k)
     result["warnings"] = operating_point_warnings(result)
     result["data"] = str(data)
+    if view is not None:
+        result["burst"] = view
     curve_split = val if any(s.defective for s in val) else test
     figures = write_figures(curve_split, test, threshold, result, kinds, dataset, out)
     result["figures"] = {name: str(path.relative_to(out)) for name, path in figures}
@@ -351,11 +358,16 @@ def print_report(result: dict, sections: list[Section], out: Path, title: str) -
 @click.command("anomaly")
 @click.option("--coreset", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @evaluation_options("anomaly", "coreset")
-def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str) -> None:
+@click.option(
+    "--burst",
+    help="Light set-up of a burst dataset, or max, mean, channels [the coreset's own, else the image].",
+)
+def anomaly(coreset: Path, data: Path, out: Path | None, k: float, device: str, burst: str | None) -> None:
     """Evaluate a PatchCore coreset: metrics JSON, plots, overlays and an HTML report."""
     from train.patchcore import Coreset
 
     model = Coreset.load(coreset, device=device)
     out = out or default_out("anomaly", coreset.stem)
-    result = evaluate_predictor(model.predict, data, out, model.threshold, k)
+    view = burst or model.config.burst
+    result = evaluate_predictor(model.predict, data, out, model.threshold, k, view=view)
     print_report(result, report_sections(result, out, "test split"), out, f"{coreset.name} on {data}")

@@ -279,6 +279,18 @@ class LightConfig(_Model):
         return self
 
 
+# Views of a burst that are not set-up names (synth.dataset.Sample.image).
+FUSED_VIEWS = ("max", "mean", "channels")
+
+
+class BurstConfig(_Model):
+    """One light set-up of a burst: the sample rendered again with these lights instead of the
+    scene's, same geometry and labels (raking from 0 deg, from 90 deg, diffuse ...)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9]*$")
+    lights: list[LightConfig] = Field(min_length=1)
+
+
 class ImpurityConfig(_Model):
     ADDED = ("width_mm",)
 
@@ -392,7 +404,7 @@ class AppearanceConfig(_Model):
 
 
 class SceneConfig(_Model):
-    ADDED = ("sensor", "appearance")
+    ADDED = ("sensor", "appearance", "bursts")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
@@ -406,6 +418,10 @@ class SceneConfig(_Model):
     randomization: RandomizationConfig = RandomizationConfig()
     sensor: SensorConfig | None = None
     appearance: AppearanceConfig | None = None
+    bursts: list[BurstConfig] | None = Field(
+        None,
+        description="light set-ups: each sample is rendered once per set-up, with one set of labels",
+    )
     splits: dict[Literal["train", "val", "test"], SplitConfig]
 
     @model_validator(mode="after")
@@ -416,6 +432,13 @@ class SceneConfig(_Model):
             raise ValueError(f"class names must be unique, repeated: {duplicated}")
         if len(names) > 254:
             raise ValueError("at most 254 classes fit a uint8 class mask")
+        if self.bursts is not None:
+            setups = [b.name for b in self.bursts]
+            if not setups or len(set(setups)) < len(setups) or set(setups) & set(FUSED_VIEWS):
+                raise ValueError(
+                    f"bursts: expected at least one set-up, with unique names other than "
+                    f"{list(FUSED_VIEWS)}, got {setups}"
+                )
         return self
 
     def digest(self) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
-from synth.config import SPLITS
+from synth.config import FUSED_VIEWS, SPLITS
 from synth.errors import DataError, DefectsynthError
 from synth.images import read_image
 from synth.writers import FORMAT, read_metas, yolo_obb_labels
@@ -63,8 +63,35 @@ class Sample:
     def good(self) -> bool:
         return bool(self.meta["good"])
 
-    def image(self) -> np.ndarray:
-        return read_image(self.image_path)
+    @property
+    def setups(self) -> list[str]:
+        """The light set-ups of a burst sample, in order; [] for one image."""
+        return list(self.meta.get("bursts", []))
+
+    def burst_path(self, setup: str) -> Path:
+        return self._path("images", f"_{setup}.png")
+
+    def image(self, view: str | None = None) -> np.ndarray:
+        """The sample's image (for a burst, its first set-up), or with `view`: one set-up by
+        name, the set-ups fused per pixel (`max`, `mean`) or stacked (`channels`: each set-up's
+        grey as one channel, (H, W, set-ups)). A sample without bursts (a photograph) has one
+        image, taken under whatever light it was: every view of it is that image, so a model
+        trained on a view of bursts can be scored on single-light photographs."""
+        if view is None or not self.setups:
+            return read_image(self.image_path)
+        if view in self.setups:
+            return read_image(self.burst_path(view))
+        if view not in FUSED_VIEWS:
+            raise DatasetError(
+                f"{self.split}/{self.id}: no light set-up {view!r}; it has {self.setups} "
+                f"(or fuse them: {', '.join(FUSED_VIEWS)})"
+            )
+        images = np.stack([read_image(self.burst_path(name)) for name in self.setups])
+        if view == "max":
+            return images.max(axis=0)
+        if view == "mean":
+            return np.rint(images.mean(axis=0)).astype(np.uint8)
+        return np.stack([cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in images], axis=2)
 
     def mask(self) -> np.ndarray:
         return read_png(self.mask_path)
@@ -77,6 +104,22 @@ class Sample:
         return Annotations.from_instance_map(
             self.instance_map(), instance_classes, classes, self.meta.get("mm_per_px")
         )
+
+
+def sample_at(path: Path) -> Sample:
+    """The sample whose image is `images/<split>/<id>.png` of a canonical dataset."""
+    path = Path(path)
+    meta = (
+        path.parents[2] / "meta" / path.parent.name / f"{path.stem}.json" if len(path.parents) > 2 else None
+    )
+    if meta is None or path.parent.parent.name != "images" or not meta.is_file():
+        raise DatasetError(f"{path}: not a sample image of a canonical dataset, so it has no burst views")
+    return Sample(path.stem, path.parent.name, path.parents[2], json.loads(meta.read_text()))
+
+
+def read_view(path: Path, view: str | None) -> np.ndarray:
+    """An image file as `Sample.image(view)` reads it; a view needs a canonical dataset's sample."""
+    return read_image(path) if view is None else sample_at(path).image(view)
 
 
 class Dataset:
@@ -127,7 +170,8 @@ def verify(root: str | Path) -> list[str]:
             except (DefectsynthError, OSError, ValueError, KeyError, TypeError) as error:
                 problems.append(f"{split}/{sample.id}: cannot be checked ({error})")
         metas = {p.stem for p in (dataset.root / "meta" / split).glob("*.json")}
-        stray = {p.stem for p in (dataset.root / "images" / split).glob("*.png")} - metas
+        bursts = {s.burst_path(name).stem for s in samples[split] for name in s.setups}
+        stray = {p.stem for p in (dataset.root / "images" / split).glob("*.png")} - metas - bursts
         problems += [f"images/{split}/{s}.png: image without meta (unfinished sample)" for s in sorted(stray)]
     problems += _check_splits_disjoint(samples)
     problems += _check_counts(dataset, samples)
@@ -214,6 +258,14 @@ def _check_counts(dataset: Dataset, samples: dict[str, list[Sample]]) -> list[st
     return problems
 
 
+def _recorded_setups(source: object) -> list[str] | None:
+    """The light set-ups of the scene config a render recorded (None for imported datasets)."""
+    config = source.get("config") if isinstance(source, dict) else None
+    if not isinstance(config, dict):
+        return None
+    return [b["name"] for b in config.get("bursts") or []]
+
+
 def _expected_counts(source: object) -> dict[str, int]:
     """Split sizes of the scene config a render recorded (none for imported datasets)."""
     config = source.get("config") if isinstance(source, dict) else None
@@ -235,11 +287,15 @@ def _verify_sample(
 ) -> list[str]:
     name = f"{sample.split}/{sample.id}"
     paths = [sample.image_path, sample.mask_path, sample.instances_path, sample.labels_path]
-    paths.append(sample.obb_labels_path)
+    paths += [sample.obb_labels_path, *(sample.burst_path(s) for s in sample.setups)]
     missing = [str(p.relative_to(dataset.root)) for p in paths if not p.exists()]
     if missing:
         return [f"{name}: missing {', '.join(missing)}"]
     pngs = {"image": sample.image_path, "mask": sample.mask_path, "instances": sample.instances_path}
+    pngs.update({f"set-up {s} image": sample.burst_path(s) for s in sample.setups})
+    expected = _recorded_setups(dataset.info.get("source"))
+    if expected is not None and sample.setups != expected:
+        return [f"{name}: meta lists light set-ups {sample.setups}, the recorded config {expected}"]
     arrays = {label: cv2.imread(str(path), cv2.IMREAD_UNCHANGED) for label, path in pngs.items()}
     unreadable = [str(pngs[label].relative_to(dataset.root)) for label, a in arrays.items() if a is None]
     if unreadable:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -255,8 +256,18 @@ def suede(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
     return (1 + material.color_variation * variation).astype(np.float32), (nap * 0.3).astype(np.float32)
 
 
-def shade(spec: SceneSpec, maps: SurfaceMaps) -> np.ndarray:
-    """Linear RGB radiance in texture space."""
+@dataclass
+class Surface:
+    """What shading needs of the surface, in texture space: everything but the lights."""
+
+    normal: np.ndarray  # (h, w, 3) unit normals
+    albedo: np.ndarray  # (h, w, 3) linear RGB
+    gloss: np.ndarray  # (h, w, 1)
+
+
+def surface(spec: SceneSpec, maps: SurfaceMaps) -> Surface:
+    """The material's texture and the maps' marks as normals, albedo and gloss: built once per
+    sample, whatever the number of light set-ups."""
     whole = window(maps.shape, maps.texel_mm, (0.0, 0.0, spec.geometry.width_mm, spec.geometry.height_mm))
     assert whole is not None
     material = spec.material
@@ -265,15 +276,20 @@ def shade(spec: SceneSpec, maps: SurfaceMaps) -> np.ndarray:
     gy, gx = np.gradient(height, maps.texel_mm)
     normal = np.dstack([-gx, -gy, np.ones_like(gx)])
     normal /= np.linalg.norm(normal, axis=2, keepdims=True)
-    light = np.zeros(maps.shape, np.float32) + 0.15
-    for spot in spec.lights:
-        az, el = math.radians(spot.azimuth_deg), math.radians(spot.elevation_deg)
-        direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-        light += np.clip(normal @ direction, 0, None) * spot.power_w / 15.0
     albedo = np.asarray(material.base_color, np.float32) * factor[..., None]
     albedo = np.clip(albedo + maps.reflectance[..., None], 0, 1)
     gloss = np.clip(1 - material.roughness - maps.roughness, 0, 1)[..., None] * 0.08
-    return albedo * light[..., None] * 2**spec.render.exposure + gloss * light[..., None]
+    return Surface(normal, albedo, gloss)
+
+
+def shade(spec: SceneSpec, surf: Surface) -> np.ndarray:
+    """Linear RGB radiance in texture space under the spec's lights."""
+    light = np.zeros(surf.normal.shape[:2], np.float32) + 0.15
+    for spot in spec.lights:
+        az, el = math.radians(spot.azimuth_deg), math.radians(spot.elevation_deg)
+        direction = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+        light += np.clip(surf.normal @ direction, 0, None) * spot.power_w / 15.0
+    return surf.albedo * light[..., None] * 2**spec.render.exposure + surf.gloss * light[..., None]
 
 
 def image_sampling(spec: SceneSpec, maps: SurfaceMaps) -> tuple[np.ndarray, np.ndarray]:
@@ -292,12 +308,16 @@ class RasterRenderer:
 
     def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult:
         start = time.perf_counter()
-        radiance = shade(spec, maps)
+        surf = surface(spec, maps)
         map_x, map_y = image_sampling(spec, maps)
         # Average the texels under each pixel (anti-aliasing), then resample.
         factor = max(1, spec.render.texels_per_px)
-        smooth = cv2.blur(radiance, (factor, factor)) if factor > 1 else radiance
-        rgb = cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        images = []
+        for setup in spec.setups():
+            radiance = shade(setup, surf)
+            smooth = cv2.blur(radiance, (factor, factor)) if factor > 1 else radiance
+            rgb = cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            images.append(to_srgb8(rgb))
         ids = cv2.remap(
             maps.instance_ids,
             np.round(map_x),
@@ -305,4 +325,5 @@ class RasterRenderer:
             cv2.INTER_NEAREST,
             borderMode=cv2.BORDER_CONSTANT,
         )
-        return RenderResult(to_srgb8(rgb), ids.astype(np.uint16), {"total": time.perf_counter() - start})
+        timings = {"total": time.perf_counter() - start}
+        return RenderResult(images[0], ids.astype(np.uint16), timings, images if spec.bursts else [])

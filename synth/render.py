@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,10 +99,14 @@ class RenderSummary:
     counts: dict[str, int]
 
 
-def as_recorded(rgb: np.ndarray, spec: SceneSpec) -> np.ndarray:
+def as_recorded(rgb: np.ndarray, spec: SceneSpec, setup: int = 0) -> np.ndarray:
     """A view's clean render as the dataset stores it: through the sensor, then matched to the
-    real domain (both optional, both leave the labels alone)."""
-    return apply_appearance(apply_sensor(rgb, spec.sensor), spec.appearance)
+    real domain (both optional, both leave the labels alone). Set-up k of a burst is another
+    exposure, so its sensor noise is drawn afresh (seed + k); set-up 0 is the sample's own."""
+    sensor = spec.sensor
+    if sensor is not None and setup:
+        sensor = replace(sensor, noise_seed=(sensor.noise_seed + setup) % 2**32)
+    return apply_appearance(apply_sensor(rgb, sensor), spec.appearance)
 
 
 @dataclass
@@ -115,9 +119,10 @@ class RenderedSample:
     image: np.ndarray
     annotations: Annotations
     spec: dict[str, Any]
+    bursts: dict[str, np.ndarray] = field(default_factory=dict)  # set-up name -> image
 
     def write(self, writer: DatasetWriter) -> None:
-        writer.write(self.split, self.image_id, self.image, self.annotations, self.spec)
+        writer.write(self.split, self.image_id, self.image, self.annotations, self.spec, bursts=self.bursts)
 
 
 def render_sample(
@@ -126,8 +131,13 @@ def render_sample(
     """Sample, render and label image `index`: the one per-sample path of every render loop."""
     spec = sample_scene(config, index)
     result = view.render(spec, build_maps(spec))
-    rgb = as_recorded(result.rgb, spec)
-    return RenderedSample(spec.split, spec.image_id, rgb, annotate(spec, result, classes), spec.to_dict())
+    bursts = {
+        b.name: as_recorded(rgb, spec, k)
+        for k, (b, rgb) in enumerate(zip(spec.bursts, result.bursts, strict=True))
+    }
+    rgb = next(iter(bursts.values())) if bursts else as_recorded(result.rgb, spec)
+    labels = annotate(spec, result, classes)
+    return RenderedSample(spec.split, spec.image_id, rgb, labels, spec.to_dict(), bursts)
 
 
 def is_finished(writer: DatasetWriter, config: SceneConfig, index: int) -> bool:

@@ -17,9 +17,15 @@ class RenderResult:
     rgb: np.ndarray  # (H, W, 3) uint8, sRGB
     instance_ids: np.ndarray  # (H, W) uint16, 0 = none (background or unlabelled surface)
     timings: dict[str, float] = field(default_factory=dict)  # seconds
+    # One sRGB image per light set-up of the spec's burst, in its order (rgb is the first);
+    # empty for a spec without bursts.
+    bursts: list[np.ndarray] = field(default_factory=list)
 
 
 class Renderer(Protocol):
+    """Realises a spec from its maps; a burst spec once per light set-up, the maps and
+    geometry set up once."""
+
     def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult: ...
 
 

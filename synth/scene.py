@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from synth.appearance import AppearanceSpec, sample_appearance
-from synth.config import SPLITS, DefectConfig, ImpurityConfig, SceneConfig, sample_range
+from synth.config import SPLITS, DefectConfig, ImpurityConfig, LightConfig, SceneConfig, sample_range
 from synth.errors import ConfigError
 from synth.sensor import SensorSpec, sample_sensor
 
@@ -126,6 +126,18 @@ class LightSpec:
 
 
 @dataclass(frozen=True)
+class BurstSpec:
+    """One light set-up of a burst: its name and the lights that replace the scene's."""
+
+    name: str
+    lights: tuple[LightSpec, ...]
+
+
+# A stream of its own per set-up, so that adding bursts changes none of the scene's other draws.
+BURST_STREAM = 0xB0257
+
+
+@dataclass(frozen=True)
 class StainSpec:
     """A water stain (DESIGN §4): Perlin-perturbed disc with reflectance d̂^γ·α."""
 
@@ -185,6 +197,7 @@ class SceneSpec:
     classes: tuple[ClassSpec, ...] = field(default=())
     sensor: SensorSpec | None = None
     appearance: AppearanceSpec | None = None
+    bursts: tuple[BurstSpec, ...] = ()
 
     @property
     def image_id(self) -> str:
@@ -212,7 +225,14 @@ class SceneSpec:
         for name in ADDED_MATERIAL_FIELDS:
             if data["material"][name] is None:
                 del data["material"][name]
+        if not self.bursts:  # the meta of scenes without bursts stays byte-identical
+            del data["bursts"]
         return data
+
+    def setups(self) -> list[SceneSpec]:
+        """The spec once per light set-up of its burst (the set-up's lights in place of the
+        scene's), or just itself without bursts."""
+        return [replace(self, lights=b.lights) for b in self.bursts] or [self]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SceneSpec:
@@ -248,6 +268,10 @@ class SceneSpec:
                 "classes": tuple(build(ClassSpec, x) for x in data["classes"]),
                 "sensor": build(SensorSpec, data["sensor"]) if data.get("sensor") else None,
                 "appearance": build(AppearanceSpec, data["appearance"]) if data.get("appearance") else None,
+                "bursts": tuple(
+                    BurstSpec(b["name"], tuple(build(LightSpec, x) for x in b["lights"]))
+                    for b in data.get("bursts", [])
+                ),
             }
         )
 
@@ -296,19 +320,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
         tilt_deg=sample_range(rng, randomization.camera_tilt_deg),
         roll_deg=sample_range(rng, randomization.camera_roll_deg) * rng.choice([-1, 1]),
     )
-    lights = tuple(
-        LightSpec(
-            type=light.type,
-            azimuth_deg=sample_range(rng, light.azimuth_deg),
-            elevation_deg=sample_range(rng, light.elevation_deg),
-            distance_mm=sample_range(rng, light.distance_mm),
-            size_mm=sample_range(rng, light.size_mm),
-            power_w=sample_range(rng, light.power_w),
-            temperature_k=sample_range(rng, light.temperature_k),
-        )
-        for light in config.lights
-        for _ in range(int(rng.integers(light.count[0], light.count[1] + 1)))
-    )
+    lights = sample_lights(config.lights, rng)
     spec = SceneSpec(
         config_name=config.name,
         config_hash=config.digest(),
@@ -332,6 +344,12 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
         sensor=None if config.sensor is None else sample_sensor(config.sensor, config.seed, index),
         appearance=(
             None if config.appearance is None else sample_appearance(config.appearance, config.seed, index)
+        ),
+        bursts=tuple(
+            BurstSpec(
+                b.name, sample_lights(b.lights, np.random.default_rng([config.seed, index, BURST_STREAM, k]))
+            )
+            for k, b in enumerate(config.bursts or [])
         ),
     )
     window = spec.visible_window_mm
@@ -358,6 +376,23 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
             marks.append(_sample_mark(defect, window, rng, by_name[defect.name].id, next_id))
             next_id += 1
     return replace(spec, stains=tuple(stains), marks=tuple(marks))
+
+
+def sample_lights(lights: list[LightConfig], rng: np.random.Generator) -> tuple[LightSpec, ...]:
+    """The lights of one image: `count` draws of each configured light."""
+    return tuple(
+        LightSpec(
+            type=light.type,
+            azimuth_deg=sample_range(rng, light.azimuth_deg),
+            elevation_deg=sample_range(rng, light.elevation_deg),
+            distance_mm=sample_range(rng, light.distance_mm),
+            size_mm=sample_range(rng, light.size_mm),
+            power_w=sample_range(rng, light.power_w),
+            temperature_k=sample_range(rng, light.temperature_k),
+        )
+        for light in lights
+        for _ in range(int(rng.integers(light.count[0], light.count[1] + 1)))
+    )
 
 
 def _sample_material(config: SceneConfig, rng: np.random.Generator, index: int) -> MaterialSpec:
@@ -556,6 +591,7 @@ def shard_indices(config: SceneConfig, shard: int = 0, shards: int = 1) -> list[
 
 __all__ = [
     "SPLITS",
+    "BurstSpec",
     "CameraSpec",
     "ClassSpec",
     "GeometrySpec",

@@ -184,6 +184,9 @@ class DatasetWriter:
         suffix = {"labels": ".txt", "labels_obb": ".txt", "meta": ".json"}.get(kind, ".png")
         return self.root / kind / split / f"{image_id}{suffix}"
 
+    def burst_path(self, split: str, image_id: str, setup: str) -> Path:
+        return self.root / "images" / split / f"{image_id}_{setup}.png"
+
     def has(self, split: str, image_id: str) -> bool:
         return self.path("meta", split, image_id).exists()
 
@@ -195,15 +198,22 @@ class DatasetWriter:
         annotations: Annotations,
         spec: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
+        bursts: dict[str, np.ndarray] | None = None,
     ) -> None:
+        """One sample; `bursts` (set-up name -> image, `image` being the first) are written as
+        `images/<split>/<id>_<set-up>.png` beside it, all with these labels."""
         if split not in SPLITS:
             raise DataError(f"split must be one of {SPLITS}, got {split!r}")
-        if image.shape[:2] != annotations.size:
-            raise DataError(
-                f"{split}/{image_id}: image is {image.shape[:2]} but annotations are {annotations.size}"
-            )
+        bursts = bursts or {}
+        for name, array in {"image": image, **bursts}.items():
+            if array.shape[:2] != annotations.size:
+                raise DataError(
+                    f"{split}/{image_id}: {name} is {array.shape[:2]} but annotations are {annotations.size}"
+                )
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        for name, array in bursts.items():
+            atomic_write_png(self.burst_path(split, image_id, name), array)
         atomic_write_png(self.path("images", split, image_id), image)
         atomic_write_png(self.path("masks", split, image_id), annotations.semantic_mask())
         atomic_write_png(self.path("instances", split, image_id), annotations.instance_map)
@@ -217,6 +227,7 @@ class DatasetWriter:
             "mm_per_px": annotations.mm_per_px,
             "good": annotations.good,
             "instances": annotations.to_meta(),
+            **({"bursts": list(bursts)} if bursts else {}),
             "spec": spec,
             **(extra or {}),
         }
@@ -228,19 +239,20 @@ class DatasetWriter:
             return self._finalize()
 
     def _finalize(self) -> dict[str, int]:
-        counts, good = {}, {}
+        counts, good, entries = {}, {}, {}
         for split in SPLITS:
             metas = read_metas(self.root, split)
             counts[split] = len(metas)
             good[split] = sum(m["good"] for m in metas)
             atomic_write_json(self.root / "coco" / f"{split}.json", self._coco(split, metas))
+            entries[split] = f"images/{split}"
+            if any(m.get("bursts") for m in metas):  # the folder also holds the set-ups' images
+                paths = [str(self.path("images", split, m["id"]).resolve()) for m in metas]
+                atomic_write_text(self.root / "images" / f"{split}.txt", "".join(f"{p}\n" for p in paths))
+                entries[split] = f"images/{split}.txt"
         self._write_dataset_json(counts, good)
         names = {c.id - 1: c.name for c in self.classes}
-        data_yaml = {
-            "path": str(self.root.resolve()),
-            **{s: f"images/{s}" for s in SPLITS},
-            "names": names,
-        }
+        data_yaml = {"path": str(self.root.resolve()), **entries, "names": names}
         atomic_write_text(self.root / "dataset.yaml", yaml.safe_dump(data_yaml, sort_keys=False))
         self._anomaly_view()
         return counts

@@ -15,7 +15,7 @@ from synth.config import load_config  # noqa: E402
 from synth.layers import SurfaceMaps, build_maps  # noqa: E402
 from synth.rendering import RenderResult  # noqa: E402
 from synth.rig import texels_under_pixels  # noqa: E402
-from synth.scene import LightSpec, SceneSpec, sample_scene  # noqa: E402
+from synth.scene import BurstSpec, LightSpec, SceneSpec, sample_scene  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -119,3 +119,21 @@ def test_curved_tile_falls_off_towards_its_edges(renderer: BlenderRenderer) -> N
     result = renderer.render(spec, build_maps(spec))
     columns = luminance(result.rgb).mean(axis=0)
     assert columns[24:40].mean() > 1.3 * max(columns[6:12].mean(), columns[-12:-6].mean())
+
+
+def test_a_burst_renders_each_set_up_with_the_same_ids(renderer: BlenderRenderer) -> None:
+    """Only the lights change between set-ups: one id pass, one image per set-up."""
+    spec = tiny("metal", 1)
+    raking = [
+        replace(light, elevation_deg=12.0, azimuth_deg=a) for light in spec.lights[:1] for a in (0.0, 90.0)
+    ]
+    burst = replace(
+        spec, bursts=(BurstSpec("raking0", tuple(raking[:1])), BurstSpec("raking90", tuple(raking[1:])))
+    )
+    maps = build_maps(spec)
+    result = renderer.render(burst, maps)
+    alone = renderer.render(replace(spec, lights=tuple(raking[1:])), maps)
+    assert len(result.bursts) == 2 and result.rgb is result.bursts[0]
+    np.testing.assert_array_equal(result.instance_ids, alone.instance_ids)
+    assert np.abs(result.bursts[1].astype(int) - alone.rgb.astype(int)).max() <= 1
+    assert np.abs(result.bursts[0].astype(int) - result.bursts[1].astype(int)).mean() > 2

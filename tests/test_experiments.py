@@ -139,7 +139,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     # cell (real and synthetic test) from the cached coresets and leaves the YOLO cells alone.
     evaluated = []
     monkeypatch.setattr(
-        patchcore_cells.anomaly, "evaluate_predictor", lambda *a: evaluated.append(a[-1]) or {}
+        patchcore_cells.anomaly, "evaluate_predictor", lambda *a, **_: evaluated.append(a[-1]) or {}
     )
     for name in ("pretrain", "finetune"):
         monkeypatch.setattr(f"train.patchcore.{name}", fail)

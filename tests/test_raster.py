@@ -60,6 +60,7 @@ def test_shipped_scenes_the_raster_view_refuses() -> None:
         "metal_tile": ["geometry.bend_deg [35, 60]"],
         "metal_tile_fit": ["geometry.bend_deg [35, 60]"],
         "metal_tile_fit_mmd2": ["geometry.bend_deg [35, 60]"],
+        "metal_tile_ground": ["geometry.bend_deg [35, 60]"],
         "textile": [],
         "textile_aitex": [],
     }

@@ -86,6 +86,10 @@ def _coreset_size(default: int | None, help: str, name: str = "coreset_size"):  
     help="For the threshold.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--burst",
+    help="Of a canonical burst dataset: train on one light set-up by name, or max, mean, channels.",
+)
 @device_option
 def pretrain_patchcore(
     data: Path,

@@ -89,7 +89,12 @@ class PatchCoreCells:
         coreset = self.coreset(scenario, budget)
         data = self.data.synthetic_root(None) if on_synthetic else self.data.real_root
         result = anomaly.evaluate_predictor(
-            coreset.predict, data, path.with_suffix(""), coreset.threshold, self.config.coverage_k
+            coreset.predict,
+            data,
+            path.with_suffix(""),
+            coreset.threshold,
+            self.config.coverage_k,
+            view=coreset.config.burst,
         )
         result.update(
             data=str(data),

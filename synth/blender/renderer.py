@@ -126,40 +126,47 @@ class BlenderRenderer:
     # --- per image -------------------------------------------------------------------------
 
     def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult:
-        """Render `spec` with its texture-space `maps` (from `synth.layers.build_maps`).
+        """Render `spec` with its texture-space `maps` (from `synth.layers.build_maps`); a burst
+        spec once per light set-up, with only the lights changed between set-ups.
 
-        timings: path_tracing is Cycles' own sampling and denoising of the RGB pass (from its
+        timings: path_tracing is Cycles' own sampling and denoising of the RGB passes (from its
         first 'Sample' status to 'Finished'); overhead is everything else this call spends
         (scene and map updates, Cycles' scene sync, the id pass, readback, tone mapping).
         """
-        timings: dict[str, float] = {}
+        timings = dict.fromkeys(("scene_update", "render_call", "path_tracing", "readback"), 0.0)
         start = time.perf_counter()
         self._update_plate(spec, maps)
         self._update_material(spec)
         self._update_camera(spec)
-        self._update_lights(spec)
         timings["scene_update"] = time.perf_counter() - start
 
         tick = time.perf_counter()
         self._upload_maps(maps)
         timings["map_upload"] = time.perf_counter() - tick
 
-        tick = time.perf_counter()
-        rgb_path = self._render_rgb(spec)
-        timings["render_call"] = time.perf_counter() - tick
-        timings["path_tracing"] = self._path_tracing_time(tick, time.perf_counter())
+        images = []
+        for setup in spec.setups():
+            tick = time.perf_counter()
+            self._update_lights(setup)
+            timings["scene_update"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            rgb_path = self._render_rgb(setup)
+            timings["render_call"] += time.perf_counter() - tick
+            timings["path_tracing"] += self._path_tracing_time(tick, time.perf_counter())
+            tick = time.perf_counter()
+            images.append(expose(read_exr(rgb_path), setup))
+            timings["readback"] += time.perf_counter() - tick
 
         tick = time.perf_counter()
         ids_path = self._render_ids()
         timings["id_pass"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        rgb = expose(read_exr(rgb_path), spec)
         ids = decode_ids(read_exr(ids_path), spec)
-        timings["readback"] = time.perf_counter() - tick
+        timings["readback"] += time.perf_counter() - tick
         timings["total"] = time.perf_counter() - start
         timings["overhead"] = timings["total"] - timings["path_tracing"]
-        return RenderResult(rgb=rgb, instance_ids=ids, timings=timings)
+        return RenderResult(images[0], ids, timings, images if spec.bursts else [])
 
     def _update_plate(self, spec: SceneSpec, maps: SurfaceMaps) -> None:
         vertices, plate_mm = rig.plate_grid(spec.geometry, PLATE_COLUMNS)

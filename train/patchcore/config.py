@@ -50,6 +50,7 @@ class PatchCoreConfig:
     holdout: float = 0.1
     seed: int = 0
     device: str = "cpu"
+    burst: str | None = None  # a canonical burst dataset's view (synth.dataset.Sample.image)
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; keep tuples so configs compare and hash.
@@ -79,8 +80,9 @@ class PatchCoreConfig:
 
     def to_dict(self) -> dict:
         """The settings a coreset file stores: all but the device, which is the user's choice
-        each time the coreset is used."""
-        return {k: v for k, v in asdict(self).items() if k != "device"}
+        each time the coreset is used. `burst` only when set: it came later, and older
+        coresets and experiment caches keep their keys."""
+        return {k: v for k, v in asdict(self).items() if k != "device" and (k != "burst" or v is not None)}
 
     @classmethod
     def from_dict(cls, data: dict) -> PatchCoreConfig:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 
-from synth.images import read_image
+from synth.dataset import read_view
 from train.patchcore.config import IncompatibleCoresetError, PatchCoreConfig, PatchCoreError
 from train.patchcore.coreset import SequentialCoreset, nearest_distances
 from train.patchcore.data import (
@@ -190,7 +190,7 @@ def _views(paths: Sequence[Path], order: Sequence[int], config: PatchCoreConfig)
     for start in range(0, len(order), config.batch_size):
         views = []
         for index in order[start : start + config.batch_size]:
-            x = to_tensor(read_image(paths[index]), config.image_size)
+            x = to_tensor(read_view(paths[index], config.burst), config.image_size)
             views.append(x)
             for view in range(1, config.augmentations + 1):
                 seed = int(np.random.SeedSequence([config.seed, index, view]).generate_state(1)[0])
@@ -259,7 +259,7 @@ def _train(
         threshold=previous.threshold if previous else None,
     )
     if held:
-        coreset.calibrate([read_image(p) for p in held])
+        coreset.calibrate([read_view(p, config.burst) for p in held])
     return coreset
 
 
