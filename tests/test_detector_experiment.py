@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
@@ -14,6 +16,7 @@ from evaluate.experiments import ExperimentError
 from evaluate.experiments.config import YoloSettings
 from evaluate.experiments.data import ExperimentData, key
 from evaluate.experiments.yolo_cells import YoloCells
+from synth.dataset import Dataset
 from tests.test_experiments import ROOT, _fake_real
 
 YOLO_TRAIN = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "plots": False, "val": False}
@@ -146,3 +149,40 @@ def test_maskrcnn_cells_run_per_seed_are_tabled_with_their_spread_and_cached(tmp
 def test_bad_detector_sections_fail_at_load_naming_the_field(tmp_path, section, message):
     with pytest.raises(ExperimentError, match=message):
         experiments.load_experiment(_experiment(tmp_path, **section))
+
+
+def test_yolo_real_data_is_imported_under_the_given_class_names(tmp_path):
+    """`real.names` is `evaluate import yolo --names`; left out, the real data keeps its key."""
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        image = (120 + 10 * rng.standard_normal((48, 48))).clip(0, 255).astype(np.uint8)
+        label = "0 0.3 0.3 0.6 0.3 0.6 0.6 0.3 0.6\n" if i % 2 else ""
+        (tmp_path / "kol" / "images" / "train").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "kol" / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "kol" / "images" / "train" / f"{i}.png"), image)
+        (tmp_path / "kol" / "labels" / "train" / f"{i}.txt").write_text(label)
+    doc = {
+        "name": "yolo_names",
+        "real": {"format": "yolo", "src": "kol", "names": ["defect"], "split": [0.5, 0.25, 0.25]},
+        "scenarios": [{"name": "real_only", "train": "real"}],
+        "patchcore_cells": False,
+    }
+    path = tmp_path / "names.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    data = ExperimentData(experiments.load_experiment(path), tmp_path / "out")
+    data.import_real()
+    assert [c.name for c in Dataset(data.real_root).classes] == ["defect"]
+    assert data.real_recipe()["names"] == ["defect"]
+    doc["real"].pop("names")
+    path.write_text(yaml.safe_dump(doc))
+    assert "names" not in experiments.load_experiment(path).real.recipe()
+
+
+@pytest.mark.parametrize("name", ["kolektorsdd_detectors", "metal_tile_detectors"])
+def test_shipped_detector_experiments_are_valid(name):
+    config = experiments.load_experiment(ROOT / "experiments" / f"{name}.yaml")
+    assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
+    for kind in ("yolo", "maskrcnn"):
+        cells = config.detector_cells(kind)
+        assert len(cells) == 21 and {seed for _, _, seed in cells} == {0, 1, 2}
+    assert config.yolo is not None and config.yolo.model == "mobilenetv2-yolo-detect.yaml"

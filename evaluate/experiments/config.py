@@ -43,10 +43,11 @@ class RealData(_Model):
     class_pattern: str = Field(importers.DEFAULT_CLASS_PATTERN, description="masks: the class regex")
     class_map: list[str] = Field(default_factory=list, description="masks: a table name or old=new")
     cutting: importers.Cutting = Field(default_factory=importers.Cutting, description="crop and tiles")
+    names: list[str] = Field(default_factory=list, description="yolo: class names (default: its data yaml's)")
 
     # Fields added after experiments were run: left out of the recipe at their default, so the
     # real data of older experiments keeps its cache key.
-    ADDED: ClassVar[tuple[str, ...]] = ("class_pattern", "class_map", "cutting")
+    ADDED: ClassVar[tuple[str, ...]] = ("class_pattern", "class_map", "cutting", "names")
 
     def recipe(self) -> dict:
         """Everything the imported real data depends on, as JSON data."""
@@ -149,7 +150,8 @@ class ExperimentConfig(_Model):
     maskrcnn: MaskRCNNSettings | None = None
     segment: SegmentSettings | None = None
     patchcore_cells: bool | list[str] = Field(
-        True, description="false: only the yolo / segment cells; a list: the scenarios with PatchCore cells"
+        True,
+        description="false: only the detector and segment cells; a list: the scenarios with PatchCore cells",
     )
 
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
