@@ -14,12 +14,15 @@ With `synthetic_test: true` every cell is also scored on the test split of the e
 synthetic data (base settings, impurities included), thresholded on its synthetic val split: the
 one place false alarms on impurities can be measured when the real data has none.
 
-YOLO cells (an optional `yolo:` section) train a single-class `defect` detector per scenario and
-budget, where k counts real images with labelled defects, and are scored on the same real test
-split with evaluate.detector's box metrics; they get their own table beside PatchCore's.
+Detector cells (optional `yolo:` and `maskrcnn:` sections) train a single-class `defect`
+detector per scenario, budget and seed, where k counts real images with labelled defects, and
+are scored on the same real test split with evaluate.detector's box metrics (and mask metrics
+for models with masks); each kind gets its own table beside PatchCore's. Segment cells (a
+`segment:` section) train supervised segmenters.
 
 Modules, in the order a run uses them: `config` (schema and checks at load), `data` (real
-import, renders, cache keys), `patchcore_cells`, `yolo_cells`, `tables`, `runner`, `cli`.
+import, renders, cache keys), `patchcore_cells`, `detector_cells` (with `yolo_cells` and
+`maskrcnn_cells`), `segment_cells`, `tables`, `runner`, `cli`.
 """
 
 from evaluate.experiments.cli import domain_gap

@@ -67,9 +67,12 @@ def domain_gap(
         click.echo("On the synthetic test split:\n" + (out / "synthetic_test_table.md").read_text())
     if results.yolo:
         click.echo((out / "yolo_table.md").read_text())
+    if results.maskrcnn:
+        click.echo("Mask R-CNN:\n" + (out / "maskrcnn_table.md").read_text())
     if results.segment:
         click.echo("Segmenters:\n" + (out / "segment_table.md").read_text())
     click.echo(
-        f"{len(results.patchcore)} PatchCore, {len(results.yolo)} YOLO and {len(results.segment)} segment "
+        f"{len(results.patchcore)} PatchCore, {len(results.yolo)} YOLO, {len(results.maskrcnn)} Mask R-CNN "
+        f"and {len(results.segment)} segment "
         f"cells in {results.seconds:.0f} s this run; wrote the tables (.md, .csv, .json) by {results.report}"
     )

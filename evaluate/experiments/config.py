@@ -19,6 +19,7 @@ Budget = PositiveInt | Literal["all"]
 Train = Literal["real", "synthetic", "finetune", "meld"]
 USES_REAL = {"real", "finetune", "meld"}
 USES_SYNTHETIC = {"synthetic", "finetune", "meld"}
+DETECTORS = ("yolo", "maskrcnn")  # the detector sections, each a DetectorSettings
 
 
 class ExperimentError(ConfigError):
@@ -42,10 +43,11 @@ class RealData(_Model):
     class_pattern: str = Field(importers.DEFAULT_CLASS_PATTERN, description="masks: the class regex")
     class_map: list[str] = Field(default_factory=list, description="masks: a table name or old=new")
     cutting: importers.Cutting = Field(default_factory=importers.Cutting, description="crop and tiles")
+    names: list[str] = Field(default_factory=list, description="yolo: class names (default: its data yaml's)")
 
     # Fields added after experiments were run: left out of the recipe at their default, so the
     # real data of older experiments keeps its cache key.
-    ADDED: ClassVar[tuple[str, ...]] = ("class_pattern", "class_map", "cutting")
+    ADDED: ClassVar[tuple[str, ...]] = ("class_pattern", "class_map", "cutting", "names")
 
     def recipe(self) -> dict:
         """Everything the imported real data depends on, as JSON data."""
@@ -72,21 +74,49 @@ class Scenario(_Model):
     patchcore: dict[str, Any] = Field(default_factory=dict)
 
 
-class YoloSettings(_Model):
-    """YOLO cells: one class `defect` (every defect class merged, impurities dropped).
+class DetectorSettings(_Model):
+    """What the detector sections (`yolo:`, `maskrcnn:`) share: one class `defect` (every defect
+    class merged, impurities dropped).
 
     One class because PatchCore is class-agnostic too and a few real images per class give
-    no stable per-class AP; per-class recall is still reported. `overrides` are scene overrides
-    for the YOLO renders (a detector needs defects in its train split, PatchCore none).
+    no stable per-class AP; per-class recall is still reported. `seeds`: every cell is trained
+    once per seed (the seed of `train` replaced), for the spread; unset, once with `train`'s own
+    seed, under the cell names and cache keys of the files written before seeds existed.
+    `overrides` are scene overrides for the detector's renders (a detector needs defects in its
+    train split, PatchCore none).
     """
 
-    model: str = "yolo11n.yaml"
-    scenarios: list[str] | None = Field(None, description="scenario names with a YOLO cell (default all)")
-    train: dict[str, Any] = Field(default_factory=dict, description="ultralytics train arguments")
-    finetune: dict[str, Any] = Field(default_factory=dict, description="train arguments for fine-tuning")
+    scenarios: list[str] | None = Field(None, description="scenario names with a cell (default all)")
+    seeds: list[int] | None = Field(None, min_length=1)
     real_fraction: float = Field(0.5, ge=0, le=1, description="share of real images in a meld")
     conf: float = Field(0.25, ge=0, le=1, description="working confidence for recall and false alarms")
     overrides: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="ultralytics arguments or MaskRCNNConfig fields"
+    )
+    finetune: dict[str, Any] = Field(default_factory=dict, description="settings changed for fine-tuning")
+
+    def seeded(self, fields: dict[str, Any], seed: int | None) -> dict[str, Any]:
+        """Training fields with a cell's seed (as if written in them)."""
+        return fields if seed is None else {**fields, "seed": seed}
+
+    def recipe(self, seed: int | None) -> dict[str, Any]:
+        """The settings a cell of `seed` depends on: its seed is part of its train fields."""
+        settings = self.model_dump(exclude={"scenarios", "seeds"})
+        return {**settings, "train": self.seeded(self.train, seed)}
+
+
+class YoloSettings(DetectorSettings):
+    """YOLO cells: `train` and `finetune` hold ultralytics train arguments. `model` defaults to
+    the ImageNet MobileNetV2 detector (train/yolo/models); `yolo11n.yaml` trains from random
+    weights."""
+
+    model: str = "mobilenetv2-yolo-detect.yaml"
+
+
+class MaskRCNNSettings(DetectorSettings):
+    """Mask R-CNN cells (train/maskrcnn): `train` and `finetune` hold MaskRCNNConfig fields;
+    trained on exact instance masks, so scored by box and mask AP."""
 
 
 class SegmentSettings(_Model):
@@ -117,9 +147,11 @@ class ExperimentConfig(_Model):
     scenarios: list[Scenario] = Field(min_length=1)
     synthetic_test: bool = Field(False, description="also score every cell on the synthetic test split")
     yolo: YoloSettings | None = None
+    maskrcnn: MaskRCNNSettings | None = None
     segment: SegmentSettings | None = None
     patchcore_cells: bool | list[str] = Field(
-        True, description="false: only the yolo / segment cells; a list: the scenarios with PatchCore cells"
+        True,
+        description="false: only the detector and segment cells; a list: the scenarios with PatchCore cells",
     )
 
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
@@ -133,11 +165,15 @@ class ExperimentConfig(_Model):
             return self.cells() if chosen else []
         return [(s, b) for s, b in self.cells() if s.name in chosen]
 
-    def yolo_cells(self) -> list[tuple[Scenario, Budget | None]]:
-        if self.yolo is None:
+    def detector_cells(self, kind: str) -> list[tuple[Scenario, Budget | None, int | None]]:
+        """Every (scenario, real budget, seed) of the `yolo` or `maskrcnn` section (seed None:
+        the section gives no seeds)."""
+        settings: DetectorSettings | None = getattr(self, kind)
+        if settings is None:
             return []
-        chosen = self.yolo.scenarios
-        return [(s, b) for s, b in self.cells() if chosen is None or s.name in chosen]
+        chosen = settings.scenarios
+        seeds = settings.seeds or [None]
+        return [(s, b, seed) for s, b in self.cells() if chosen is None or s.name in chosen for seed in seeds]
 
     def segment_cells(self) -> list[tuple[Scenario, Budget | None, int]]:
         """Every (scenario, real defect-image budget, seed) of the segment section."""
@@ -153,6 +189,23 @@ class ExperimentConfig(_Model):
         ]
 
 
+def maskrcnn_config(config: ExperimentConfig, seed: int | None, finetune: bool = False):
+    """The effective MaskRCNNConfig of a Mask R-CNN cell (the fine-tuning one with its changes)."""
+    from train.maskrcnn.config import MaskRCNNConfig
+
+    settings = config.maskrcnn
+    assert settings is not None
+    where = "maskrcnn.finetune" if finetune else "maskrcnn.train"
+    fixed = sorted(set(settings.finetune) & set(MaskRCNNConfig().network_setup()))
+    if fixed:
+        raise ExperimentError(f"maskrcnn.finetune: fine-tuning keeps the network; cannot change {fixed}")
+    fields = settings.seeded({**settings.train, **(settings.finetune if finetune else {})}, seed)
+    try:
+        return MaskRCNNConfig.of(where, **fields)
+    except DefectsynthError as e:
+        raise ExperimentError(str(e)) from None
+
+
 def segment_config(config: ExperimentConfig, seed: int, finetune: bool = False):
     """The effective SegmentConfig of a segment cell (the fine-tuning one with its changes)."""
     from train.segment.config import SegmentConfig
@@ -166,8 +219,9 @@ def segment_config(config: ExperimentConfig, seed: int, finetune: bool = False):
         raise ExperimentError(f"{where}: {e}") from None
 
 
-def cell_name(scenario: Scenario, budget: Budget | None) -> str:
-    return scenario.name if budget is None else f"{scenario.name}__real{budget}"
+def cell_name(scenario: Scenario, budget: Budget | None, seed: int | None = None) -> str:
+    name = scenario.name if budget is None else f"{scenario.name}__real{budget}"
+    return name if seed is None else f"{name}__seed{seed}"
 
 
 def patchcore_config(config: ExperimentConfig, scenario: Scenario):
@@ -260,15 +314,20 @@ def check(config: ExperimentConfig) -> None:
     unknown = sorted(set(chosen) - set(names)) if isinstance(chosen, list) else []
     if unknown:
         raise ExperimentError(f"patchcore_cells {unknown} are not among the scenarios {names}")
-    unknown = sorted(set(config.yolo.scenarios or []) - set(names)) if config.yolo else []
-    if unknown:
-        raise ExperimentError(f"yolo.scenarios {unknown} are not among the scenarios {names}")
+    for kind in DETECTORS:
+        settings = getattr(config, kind)
+        unknown = sorted(set(settings.scenarios or []) - set(names)) if settings else []
+        if unknown:
+            raise ExperimentError(f"{kind}.scenarios {unknown} are not among the scenarios {names}")
     unknown = sorted(set(config.segment.scenarios or []) - set(names)) if config.segment else []
     if unknown:
         raise ExperimentError(f"segment.scenarios {unknown} are not among the scenarios {names}")
     if config.segment is not None:
         segment_config(config, 0)
         segment_config(config, 0, finetune=True)
+    if config.maskrcnn is not None:
+        maskrcnn_config(config, None)
+        maskrcnn_config(config, None, finetune=True)
     for scenario in config.scenarios:
         patchcore_config(config, scenario)
     if config.synthetic is not None:
@@ -276,10 +335,11 @@ def check(config: ExperimentConfig) -> None:
         renders += [
             (f"scenario {s.name}: overrides", s, None) for s in config.scenarios if s.train in USES_SYNTHETIC
         ]
-        if config.yolo is not None:
+        for kind in DETECTORS:
+            settings = getattr(config, kind)
             renders += [
-                (f"yolo.overrides (scenario {s.name})", s, config.yolo.overrides)
-                for s, _ in config.yolo_cells()
+                (f"{kind}.overrides (scenario {s.name})", s, settings.overrides)
+                for s, _, _ in config.detector_cells(kind)
             ]
         if config.segment is not None:
             renders += [

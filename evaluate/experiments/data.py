@@ -47,7 +47,7 @@ class ExperimentData:
         if not (self.real_root / "import_report.json").exists():
             r = self.config.real
             source = importers.scan(
-                r.format, Path(r.src), class_pattern=r.class_pattern, class_map=r.class_map
+                r.format, Path(r.src), r.names or None, class_pattern=r.class_pattern, class_map=r.class_map
             )
             importers.import_dataset(
                 source, self.real_root, r.split, r.seed, r.group_pattern, r.impurities, cutting=r.cutting

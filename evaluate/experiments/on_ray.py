@@ -18,7 +18,7 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
-from evaluate.experiments.config import ExperimentConfig, Scenario
+from evaluate.experiments.config import DETECTORS, ExperimentConfig, Scenario
 from evaluate.experiments.data import ExperimentData, key
 from evaluate.experiments.runner import Cell, run_cell
 from synth.distributed import cluster_address, ray_connection, result
@@ -37,10 +37,8 @@ def renders(data: ExperimentData, cell: Cell) -> list[tuple[Scenario | None, dic
     config = data.config
     needs: list[tuple[Scenario | None, dict | None]] = []
     if cell.scenario.train != "real":
-        extra = {
-            "yolo": config.yolo.overrides if config.yolo else None,
-            "segment": config.segment.overrides if config.segment else None,
-        }.get(cell.kind)
+        section = getattr(config, cell.kind) if cell.kind in (*DETECTORS, "segment") else None
+        extra = section.overrides if section else None
         needs.append((cell.scenario, extra))
     if cell.kind == "synthetic_test":
         needs.append((None, None))

@@ -1,5 +1,5 @@
 """One experiment run, top to bottom: real data, PatchCore cells, synthetic-test cells, YOLO
-cells, segment cells (here, or as Ray tasks), then the tables and the report."""
+and Mask R-CNN cells, segment cells (here, or as Ray tasks), then the tables and the report."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from evaluate.experiments.config import Budget, ExperimentConfig, Scenario
+from evaluate.experiments.config import DETECTORS, Budget, ExperimentConfig, Scenario
 from evaluate.experiments.data import ExperimentData
+from evaluate.experiments.maskrcnn_cells import MaskRCNNCells
 from evaluate.experiments.patchcore_cells import PatchCoreCells
 from evaluate.experiments.segment_cells import SegmentCells
 from evaluate.experiments.tables import write_outputs
@@ -26,9 +27,11 @@ class Results:
     report: Path
     seconds: float
     segment: list[dict]
+    maskrcnn: list[dict]
 
 
-KINDS = ("patchcore", "synthetic_test", "yolo", "segment")
+KINDS = ("patchcore", "synthetic_test", "yolo", "maskrcnn", "segment")
+RUNNERS = {"patchcore": PatchCoreCells, "yolo": YoloCells, "maskrcnn": MaskRCNNCells, "segment": SegmentCells}
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Cell:
     kind: str  # one of KINDS
     scenario: Scenario
     budget: Budget | None
-    seed: int | None = None  # segment cells only
+    seed: int | None = None  # segment and detector cells
 
 
 def matrix(config: ExperimentConfig) -> list[Cell]:
@@ -47,8 +50,8 @@ def matrix(config: ExperimentConfig) -> list[Cell]:
     cells = [Cell("patchcore", s, b) for s, b in pairs]
     if config.synthetic_test:
         cells += [Cell("synthetic_test", s, b) for s, b in pairs]
-    if config.yolo is not None:
-        cells += [Cell("yolo", s, b) for s, b in config.yolo_cells()]
+    for kind in DETECTORS:
+        cells += [Cell(kind, s, b, seed) for s, b, seed in config.detector_cells(kind)]
     if config.segment is not None:
         cells += [Cell("segment", s, b, seed) for s, b, seed in config.segment_cells()]
     return cells
@@ -59,13 +62,13 @@ def run_cell(data: ExperimentData, cell: Cell, runners: dict[str, Any]) -> dict:
     keeps each kind's runner for the next cell."""
     kind = {"synthetic_test": "patchcore"}.get(cell.kind, cell.kind)
     if kind not in runners:
-        runners[kind] = {"patchcore": PatchCoreCells, "yolo": YoloCells, "segment": SegmentCells}[kind](data)
+        runners[kind] = RUNNERS[kind](data)
     runner = runners[kind]
-    if cell.kind == "segment":
-        return runner.run_cell(cell.scenario, cell.budget, cell.seed)
     if cell.kind == "synthetic_test":
         return runner.run_cell(cell.scenario, cell.budget, on_synthetic=True)
-    return runner.run_cell(cell.scenario, cell.budget)
+    if cell.kind == "patchcore":
+        return runner.run_cell(cell.scenario, cell.budget)
+    return runner.run_cell(cell.scenario, cell.budget, cell.seed)
 
 
 def run(config: ExperimentConfig, out: Path, ray_address: str | None = None) -> Results:
@@ -104,7 +107,14 @@ def run(config: ExperimentConfig, out: Path, ray_address: str | None = None) -> 
         f"domain gap: {config.name}",
         seconds,
         by_kind["segment"],
+        by_kind["maskrcnn"],
     )
     return Results(
-        by_kind["patchcore"], by_kind["synthetic_test"], by_kind["yolo"], report, seconds, by_kind["segment"]
+        by_kind["patchcore"],
+        by_kind["synthetic_test"],
+        by_kind["yolo"],
+        report,
+        seconds,
+        by_kind["segment"],
+        by_kind["maskrcnn"],
     )

@@ -93,7 +93,7 @@ class SegmentCells:
     def run_cell(self, scenario: Scenario, budget: Budget | None, seed: int) -> dict:
         from evaluate.segment import evaluate_segmenter
 
-        name = f"{cell_name(scenario, budget)}__seed{seed}"
+        name = cell_name(scenario, budget, seed)
         path = self.out / "cells" / f"{name}-{key(self.cell_recipe(scenario, budget, seed))}.json"
         if path.exists():
             return json.loads(path.read_text())

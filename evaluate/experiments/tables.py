@@ -1,4 +1,4 @@
-"""The experiment's outputs: PatchCore, synthetic-test and YOLO tables (.md, .csv, .json)
+"""The experiment's outputs: PatchCore, synthetic-test, detector and segment tables (.md, .csv, .json)
 and one self-contained report.html."""
 
 from __future__ import annotations
@@ -46,31 +46,42 @@ def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[l
     return header, rows
 
 
-def yolo_table(results: list[dict]) -> tuple[list[str], list[list]]:
-    """One row per YOLO cell: box mAPs, recall (overall and per real class), false alarms."""
-    classes = sorted({c for r in results for c in r["recall_by_class"]})
-    header = ["scenario", "real defect imgs", "mAP50", "mAP50-95", "recall"]
-    header += [f"recall {c}" for c in classes] + ["false alarms on good"]
-    rows = [
-        [
-            r["scenario"],
-            r["real_defect_images"],
-            r["map50"],
-            r["map50_95"],
-            r["per_class"]["defect"]["recall"],
-        ]
-        + [r["recall_by_class"].get(c, float("nan")) for c in classes]
-        + [r["good_images_with_false_alarm"] / r["good_images"] if r["good_images"] else float("nan")]
-        for r in results
-    ]
-    return header, rows
-
-
 def _spread(values: list[float]) -> str:
     """Mean and min–max over seeds, e.g. `0.512 (0.488–0.540)`."""
     import numpy as np
 
     return f"{np.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
+
+
+def _false_alarms(r: dict) -> float:
+    return r["good_images_with_false_alarm"] / r["good_images"] if r["good_images"] else float("nan")
+
+
+def detector_table(results: list[dict]) -> tuple[list[str], list[list]]:
+    """One row per detector scenario and budget: box mAPs, mask mAP50 (for models with masks),
+    recall (overall and per real class) and the share of good test images with a false alarm.
+    Cells of several seeds give a `seeds` column and each value as mean (min–max) over them."""
+    classes = sorted({c for r in results for c in r["recall_by_class"]})
+    masks = any("mask_map50" in r for r in results)
+    columns = {
+        "mAP50": lambda r: r["map50"],
+        "mAP50-95": lambda r: r["map50_95"],
+        **({"mask mAP50": lambda r: r.get("mask_map50", float("nan"))} if masks else {}),
+        "recall": lambda r: r["per_class"]["defect"]["recall"],
+        **{f"recall {c}": lambda r, c=c: r["recall_by_class"].get(c, float("nan")) for c in classes},
+        "false alarms on good": _false_alarms,
+    }
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["scenario"], r["real_defect_images"]), []).append(r)
+    seeds = any(len(cells) > 1 for cells in groups.values())
+    header = ["scenario", "real defect imgs"] + ["seeds"] * seeds + list(columns)
+    rows = []
+    for (scenario, images), cells in groups.items():
+        values = [[value(c) for c in cells] for value in columns.values()]
+        row = [v[0] for v in values] if not seeds else [_spread(v) for v in values]
+        rows.append([scenario, images] + [len(cells)] * seeds + row)
+    return header, rows
 
 
 def segment_table(results: list[dict]) -> tuple[list[str], list[list]]:
@@ -126,29 +137,35 @@ def _write_tables(
     atomic_write_json(out / f"{stem}.json", {"header": header, "rows": rows, "seconds": seconds})
 
 
-def yolo_sections(results: list[dict], out: Path) -> list[Section]:
-    """The YOLO table and each cell's example detections."""
+DETECTOR_TITLES = {"yolo": "YOLO", "maskrcnn": "Mask R-CNN"}
+
+
+def detector_sections(results: list[dict], out: Path) -> list[Section]:
+    """A detector kind's table and each cell's example detections."""
     if not results:
         return []
+    title = DETECTOR_TITLES[results[0].get("model", "yolo")]  # cells cached before `model` are YOLO's
     conf = results[0]["conf"]
+    masks = " and COCO mask mAP (from the exact instance masks)" if "mask_map50" in results[0] else ""
     sections = [
         Section(
-            "YOLO (one class: defect)",
+            f"{title} (one class: defect)",
             text=(
                 f"A single-class detector per cell (every defect class is `defect`, impurities are "
-                f"background), scored with COCO box mAP on the real test split; k counts real "
+                f"background), scored with COCO box mAP{masks} on the real test split; k counts real "
                 f"train images with labelled defects. "
                 f"Recall and false alarms at confidence {conf}: a defect is found when a box of "
-                f"IoU >= 0.5 covers it; false alarms = share of good test images with any box."
+                f"IoU >= 0.5 covers it; false alarms = share of good test images with any box. "
+                f"With several seeds: mean (min–max) over them."
             ),
-            table=yolo_table(results),
+            table=detector_table(results),
         )
     ]
     legend = "Boxes: green = found, red = missed, yellow = false alarm (at the working confidence)."
     for r in results:
         examples = out / r["examples_dir"]
         images = [(image_id, examples / f"{image_id}.png") for image_id in r["examples"]]
-        sections.append(Section(f"YOLO {r['cell']}", legend, images=images))
+        sections.append(Section(f"{title} {r['cell']}", legend, images=images))
     return sections
 
 
@@ -182,16 +199,18 @@ def write_outputs(
     title: str,
     seconds: float,
     segment_results: list[dict] | None = None,
+    maskrcnn_results: list[dict] | None = None,
 ) -> Path:
-    """table.* (PatchCore), synthetic_test_table.*, yolo_table.* and segment_table.* (if any)
-    and the self-contained report.html."""
+    """table.* (PatchCore), synthetic_test_table.*, yolo_table.*, maskrcnn_table.* and
+    segment_table.* (if any) and the self-contained report.html."""
     header, rows = table(results, kinds)
     note = "" if not results or has_good_test_images(results) else NO_IMAGE_AUROC + "."
     _write_tables(out, "table", header, rows, seconds, note)
     if synthetic_results:
         _write_tables(out, "synthetic_test_table", *table(synthetic_results, synthetic_kinds), seconds)
-    if yolo_results:
-        _write_tables(out, "yolo_table", *yolo_table(yolo_results), seconds)
+    for stem, detector_results in (("yolo_table", yolo_results), ("maskrcnn_table", maskrcnn_results)):
+        if detector_results:
+            _write_tables(out, stem, *detector_table(detector_results), seconds)
     if segment_results:
         _write_tables(out, "segment_table", *segment_table(segment_results), seconds)
     k = results[0]["defect_wise"]["k"] if results else 0
@@ -209,5 +228,6 @@ def write_outputs(
     for r in results:
         sections += anomaly.report_sections(r, out / r["cell_dir"], r["cell"])
     sections += synthetic_test_sections(synthetic_results, synthetic_kinds, out)
-    sections += yolo_sections(yolo_results, out) + segment_sections(segment_results or [], out)
+    sections += detector_sections(yolo_results, out) + detector_sections(maskrcnn_results or [], out)
+    sections += segment_sections(segment_results or [], out)
     return write_html(out / "report.html", title, sections)

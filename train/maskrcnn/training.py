@@ -24,7 +24,7 @@ from synth.errors import DataError, ModelError
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import epoch_batches, plain_batches
 from train.maskrcnn.model import MaskRCNNModel
-from train.tiling import TrainTile, canonical_sources, split_tiles
+from train.tiling import Source, TrainTile, canonical_sources, split_tiles
 
 
 def _loss(model: MaskRCNNModel, batch: list) -> torch.Tensor:
@@ -69,17 +69,24 @@ def _labelled(tiles: list[TrainTile], root: Path, split: str) -> list[TrainTile]
 def train(model: MaskRCNNModel, data: Path, out: Path, start_from: str) -> MaskRCNNModel:
     """Train `model` on the train split of `data` (tiled by its config), keeping the weights with
     the lowest loss on the val split (the last ones when there is none), saved to `out`."""
-    config = model.config
     dataset = Dataset(data)
     if [c.name for c in dataset.classes] != [c.name for c in model.classes]:
         raise ModelError(
             f"class names differ: the weights have {[c.name for c in model.classes]}, {data} has "
             f"{[c.name for c in dataset.classes]}; both must list the same classes in the same order"
         )
-    tiles = {
-        s: split_tiles(canonical_sources(dataset, s), config.tiling, config.seed) for s in ("train", "val")
-    }
-    train_tiles, val_tiles = _labelled(tiles["train"], dataset.root, "train"), tiles["val"]
+    sources = [canonical_sources(dataset, split) for split in ("train", "val")]
+    return train_on(model, *sources, out, start_from, Path(data).resolve())
+
+
+def train_on(
+    model: MaskRCNNModel, train: list[Source], val: list[Source], out: Path, start_from: str, data: Path
+) -> MaskRCNNModel:
+    """`train` on images given as sources, labelled in the model's classes (the domain-gap
+    cells mix the images of several datasets); `data` is recorded as where they came from."""
+    config = model.config
+    train_tiles = _labelled(split_tiles(train, config.tiling, config.seed), data, "train")
+    val_tiles = split_tiles(val, config.tiling, config.seed)
     steps = math.ceil(len(train_tiles) / config.batch_size)
     parameters = [p for p in model.network.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -88,7 +95,7 @@ def train(model: MaskRCNNModel, data: Path, out: Path, start_from: str) -> MaskR
     model.trained_on = [
         *model.trained_on,
         {
-            "data": str(Path(data).resolve()),
+            "data": str(data),
             "start": start_from,
             "tiles": len(train_tiles),
             "val_tiles": len(val_tiles),

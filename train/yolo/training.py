@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -27,6 +27,8 @@ from synth.errors import ConfigError
 from train.backbones import mobilenet_v2_file
 from train.devices import check_device
 from train.yolo.offline import import_ultralytics, load_yolo
+
+T = TypeVar("T")  # an image of a mix: a path (YOLO) or a tiling source (Mask R-CNN)
 
 if TYPE_CHECKING:  # imported on use: `train --help` loads neither OpenCV nor torch
     from train.tiling import Tiling
@@ -294,9 +296,10 @@ def write_data_file(
 
 
 def mix_real(
-    synthetic: list[Path], real: list[Path], real_fraction: float, seed: int
-) -> tuple[list[Path], dict[str, Any]]:
-    """Add real images to all synthetic ones until they make `real_fraction` of the list.
+    synthetic: list[T], real: list[T], real_fraction: float, seed: int
+) -> tuple[list[T], dict[str, Any]]:
+    """Add real images to all synthetic ones until they make `real_fraction` of the list (also
+    the Mask R-CNN melds of the domain-gap experiments, whose images are tiling sources).
 
     Real sets are small, so real images are repeated as needed: whole seeded permutations, then
     part of one, so that no image appears more than once more than any other.
@@ -312,7 +315,7 @@ def mix_real(
         synthetic, wanted = [], len(real)
     else:
         wanted = round(real_fraction / (1.0 - real_fraction) * len(synthetic))
-    drawn: list[Path] = []
+    drawn: list[T] = []
     while len(drawn) < wanted:
         permutation = list(real)
         rng.shuffle(permutation)

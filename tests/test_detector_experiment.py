@@ -1,0 +1,188 @@
+"""Detector cells of `evaluate domain-gap` (issue 18): the YOLO default model, mask AP for
+models with masks, Mask R-CNN cells (trained, cached, tabled), seeds, and the checks at load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from evaluate import experiments
+from evaluate.experiments import ExperimentError
+from evaluate.experiments.config import YoloSettings
+from evaluate.experiments.data import ExperimentData, key
+from evaluate.experiments.yolo_cells import YoloCells
+from synth.dataset import Dataset
+from tests.test_experiments import ROOT, _fake_real
+
+YOLO_TRAIN = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "plots": False, "val": False}
+MASKRCNN_TRAIN = {"tile": 64, "epochs": 1, "batch_size": 4, "fpn_channels": 32}
+
+
+def _experiment(tmp_path: Path, **sections) -> Path:
+    """The fake magnetic tiles, 64² raster renders with defects in every train image, PatchCore off."""
+    _fake_real(tmp_path / "real")
+    doc = {
+        "name": "tiny_detectors",
+        "real": {"format": "folders", "src": "real", "split": [0.5, 0.25, 0.25], "group_pattern": r"exp\d+"},
+        "synthetic": {
+            "scene": str(ROOT / "scenes" / "metal_tile.yaml"),
+            "n": 8,
+            "renderer": "raster",
+            "overrides": {"camera": {"resolution": [64, 64]}, "splits": {"train": {"good_fraction": 0.0}}},
+        },
+        "budgets": [2],
+        "patchcore_cells": False,
+        "scenarios": [
+            {"name": "real_only", "train": "real"},
+            {"name": "synthetic_only", "train": "synthetic"},
+            {"name": "synthetic_finetuned", "train": "finetune"},
+            {"name": "mixed", "train": "meld"},
+        ],
+        **sections,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_yolo_defaults_to_the_imagenet_model_and_old_files_keep_their_keys():
+    assert YoloSettings().model == "mobilenetv2-yolo-detect.yaml"
+    # the shipped file that trained from scratch says so, so its cells mean what they meant
+    config = experiments.load_experiment(ROOT / "experiments" / "metal_tile.yaml")
+    assert config.yolo is not None and config.yolo.model == "yolo11n.yaml"
+    # without `seeds`, a cell's settings are those the cells were keyed by before seeds existed
+    old_fields = {"model", "train", "finetune", "real_fraction", "conf", "overrides"}
+    assert set(config.yolo.recipe(None)) == old_fields
+    assert config.yolo.recipe(None) == config.yolo.model_dump(exclude={"scenarios", "seeds"})
+
+
+def test_seeds_give_distinct_cells_keyed_as_if_the_seed_were_written_in_train(tmp_path):
+    path = _experiment(tmp_path, yolo={"train": YOLO_TRAIN, "seeds": [0, 1, 2], "scenarios": ["real_only"]})
+    config = experiments.load_experiment(path)
+    cells = config.detector_cells("yolo")
+    assert [seed for _, _, seed in cells] == [0, 1, 2]
+    data = ExperimentData(config, tmp_path / "out")
+    data.import_real()
+    yolo = YoloCells(data)
+    keys = {key(yolo.cell_recipe(s, b, seed)) for s, b, seed in cells}
+    assert len(keys) == 3
+    assert yolo.args(1)["seed"] == 1 and yolo.args(1, {"epochs": 2})["epochs"] == 2
+
+    written = yaml.safe_load(path.read_text())
+    written["yolo"] = {"train": {**YOLO_TRAIN, "seed": 1}, "scenarios": ["real_only"]}
+    path.write_text(yaml.safe_dump(written))
+    one = experiments.load_experiment(path)
+    (scenario, budget, seed), *_ = one.detector_cells("yolo")
+    assert seed is None
+    same = YoloCells(ExperimentData(one, tmp_path / "out"))
+    assert key(same.cell_recipe(scenario, budget, None)) == key(yolo.cell_recipe(*cells[1]))
+
+
+@pytest.mark.timeout(120)
+def test_a_segment_model_is_scored_by_mask_ap_too(tmp_path):
+    yolo = {"model": "yolo11n-seg.yaml", "train": YOLO_TRAIN, "scenarios": ["real_only"]}
+    config = experiments.load_experiment(_experiment(tmp_path, yolo=yolo))
+    results = experiments.run(config, tmp_path / "out")
+    (cell,) = results.yolo
+    assert {"mask_map50", "mask_map50_95"} <= set(cell) and 0 <= cell["mask_map50"] <= 1
+    table = json.loads((tmp_path / "out" / "yolo_table.json").read_text())
+    assert "mask mAP50" in table["header"] and "seeds" not in table["header"]
+
+
+@pytest.mark.timeout(180)
+def test_maskrcnn_cells_run_per_seed_are_tabled_with_their_spread_and_cached(tmp_path, monkeypatch):
+    maskrcnn = {
+        "scenarios": ["real_only", "synthetic_finetuned"],
+        "seeds": [0, 1],
+        "train": MASKRCNN_TRAIN,
+        "finetune": {"lr": 0.0001},
+    }
+    config = experiments.load_experiment(_experiment(tmp_path, maskrcnn=maskrcnn))
+    out = tmp_path / "out"
+    results = experiments.run(config, out)
+    assert results.yolo == [] and results.patchcore == []
+    names = sorted(r["cell"] for r in results.maskrcnn)
+    assert names == [
+        "real_only__real2__seed0",
+        "real_only__real2__seed1",
+        "synthetic_finetuned__real2__seed0",
+        "synthetic_finetuned__real2__seed1",
+    ]
+    for r in results.maskrcnn:
+        assert r["model"] == "maskrcnn" and 0 <= r["map50"] <= 1 and 0 <= r["mask_map50"] <= 1
+    assert len({r["weights"] for r in results.maskrcnn}) == 4
+    assert len(list((out / "maskrcnn" / "weights").glob("synthetic-*.pt"))) == 2  # one pretraining a seed
+
+    table = json.loads((out / "maskrcnn_table.json").read_text())
+    assert table["header"][:5] == ["scenario", "real defect imgs", "seeds", "mAP50", "mAP50-95"]
+    assert "mask mAP50" in table["header"] and table["header"][-1] == "false alarms on good"
+    assert [row[:3] for row in table["rows"]] == [["real_only", 2, 2], ["synthetic_finetuned", 2, 2]]
+    assert all(" (" in value and "–" in value for row in table["rows"] for value in row[3:])
+    assert "Mask R-CNN (one class: defect)" in (out / "report.html").read_text()
+
+    def untrained(*args, **kwargs):
+        raise AssertionError("a cached cell was trained or predicted again")
+
+    monkeypatch.setattr("train.maskrcnn.training.train_on", untrained)
+    monkeypatch.setattr("evaluate.detector.predict_maskrcnn", untrained)
+    again = experiments.run(config, out)
+    assert [r["map50"] for r in again.maskrcnn] == [r["map50"] for r in results.maskrcnn]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"maskrcnn": {"train": {"tile": 8}}}, "maskrcnn.train: tile"),
+        ({"maskrcnn": {"train": {"tiles": 64}}}, "maskrcnn.train: tiles"),
+        ({"maskrcnn": {"finetune": {"backbone": "efficientnet_lite0"}}}, "maskrcnn.finetune: "),
+        ({"maskrcnn": {"scenarios": ["nope"]}}, r"maskrcnn.scenarios \['nope'\]"),
+        ({"maskrcnn": {"seeds": []}}, "maskrcnn.seeds"),
+        ({"yolo": {"seeds": [0, "x"]}}, "yolo.seeds.1"),
+        ({"yolo": {"overrides": {"camera": {"resolution": [0, 0]}}}}, "yolo.overrides"),
+    ],
+)
+def test_bad_detector_sections_fail_at_load_naming_the_field(tmp_path, section, message):
+    with pytest.raises(ExperimentError, match=message):
+        experiments.load_experiment(_experiment(tmp_path, **section))
+
+
+def test_yolo_real_data_is_imported_under_the_given_class_names(tmp_path):
+    """`real.names` is `evaluate import yolo --names`; left out, the real data keeps its key."""
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        image = (120 + 10 * rng.standard_normal((48, 48))).clip(0, 255).astype(np.uint8)
+        label = "0 0.3 0.3 0.6 0.3 0.6 0.6 0.3 0.6\n" if i % 2 else ""
+        (tmp_path / "kol" / "images" / "train").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "kol" / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "kol" / "images" / "train" / f"{i}.png"), image)
+        (tmp_path / "kol" / "labels" / "train" / f"{i}.txt").write_text(label)
+    doc = {
+        "name": "yolo_names",
+        "real": {"format": "yolo", "src": "kol", "names": ["defect"], "split": [0.5, 0.25, 0.25]},
+        "scenarios": [{"name": "real_only", "train": "real"}],
+        "patchcore_cells": False,
+    }
+    path = tmp_path / "names.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    data = ExperimentData(experiments.load_experiment(path), tmp_path / "out")
+    data.import_real()
+    assert [c.name for c in Dataset(data.real_root).classes] == ["defect"]
+    assert data.real_recipe()["names"] == ["defect"]
+    doc["real"].pop("names")
+    path.write_text(yaml.safe_dump(doc))
+    assert "names" not in experiments.load_experiment(path).real.recipe()
+
+
+@pytest.mark.parametrize("name", ["kolektorsdd_detectors", "metal_tile_detectors"])
+def test_shipped_detector_experiments_are_valid(name):
+    config = experiments.load_experiment(ROOT / "experiments" / f"{name}.yaml")
+    assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
+    for kind in ("yolo", "maskrcnn"):
+        cells = config.detector_cells(kind)
+        assert len(cells) == 21 and {seed for _, _, seed in cells} == {0, 1, 2}
+    assert config.yolo is not None and config.yolo.model == "mobilenetv2-yolo-detect.yaml"
