@@ -23,8 +23,9 @@ YOLO_TRAIN = {"epochs": 1, "imgsz": 64, "batch": 4, "workers": 0, "plots": False
 MASKRCNN_TRAIN = {"tile": 64, "epochs": 1, "batch_size": 4, "fpn_channels": 32}
 
 
-def _experiment(tmp_path: Path, **sections) -> Path:
-    """The fake magnetic tiles, 64² raster renders with defects in every train image, PatchCore off."""
+def tiny_model_experiment(tmp_path: Path, **sections) -> Path:
+    """The fake magnetic tiles, 64² raster renders with defects in every train image, PatchCore off;
+    `sections` adds the model sections (yolo, maskrcnn, segment)."""
     _fake_real(tmp_path / "real")
     doc = {
         "name": "tiny_detectors",
@@ -62,7 +63,9 @@ def test_yolo_defaults_to_the_imagenet_model_and_old_files_keep_their_keys():
 
 
 def test_seeds_give_distinct_cells_keyed_as_if_the_seed_were_written_in_train(tmp_path):
-    path = _experiment(tmp_path, yolo={"train": YOLO_TRAIN, "seeds": [0, 1, 2], "scenarios": ["real_only"]})
+    path = tiny_model_experiment(
+        tmp_path, yolo={"train": YOLO_TRAIN, "seeds": [0, 1, 2], "scenarios": ["real_only"]}
+    )
     config = experiments.load_experiment(path)
     cells = config.detector_cells("yolo")
     assert [seed for _, _, seed in cells] == [0, 1, 2]
@@ -86,7 +89,7 @@ def test_seeds_give_distinct_cells_keyed_as_if_the_seed_were_written_in_train(tm
 @pytest.mark.timeout(120)
 def test_a_segment_model_is_scored_by_mask_ap_too(tmp_path):
     yolo = {"model": "yolo11n-seg.yaml", "train": YOLO_TRAIN, "scenarios": ["real_only"]}
-    config = experiments.load_experiment(_experiment(tmp_path, yolo=yolo))
+    config = experiments.load_experiment(tiny_model_experiment(tmp_path, yolo=yolo))
     results = experiments.run(config, tmp_path / "out")
     (cell,) = results.yolo
     assert {"mask_map50", "mask_map50_95"} <= set(cell) and 0 <= cell["mask_map50"] <= 1
@@ -102,7 +105,7 @@ def test_maskrcnn_cells_run_per_seed_are_tabled_with_their_spread_and_cached(tmp
         "train": MASKRCNN_TRAIN,
         "finetune": {"lr": 0.0001},
     }
-    config = experiments.load_experiment(_experiment(tmp_path, maskrcnn=maskrcnn))
+    config = experiments.load_experiment(tiny_model_experiment(tmp_path, maskrcnn=maskrcnn))
     out = tmp_path / "out"
     results = experiments.run(config, out)
     assert results.yolo == [] and results.patchcore == []
@@ -148,7 +151,7 @@ def test_maskrcnn_cells_run_per_seed_are_tabled_with_their_spread_and_cached(tmp
 )
 def test_bad_detector_sections_fail_at_load_naming_the_field(tmp_path, section, message):
     with pytest.raises(ExperimentError, match=message):
-        experiments.load_experiment(_experiment(tmp_path, **section))
+        experiments.load_experiment(tiny_model_experiment(tmp_path, **section))
 
 
 def test_yolo_real_data_is_imported_under_the_given_class_names(tmp_path):

@@ -7,33 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from evaluate import experiments
 from evaluate.experiments import ExperimentError
-from tests.test_experiments import ROOT, _fake_real
+from tests.test_detector_experiment import tiny_model_experiment
+from tests.test_experiments import ROOT
 
 
 def _experiment(tmp_path: Path, **segment) -> Path:
-    _fake_real(tmp_path / "real")
-    doc = {
-        "name": "tiny_segment",
-        "real": {"format": "folders", "src": "real", "split": [0.5, 0.25, 0.25], "group_pattern": r"exp\d+"},
-        "synthetic": {
-            "scene": str(ROOT / "scenes" / "metal_tile.yaml"),
-            "n": 8,
-            "renderer": "raster",
-            "overrides": {"camera": {"resolution": [64, 64]}, "splits": {"train": {"good_fraction": 0.0}}},
-        },
-        "budgets": [2],
-        "patchcore_cells": False,
-        "scenarios": [
-            {"name": "real_only", "train": "real"},
-            {"name": "synthetic_only", "train": "synthetic"},
-            {"name": "synthetic_finetuned", "train": "finetune"},
-            {"name": "mixed", "train": "meld"},
-        ],
-        "segment": {
+    """The detectors' tiny experiment with a segment section instead of detector sections."""
+    return tiny_model_experiment(
+        tmp_path,
+        segment={
             "budgets": [2],
             "seeds": [0, 1],
             "scenarios": ["real_only", "synthetic_finetuned"],
@@ -41,10 +26,7 @@ def _experiment(tmp_path: Path, **segment) -> Path:
             "finetune": {"lr": 0.0003},
             **segment,
         },
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
+    )
 
 
 @pytest.mark.timeout(300)
