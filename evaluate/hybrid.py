@@ -7,6 +7,8 @@ Both systems are scored on the test split by the same rules: a labelled instance
 the kept regions cover at least k% of its pixels (k = 0: one pixel; for PatchCore alone this is
 exactly `evaluate anomaly`'s defect-wise recall); a region is a true detection when it touches a
 defect pixel, and a false alarm otherwise; a good image is flagged when any region is kept on it.
+With `--segmenter`, a supervised segmenter (train/segment) alone is scored by the same rules: the
+regions of its probability map at its own max pixel-F1 threshold on val (`evaluate segment`'s).
 """
 
 from __future__ import annotations
@@ -94,13 +96,12 @@ def _touches(region: Prediction, mask: np.ndarray) -> bool:
 
 
 def system_metrics(
-    images: Sequence[Inspected], kept: Sequence[list[Prediction]], kinds: dict[str, str], k: float
+    images: Sequence[anomaly.Scored], kept: Sequence[list[Prediction]], kinds: dict[str, str], k: float
 ) -> dict[str, Any]:
     """Recall per class (defect-wise rule at k), region precision and false alarms of one
     system, given the regions it keeps on each image."""
     coverages, true_regions, alarm_regions, on_impurities, good_flagged = [], 0, 0, 0, []
-    for item, regions in zip(images, kept, strict=True):
-        s = item.scored
+    for s, regions in zip(images, kept, strict=True):
         flagged = paint(regions, s.instance_map.shape)
         for iid, cov in m.instance_coverage(flagged, s.instance_map).items():
             coverages.append((s.instance_class[iid], cov))
@@ -156,6 +157,11 @@ def class_metrics(
     return out
 
 
+def map_alone(images: Sequence[anomaly.Scored], threshold: float, kinds: dict[str, str], k: float) -> dict:
+    """A score map as a system of its own: every region at the threshold is kept."""
+    return system_metrics(images, [find_regions(s.score_map, threshold) for s in images], kinds, k)
+
+
 def kept_regions(images: Sequence[Inspected], reject: float) -> list[list[Prediction]]:
     """Per image, the regions the hybrid keeps (those not dismissed as not a defect)."""
     return [[r for r in item.named(reject) if r.class_id != 0] for item in images]
@@ -165,11 +171,11 @@ def hybrid_metrics(
     images: Sequence[Inspected], class_names: Sequence[str], kinds: dict[str, str], k: float, reject: float
 ) -> dict[str, Any]:
     """PatchCore alone (every region) beside the hybrid (regions not dismissed)."""
-    every = [item.regions for item in images]
+    scored = [item.scored for item in images]
     return {
-        "patchcore": system_metrics(images, every, kinds, k),
+        "patchcore": system_metrics(scored, [item.regions for item in images], kinds, k),
         "hybrid": {
-            **system_metrics(images, kept_regions(images, reject), kinds, k),
+            **system_metrics(scored, kept_regions(images, reject), kinds, k),
             "per_class": class_metrics(images, class_names, kinds, k, reject),
         },
     }
@@ -179,13 +185,14 @@ def choose_reject(val: Sequence[Inspected], kinds: dict[str, str], k: float) -> 
     """The lowest probability of "not a defect" at which dismissing a region keeps, on the val
     split, every defect PatchCore alone finds there (its per-class defect-wise recall); recall
     only grows with the level, so a binary search over the val regions' own values finds it."""
-    wanted = system_metrics(val, [item.regions for item in val], kinds, k)["recall"]
+    scored = [item.scored for item in val]
+    wanted = system_metrics(scored, [item.regions for item in val], kinds, k)["recall"]
     if not any(wanted.values()):
         return DEFAULT_REJECT, f"{DEFAULT_REJECT} (PatchCore alone finds no val defect to keep)"
     levels = sorted({float(np.nextafter(p[0], np.inf)) for item in val for p in item.probabilities})
 
     def keeps(level: float) -> bool:
-        return system_metrics(val, kept_regions(val, level), kinds, k)["recall"] == wanted
+        return system_metrics(scored, kept_regions(val, level), kinds, k)["recall"] == wanted
 
     low, high = 0, len(levels) - 1  # the last level dismisses nothing
     while low < high:
@@ -194,39 +201,68 @@ def choose_reject(val: Sequence[Inspected], kinds: dict[str, str], k: float) -> 
     return levels[low], "the lowest that keeps every val defect PatchCore alone finds"
 
 
+def _cell(system: dict[str, Any], *keys: str) -> Any:
+    """system[keys[0]][keys[1]]..., or NaN (shown as –) where the system has no such figure."""
+    for key in keys:
+        if key not in system:
+            return float("nan")
+        system = system[key]
+    return system
+
+
 def table(result: dict[str, Any]) -> tuple[list[str], list[list]]:
     """The one table: a row per figure, a column per system (– where it does not apply)."""
-    pc, hy = result["patchcore"], result["hybrid"]
-    nan = float("nan")
-    rows: list[list] = [
-        [f"mean defect-wise recall (k={result['k']}%)", pc["mean_defect_recall"], hy["mean_defect_recall"]]
-    ]
-    for name, value in pc["recall"].items():
-        rows.append([f"recall: {name}", value, hy["recall"].get(name, nan)])
-    for name, value in hy["per_class"].items():
-        rows.append([f"recall, right class: {name}", nan, value["recall_right_class"]])
-    for name, value in hy["per_class"].items():
-        rows.append([f"precision: {name}", nan, value["precision"]])
+    systems = {"PatchCore alone": result["patchcore"]}
+    if "segmenter" in result:
+        systems["segmenter alone"] = result["segmenter"]
+    systems["hybrid"] = result["hybrid"]
+
+    def row(label: str, *keys: str) -> list:
+        return [label, *(_cell(system, *keys) for system in systems.values())]
+
+    pc, per_class = result["patchcore"], result["hybrid"]["per_class"]
+    rows = [row(f"mean defect-wise recall (k={result['k']}%)", "mean_defect_recall")]
+    rows += [row(f"recall: {name}", "recall", name) for name in pc["recall"]]
     rows += [
-        ["region precision (any defect class)", pc["region_precision"], hy["region_precision"]],
-        ["regions", pc["regions"], hy["regions"]],
-        ["false-alarm regions", pc["false_alarm_regions"], hy["false_alarm_regions"]],
-        [
-            "false-alarm regions on impurities",
-            pc["false_alarm_regions_on_impurities"],
-            hy["false_alarm_regions_on_impurities"],
-        ],
-        [
-            f"good images flagged (of {pc['good_images']})",
-            pc["good_images_flagged"],
-            hy["good_images_flagged"],
-        ],
+        row(f"recall, right class: {name}", "per_class", name, "recall_right_class") for name in per_class
     ]
-    for name, value in pc["impurities_flagged"].items():
-        rows.append([f"impurities flagged (lower is better): {name}", value, hy["impurities_flagged"][name]])
+    rows += [row(f"precision: {name}", "per_class", name, "precision") for name in per_class]
+    rows += [
+        row("region precision (any defect class)", "region_precision"),
+        row("regions", "regions"),
+        row("false-alarm regions", "false_alarm_regions"),
+        row("false-alarm regions on impurities", "false_alarm_regions_on_impurities"),
+        row(f"good images flagged (of {pc['good_images']})", "good_images_flagged"),
+    ]
+    rows += [
+        row(f"impurities flagged (lower is better): {name}", "impurities_flagged", name)
+        for name in pc["impurities_flagged"]
+    ]
     timing = result["seconds_per_image"]
-    rows.append(["seconds per image", timing["patchcore"], timing["patchcore"] + timing["classifier"]])
-    return ["metric", "PatchCore alone", "hybrid"], rows
+    seconds = {
+        "PatchCore alone": timing["patchcore"],
+        "segmenter alone": timing.get("segmenter"),
+        "hybrid": timing["patchcore"] + timing["classifier"],
+    }
+    rows.append(["seconds per image", *(seconds[name] for name in systems)])
+    return ["metric", *systems], rows
+
+
+def segmenter_alone(
+    segmenter: Any, dataset: Dataset, kinds: dict[str, str], k: float
+) -> tuple[dict[str, Any], float]:
+    """The segmenter alone on the test split: its regions at `evaluate segment`'s threshold (max
+    pixel F1 on val), scored as the other systems are; and its seconds per test image."""
+    val = anomaly.score_split(dataset, "val", segmenter.predict)
+    threshold, source = anomaly.choose_threshold(val, None)
+    started = time.perf_counter()
+    test = anomaly.score_split(dataset, "test", segmenter.predict)
+    seconds = (time.perf_counter() - started) / len(test)
+    return {
+        "threshold": threshold,
+        "threshold_source": source,
+        **map_alone(test, threshold, kinds, k),
+    }, seconds
 
 
 def region_records(
@@ -259,8 +295,10 @@ def evaluate_hybrid(
     mm_per_pixel: float | None = None,
     threshold: float | None = None,
     reject: float | None = None,
+    segmenter: Any | None = None,
 ) -> dict[str, Any]:
-    """Score the test split with both systems; write metrics.json, regions.json, overlays.
+    """Score the test split with both systems, and the segmenter alone if given; write
+    metrics.json, regions.json, overlays.
 
     The anomaly threshold is `evaluate anomaly`'s and the level of "not a defect" at which a
     region is dismissed is `choose_reject`'s, both from the val split, unless given."""
@@ -303,6 +341,10 @@ def evaluate_hybrid(
             "classifier": classifier_seconds / len(test),
         },
     }
+    if segmenter is not None:
+        result["segmenter"], result["seconds_per_image"]["segmenter"] = segmenter_alone(
+            segmenter, dataset, kinds, k
+        )
     severity = load_severity()
     regions, shown = {}, {"defective": [], "false_alarm": []}
     for item in inspected:
@@ -329,6 +371,12 @@ def evaluate_hybrid(
 
 
 def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
+    segmenter = result.get("segmenter")
+    alone = (
+        f" Segmenter threshold {segmenter['threshold']:.4g}: {segmenter['threshold_source']}."
+        if segmenter
+        else ""
+    )
     legend = (
         "Kept regions boxed with the classifier's class, probability and severity; labelled "
         "defects outlined in green. Dismissed regions are listed in regions.json."
@@ -339,7 +387,7 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
             text=(
                 f"anomaly threshold {result['threshold']:.4g}: {result['threshold_source']}; a region "
                 f"is dismissed when not a defect has probability >= {result['reject']:.4g}: "
-                f"{result['reject_source']}."
+                f"{result['reject_source']}.{alone}"
             ),
             table=table(result),
         ),
@@ -371,6 +419,12 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
     help="Dismiss a region when 'not a defect' is at least this probable "
     "[the lowest that keeps every val defect PatchCore finds].",
 )
+@click.option(
+    "--segmenter",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Supervised segmenter (train pretrain segment) to score alone by the same region rules, "
+    "at its max pixel-F1 threshold on val.",
+)
 @anomaly.evaluation_options("hybrid", "classifier")
 def hybrid(
     coreset: Path,
@@ -378,20 +432,24 @@ def hybrid(
     mm_per_pixel: float | None,
     threshold: float | None,
     reject: float | None,
+    segmenter: Path | None,
     data: Path,
     out: Path | None,
     k: float,
     device: str,
 ) -> None:
     """Two-stage inspection: PatchCore regions, each named or dismissed by a crop classifier;
-    one table of both systems, regions.json, overlays and an HTML report."""
+    one table of both systems (and the segmenter alone), regions.json, overlays and an HTML
+    report."""
     from train.classifier.model import CropClassifier
     from train.patchcore import Coreset
+    from train.segment.model import Segmenter
 
     model = Coreset.load(coreset, device=device)
     crops = CropClassifier.load(classifier, device=device)
+    alone = Segmenter.load(segmenter, device=device) if segmenter else None
     out = out or default_out("hybrid", classifier.stem)
-    result = evaluate_hybrid(model, crops, data, out, k, mm_per_pixel, threshold, reject)
+    result = evaluate_hybrid(model, crops, data, out, k, mm_per_pixel, threshold, reject, alone)
     anomaly.print_report(
         result, report_sections(result, out), out, f"{coreset.name} + {classifier.name} on {data}"
     )

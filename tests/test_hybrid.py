@@ -22,6 +22,7 @@ from evaluate.hybrid import (
     find_regions,
     hybrid_metrics,
     kept_regions,
+    map_alone,
     paint,
     table,
 )
@@ -36,6 +37,9 @@ from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
 from train.classifier.training import pretrain as pretrain_classifier
 from train.patchcore import Coreset, PatchCoreConfig
 from train.patchcore import pretrain as pretrain_coreset
+from train.segment.config import SegmentConfig
+from train.segment.model import Segmenter
+from train.segment.training import pretrain as pretrain_segmenter
 
 
 def test_regions_come_out_exactly_for_known_blobs() -> None:
@@ -119,6 +123,44 @@ def test_both_systems_are_scored_by_the_same_rules() -> None:
     assert by_name["seconds per image"] == [0.5, pytest.approx(0.6)]
 
 
+def alarms(result: dict) -> tuple[int, int, int]:
+    return result["regions"], result["false_alarm_regions"], result["false_alarm_regions_on_impurities"]
+
+
+def test_segmenter_alone_is_scored_by_its_regions_at_the_threshold() -> None:
+    # image a: a crack (id 1) covered by one pixel of a region, a pit (id 2) under the threshold,
+    # a stain (id 3) flagged, and a region on plain surface
+    prob_a = np.zeros((10, 10), np.float32)
+    instances_a = np.zeros((10, 10), np.uint16)
+    instances_a[1, 1:5], prob_a[0:2, 4:6] = 1, 0.7  # 1 of the crack's 4 pixels: found at k = 0
+    instances_a[5:7, 1:3], prob_a[5:7, 1:3] = 2, 0.49  # just under 0.5: missed
+    instances_a[8, 8:10], prob_a[8:10, 7] = 3, 0.9  # beside the stain, sharing no pixel with it
+    prob_a[7, 8] = 0.9  # joins that column diagonally (8-connected), still off the stain
+    prob_a[4, 8] = 0.6  # a lone pixel on plain surface
+    a = Annotations.from_instance_map(instances_a, {1: 1, 2: 2, 3: 3}, CLASSES)
+    # image b: good, one region; image c: good, nothing above the threshold
+    prob_b = np.zeros((10, 10), np.float32)
+    prob_b[3:5, 3:5] = 0.95
+    good = Annotations.from_instance_map(np.zeros((10, 10), np.uint16), {}, CLASSES)
+    images = [
+        anomaly.Scored("a", prob_a, 0.9, a),
+        anomaly.Scored("b", prob_b, 0.95, good),
+        anomaly.Scored("c", np.full((10, 10), 0.3, np.float32), 0.3, good),
+    ]
+    result = map_alone(images, 0.5, KINDS, k=0)
+    assert [len(find_regions(s.score_map, 0.5)) for s in images] == [3, 1, 0]
+    assert result["recall"] == {"crack": 1.0, "pit": 0.0} and result["mean_defect_recall"] == 0.5
+    assert result["impurities_flagged"] == {"water_stain": 0.0}
+    assert alarms(result) == (4, 3, 0)
+    assert result["region_precision"] == pytest.approx(1 / 4)
+    assert (result["good_images"], result["good_images_flagged"]) == (2, 0.5)
+    prob_a[8, 9] = 0.5  # now the region reaches the stain: an alarm on an impurity, the stain flagged
+    result = map_alone(images, 0.5, KINDS, k=0)
+    assert result["impurities_flagged"] == {"water_stain": 1.0}
+    assert alarms(result) == (4, 3, 1)
+    assert map_alone(images, 0.45, KINDS, k=0)["recall"] == {"crack": 1.0, "pit": 1.0}
+
+
 def test_reject_level_keeps_every_val_defect_patchcore_finds() -> None:
     val = hand_case()  # P(not a defect): 0.8 where the classifier says so, else 0.1
     level, source = choose_reject(val, KINDS, k=0)
@@ -186,6 +228,29 @@ def test_end_to_end_hybrid_run_writes_its_report(tiny_run, tmp_path: Path) -> No
         assert record["length_mm"] >= record["width_mm"] > 0 and "severity" in record
         assert 0 <= record["defect_probability"] <= 1
     assert metrics["examples"] and all((out / p).is_file() for p in metrics["examples"])
+
+
+def test_segmenter_alone_column_uses_evaluate_segments_threshold(tiny_run, tmp_path: Path) -> None:
+    data, coreset, classifier = tiny_run
+    weights = tmp_path / "segmenter.pt"
+    config = SegmentConfig(image_size=64, epochs=1, crops_per_epoch=8, batch_size=4, val_tiles=4)
+    pretrain_segmenter(data, weights, config)
+    out = tmp_path / "hybrid"
+    args = ["hybrid", "--coreset", str(coreset), "--classifier", str(classifier), "--data", str(data)]
+    args += ["--segmenter", str(weights), "--out", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(evaluate_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| metric | PatchCore alone | segmenter alone | hybrid |" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = Segmenter.load(weights)
+    segment = anomaly.evaluate_predictor(model.predict, data, tmp_path / "segment", None)
+    assert metrics["segmenter"]["threshold"] == segment["threshold"]
+    assert metrics["segmenter"]["recall"] == segment["defect_wise"]["per_class"]
+    dataset = Dataset(data)
+    test = anomaly.score_split(dataset, "test", model.predict)
+    expected = map_alone(test, segment["threshold"], {c.name: c.kind for c in dataset.classes}, k=0)
+    assert alarms(metrics["segmenter"]) == alarms(expected)
+    assert metrics["seconds_per_image"]["segmenter"] > 0
 
 
 def test_hybrid_needs_a_scale_for_imported_data(tmp_path: Path) -> None:
