@@ -228,3 +228,25 @@ def test_dataset_errors_name_the_file(tmp_path) -> None:
         dataset.images("val")
     with pytest.raises(YoloSetupError, match=r"dataset.yaml: no images in split 'train'"):
         pretrain(tmp_path, tmp_path / "run", train_args(**TINY))
+
+
+def test_ultralytics_leaves_the_process_thread_count_alone(tmp_path) -> None:
+    """select_device() would set torch's threads process-wide to ultralytics' cpu_count - 1, so an
+    experiment's PatchCore cells after its YOLO cells computed with other threads than without."""
+    import torch
+
+    from train.yolo.offline import import_ultralytics
+
+    import_ultralytics(tmp_path)
+    from ultralytics.utils import NUM_THREADS
+    from ultralytics.utils.torch_utils import select_device
+
+    before = torch.get_num_threads()
+    wanted = 1 if NUM_THREADS != 1 else 2  # a count ultralytics would change
+    torch.set_num_threads(wanted)
+    try:
+        import_ultralytics(tmp_path)
+        select_device("cpu", verbose=False)
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)

@@ -46,6 +46,14 @@ def import_ultralytics(run_dir: Path) -> ModuleType:
             shutil.copyfile(font, target)
     if any(SETTINGS[key] for key in INTEGRATIONS):
         SETTINGS.update({key: False for key in INTEGRATIONS})
+    # select_device() sets torch's threads for the whole process to its NUM_THREADS, cpu_count - 1
+    # (1 on 2 cores): every later torch step in the process (the PatchCore cells after YOLO
+    # cells of an experiment) would compute with another thread count, so with other float sums.
+    # Keep the count the process has (OMP_NUM_THREADS); select_device() never changes it then.
+    import torch
+    from ultralytics.utils import torch_utils
+
+    torch_utils.NUM_THREADS = torch.get_num_threads()
     return ultralytics
 
 
