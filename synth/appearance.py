@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from synth.config import AppearanceConfig, sample_range
+from synth.config import AppearanceConfig, own_stream, sample_range
 from synth.errors import DataError
 from synth.images import is_image, read_image
 
@@ -39,7 +39,7 @@ class AppearanceSpec:
 
 def sample_appearance(config: AppearanceConfig, seed: int, index: int) -> AppearanceSpec:
     """The transfer of image `index`; depends only on (config, seed, index)."""
-    rng = np.random.default_rng([seed, index, APPEARANCE_STREAM])
+    rng = own_stream(seed, index, APPEARANCE_STREAM)
     return AppearanceSpec(
         reference=config.reference,
         method=config.method,

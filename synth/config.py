@@ -58,6 +58,14 @@ def sample_range(rng: np.random.Generator, bounds: tuple[float, float]) -> float
     return float(rng.uniform(bounds[0], bounds[1])) if bounds[1] > bounds[0] else float(bounds[0])
 
 
+def own_stream(seed: int, index: int, *stream: int) -> np.random.Generator:
+    """The random stream of one optional part of image `index` (sensor, appearance, grinding, a
+    burst set-up): adding or changing that part moves none of the scene's other draws."""
+    import numpy  # at run time only: the config module is imported by every --help
+
+    return numpy.random.default_rng([seed, index, *stream])
+
+
 @dataclass(frozen=True)
 class RangeBounds:
     """The limits a `[min, max]` range field must lie in; `synth calibrate` searches inside them."""

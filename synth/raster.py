@@ -118,8 +118,7 @@ def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndar
     about 1 mm (uneven yarn), fibres along each yarn and fuzz."""
     weave = material.weave
     assert weave is not None
-    rng = np.random.default_rng(material.seed)
-    ox, oy = rng.uniform(0, 400, 2)  # as the Blender view's per-image offset
+    ox, oy = material.offset_mm
     u = (win.x_mm + ox) / material.scale_mm
     v = (win.y_mm + oy) / (material.scale_mm * weave.weft_ratio)
     i, j = np.floor(u), np.floor(v)
@@ -166,7 +165,7 @@ def grinding_marks(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.
     grinding = material.grinding
     assert grinding is not None
     scale, salt = material.scale_mm, material.seed
-    ox, oy = np.random.default_rng(salt).uniform(0, 400, 2)
+    ox, oy = material.offset_mm
     x, y = (win.x_mm + ox) / scale, (win.y_mm + oy) / scale  # in mark spacings
     ground = float(material.pattern == "ground")
     marks = fractal_noise(x, y * (0.07 if ground else 0.02), salt, 3)
@@ -212,8 +211,7 @@ def voronoi_grain(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.n
     grain = material.grain
     assert grain is not None
     scale = material.scale_mm
-    rng = np.random.default_rng(material.seed)
-    ox, oy = rng.uniform(0, 400, 2)
+    ox, oy = material.offset_mm
     x, y = win.x_mm + ox, win.y_mm + oy
     warp = 0.9 * scale
     px = x + perlin(win.x_mm, win.y_mm, 0.35 / scale, (ox, oy)) * warp
@@ -236,8 +234,7 @@ def suede(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
     mottle, little relief; scale_mm is the fibre length. One fibre per jittered cell of
     that size, in two offset layers, as `synth.blender.materials.leather` draws it."""
     scale = material.scale_mm
-    rng = np.random.default_rng(material.seed)
-    ox, oy = rng.uniform(0, 400, 2)
+    ox, oy = material.offset_mm
     x, y = win.x_mm + ox, win.y_mm + oy
     fibres = np.zeros(np.broadcast(x, y).shape)
     for layer, shift in enumerate((0.0, 0.5)):

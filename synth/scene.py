@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from synth.appearance import AppearanceSpec, sample_appearance
-from synth.config import SPLITS, DefectConfig, ImpurityConfig, LightConfig, SceneConfig, sample_range
+from synth.config import (
+    SPLITS,
+    DefectConfig,
+    ImpurityConfig,
+    LightConfig,
+    SceneConfig,
+    own_stream,
+    sample_range,
+)
 from synth.errors import ConfigError
 from synth.sensor import SensorSpec, sample_sensor
 
@@ -76,6 +84,12 @@ class MaterialSpec:
     look: str | None = None  # the surface look drawn, when the config has looks
     grain: GrainSpec | None = None
     grinding: GrindingSpec | None = None
+
+    @property
+    def offset_mm(self) -> tuple[float, float]:
+        """Where this image's texture starts in the noise fields, in mm: the same in both views."""
+        x, y = np.random.default_rng(self.seed).uniform(0, 400, 2)
+        return float(x), float(y)
 
 
 GRINDING_STREAM = 0x6214D  # the random stream of a metal's grinding contrasts
@@ -346,9 +360,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
             None if config.appearance is None else sample_appearance(config.appearance, config.seed, index)
         ),
         bursts=tuple(
-            BurstSpec(
-                b.name, sample_lights(b.lights, np.random.default_rng([config.seed, index, BURST_STREAM, k]))
-            )
+            BurstSpec(b.name, sample_lights(b.lights, own_stream(config.seed, index, BURST_STREAM, k)))
             for k, b in enumerate(config.bursts or [])
         ),
     )
@@ -427,7 +439,7 @@ def _sample_material(config: SceneConfig, rng: np.random.Generator, index: int) 
         spec = GrainSpec(sample_range(rng, grain.contrast), sample_range(rng, grain.crease_width))
         material = replace(material, grain=spec)
     if surface.grinding is not None:  # on a stream of its own: no other draw moves
-        g, own = surface.grinding, np.random.default_rng([config.seed, index, GRINDING_STREAM])
+        g, own = surface.grinding, own_stream(config.seed, index, GRINDING_STREAM)
         spec = GrindingSpec(*(sample_range(own, bounds) for bounds in (g.marks, g.bands, g.lines, g.grain)))
         material = replace(material, grinding=spec)
     weave = surface.weave

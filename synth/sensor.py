@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from synth.config import SensorConfig, sample_range
+from synth.config import SensorConfig, own_stream, sample_range
 
 # A stream of its own, so that turning the sensor on changes none of the scene's other draws.
 SENSOR_STREAM = 0x5E2503
@@ -35,7 +35,7 @@ class SensorSpec:
 
 def sample_sensor(config: SensorConfig, seed: int, index: int) -> SensorSpec:
     """The sensor of image `index`; depends only on (config, seed, index)."""
-    rng = np.random.default_rng([seed, index, SENSOR_STREAM])
+    rng = own_stream(seed, index, SENSOR_STREAM)
     quality = None
     if config.jpeg_quality is not None:
         quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))

@@ -187,10 +187,9 @@ class BlenderRenderer:
         material = self.materials[material_name(m.family, m.pattern)]
         self.plate.data.materials[0] = material
         nodes = material.node_tree.nodes
-        rng = np.random.default_rng(m.seed)
         values = {
-            "seed_x": rng.uniform(0, 400),
-            "seed_y": rng.uniform(0, 400),
+            "seed_x": m.offset_mm[0],
+            "seed_y": m.offset_mm[1],
             "scale": m.scale_mm,
             "roughness": m.roughness,
             "bump": m.bump_strength,
