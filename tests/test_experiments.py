@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from evaluate import experiments
 from evaluate.cli import main as evaluate_main
 from evaluate.experiments import patchcore_cells, yolo_cells
+from evaluate.experiments.config import restrict
 from evaluate.experiments.data import ExperimentData, key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,6 +136,15 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     assert json.loads((out / "table.json").read_text())["rows"] == rows
     assert json.loads((out / "synthetic_test_table.json").read_text())["rows"] == synthetic["rows"]
     assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"]
+
+    # Part of the matrix (--scenario, --budget, --kind) finds its cells under the same keys.
+    part = ["--scenario", "real_only", "--scenario", "synthetic_only", "--budget", "3", "--kind", "yolo"]
+    fourth = CliRunner().invoke(
+        evaluate_main, ["domain-gap", str(_experiment(tmp_path)), "--out", str(out), *part]
+    )
+    assert fourth.exit_code == 0, fourth.output
+    assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"][:2]
+    assert "0 PatchCore, 2 YOLO, 0 Mask R-CNN and 0 segment cells" in fourth.output
 
     # An edit recomputes exactly what it touches: a new coverage k re-evaluates every PatchCore
     # cell (real and synthetic test) from the cached coresets and leaves the YOLO cells alone.
@@ -257,3 +268,30 @@ def test_appearance_reference_real_is_the_imported_real_dataset(tmp_path):
     assert recipe["overrides"]["appearance"]["reference"] == str(data.real_root)
     assert recipe["real"] == data.real_recipe()  # another real split renders other images
     assert "real" not in data.synthetic_recipe(config.scenarios[0])
+
+
+def test_part_of_a_matrix_is_named_by_scenario_budget_and_kind():
+    config = experiments.load_experiment(ROOT / "experiments" / "kolektorsdd_detectors.yaml")
+    part = restrict(config, ["real_only", "synthetic_finetuned"], ["10"], ["yolo"])
+    cells = [(s.name, b, seed) for s, b, seed in part.detector_cells("yolo")]
+    assert cells == [(n, 10, seed) for n in ("real_only", "synthetic_finetuned") for seed in (0, 1, 2)]
+    assert part.maskrcnn is None and part.patchcore_pairs() == []
+    assert part.yolo is not None and config.yolo is not None
+    assert part.yolo.recipe(1) == config.yolo.recipe(1)  # the recipe a cell's key is made of
+    assert len(config.detector_cells("yolo")) == 21  # the file itself is untouched
+
+    aitex = experiments.load_experiment(ROOT / "experiments" / "textile_aitex.yaml")
+    segment = restrict(aitex, ["synthetic_finetuned"], kinds=["segment"]).segment_cells()
+    assert [(s.name, b, seed) for s, b, seed in segment] == [
+        ("synthetic_finetuned", 10, s) for s in (0, 1, 2)
+    ]
+    assert restrict(aitex, ["synthetic_only"]).patchcore_pairs() == [(aitex.scenarios[1], None)]
+
+    for args, message in [
+        ((["nope"],), "--scenario ['nope'] are not among the scenarios"),
+        (([], ["5"]), "--budget ['5'] are not among the budgets ['10', 'all']"),
+        (([], ["ten"]), "--budget 'ten': expected a count of real images or 'all'"),
+        (([], [], ["svm"]), "--kind ['svm']: expected some of ['patchcore', 'yolo', 'maskrcnn', 'segment']"),
+    ]:
+        with pytest.raises(experiments.ExperimentError, match=re.escape(message)):
+            restrict(config, *args)

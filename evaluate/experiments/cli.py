@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from evaluate.experiments.config import load_experiment, raster_simplifications
+from evaluate.experiments.config import CELL_KINDS, load_experiment, raster_simplifications, restrict
 from evaluate.experiments.runner import run
 from synth.runs import default_out
 
@@ -39,6 +39,25 @@ from synth.runs import default_out
     "cells whose effective settings are unchanged come from the cache).",
 )
 @click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="Run only this scenario's cells (repeatable; default every scenario of the file).",
+)
+@click.option(
+    "--budget",
+    "budgets",
+    multiple=True,
+    help="Run only the cells of this real budget, a count or `all` (repeatable; default every budget).",
+)
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(CELL_KINDS),
+    help="Run only cells of this kind (repeatable; default every kind the file has).",
+)
+@click.option(
     "--ray",
     "ray_address",
     is_flag=False,
@@ -54,10 +73,13 @@ def domain_gap(
     real: Path | None,
     scene: Path | None,
     patchcore_seed: int | None,
+    scenarios: tuple[str, ...],
+    budgets: tuple[str, ...],
+    kinds: tuple[str, ...],
     ray_address: str | None,
 ) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
-    config = load_experiment(experiment, real, scene, patchcore_seed)
+    config = restrict(load_experiment(experiment, real, scene, patchcore_seed), scenarios, budgets, kinds)
     for line in raster_simplifications(config):
         click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
     out = out or default_out("domain-gap", config.name)

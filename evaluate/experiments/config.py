@@ -6,6 +6,7 @@ the field, not after an hour of cells have run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -275,6 +276,63 @@ def load_experiment(
     except ExperimentError as e:
         raise ExperimentError(f"{path}: {e}") from None
     return config
+
+
+CELL_KINDS = ("patchcore", *DETECTORS, "segment")
+
+
+def restrict(
+    config: ExperimentConfig,
+    scenarios: Sequence[str] = (),
+    budgets: Sequence[str] = (),
+    kinds: Sequence[str] = (),
+) -> ExperimentConfig:
+    """The part of an experiment with only the named scenarios, real budgets ("all" or a count)
+    and kinds of cell (CELL_KINDS); none named: every one. To run some cells of a long matrix
+    first: cells keep their cache keys, which depend on a cell's own recipe only."""
+    unknown = sorted(set(kinds) - set(CELL_KINDS))
+    if unknown:
+        raise ExperimentError(f"--kind {unknown}: expected some of {list(CELL_KINDS)}")
+    names = [s.name for s in config.scenarios]
+    unknown = sorted(set(scenarios) - set(names))
+    if unknown:
+        raise ExperimentError(f"--scenario {unknown} are not among the scenarios {names}")
+    wanted: list[Budget] = [b if b == "all" else _budget(b) for b in budgets]
+    known = set(config.budgets) | set(config.segment.budgets if config.segment else [])
+    unknown = sorted(str(b) for b in set(wanted) - known)
+    if unknown:
+        raise ExperimentError(f"--budget {unknown} are not among the budgets {sorted(map(str, known))}")
+
+    def kept(chosen: list, allowed: Sequence) -> list:
+        return [c for c in chosen if not allowed or c in allowed]
+
+    part = config.model_copy(deep=True)
+    if kinds:
+        if "patchcore" not in kinds:
+            part.patchcore_cells = False
+        for kind in ("yolo", "maskrcnn", "segment"):
+            if kind not in kinds:
+                setattr(part, kind, None)
+    part.scenarios = [s for s in part.scenarios if not scenarios or s.name in scenarios]
+    part.budgets = kept(part.budgets, wanted)
+    if isinstance(part.patchcore_cells, list):
+        part.patchcore_cells = kept(part.patchcore_cells, scenarios)
+    for kind in DETECTORS:
+        settings = getattr(part, kind)
+        if settings is not None and settings.scenarios is not None:
+            settings.scenarios = kept(settings.scenarios, scenarios)
+    if part.segment is not None:
+        part.segment.budgets = kept(part.segment.budgets, wanted)
+        if part.segment.scenarios is not None:
+            part.segment.scenarios = kept(part.segment.scenarios, scenarios)
+    return part
+
+
+def _budget(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ExperimentError(f"--budget {text!r}: expected a count of real images or 'all'") from None
 
 
 def raster_simplifications(config: ExperimentConfig) -> list[str]:
