@@ -9,6 +9,8 @@ exactly `evaluate anomaly`'s defect-wise recall); a region is a true detection w
 defect pixel, and a false alarm otherwise; a good image is flagged when any region is kept on it.
 With `--segmenter`, a supervised segmenter (train/segment) alone is scored by the same rules: the
 regions of its probability map at its own max pixel-F1 threshold on val (`evaluate segment`'s).
+With `--detector`, YOLO or Mask R-CNN weights alone: the regions its detections cover (masks, or
+boxes for a box detector) at a working confidence, `evaluate detector`'s `--conf`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +218,8 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list]]:
     systems = {"PatchCore alone": result["patchcore"]}
     if "segmenter" in result:
         systems["segmenter alone"] = result["segmenter"]
+    if "detector" in result:
+        systems["detector alone"] = result["detector"]
     systems["hybrid"] = result["hybrid"]
 
     def row(label: str, *keys: str) -> list:
@@ -242,6 +247,7 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list]]:
     seconds = {
         "PatchCore alone": timing["patchcore"],
         "segmenter alone": timing.get("segmenter"),
+        "detector alone": timing.get("detector"),
         "hybrid": timing["patchcore"] + timing["classifier"],
     }
     rows.append(["seconds per image", *(seconds[name] for name in systems)])
@@ -263,6 +269,46 @@ def segmenter_alone(
         "threshold_source": source,
         **map_alone(test, threshold, kinds, k),
     }, seconds
+
+
+def detection_map(predictions: Sequence[Prediction], shape: tuple[int, int]) -> np.ndarray:
+    """A detector's predictions as a score map: at each pixel the highest confidence of the
+    predictions covering it (their masks, or their whole-pixel boxes where they have none)."""
+    out = np.zeros(shape, np.float32)
+    height, width = shape
+    for p in predictions:
+        if p.mask is not None:
+            covered = paint([p], shape)
+        else:
+            x0, y0 = max(0, int(np.floor(p.box[0]))), max(0, int(np.floor(p.box[1])))
+            x1, y1 = min(width, int(np.ceil(p.box[2]))), min(height, int(np.ceil(p.box[3])))
+            covered = np.zeros(shape, bool)
+            covered[y0:y1, x0:x1] = True
+        out[covered] = np.maximum(out[covered], p.score)
+    return out
+
+
+def detector_alone(
+    detector: Any, dataset: Dataset, kinds: dict[str, str], k: float, conf: float
+) -> tuple[dict[str, Any], float]:
+    """The detector alone on the test split: the regions its detections cover at confidence
+    `conf`, scored as the other systems are; and its seconds per test image. `detector` maps
+    samples to their predictions (`evaluate.detector.predict` and its Mask R-CNN sibling)."""
+    samples = dataset.samples("test")
+    started = time.perf_counter()
+    predictions = detector(samples)
+    seconds = (time.perf_counter() - started) / len(samples)
+    test = []
+    for sample in samples:
+        annotations = sample.annotations(dataset.classes)
+        found = predictions.get(sample.id, [])
+        score = max((p.score for p in found), default=0.0)
+        test.append(
+            anomaly.Scored(
+                sample.id, detection_map(found, annotations.instance_map.shape), score, annotations
+            )
+        )
+    return {"conf": conf, **map_alone(test, conf, kinds, k)}, seconds
 
 
 def region_records(
@@ -296,9 +342,11 @@ def evaluate_hybrid(
     threshold: float | None = None,
     reject: float | None = None,
     segmenter: Any | None = None,
+    detector: Any | None = None,
+    detector_conf: float = 0.25,
 ) -> dict[str, Any]:
-    """Score the test split with both systems, and the segmenter alone if given; write
-    metrics.json, regions.json, overlays.
+    """Score the test split with both systems, and the segmenter and the detector (samples ->
+    predictions) alone if given; write metrics.json, regions.json, overlays.
 
     The anomaly threshold is `evaluate anomaly`'s and the level of "not a defect" at which a
     region is dismissed is `choose_reject`'s, both from the val split, unless given."""
@@ -345,6 +393,10 @@ def evaluate_hybrid(
         result["segmenter"], result["seconds_per_image"]["segmenter"] = segmenter_alone(
             segmenter, dataset, kinds, k
         )
+    if detector is not None:
+        result["detector"], result["seconds_per_image"]["detector"] = detector_alone(
+            detector, dataset, kinds, k, detector_conf
+        )
     severity = load_severity()
     regions, shown = {}, {"defective": [], "false_alarm": []}
     for item in inspected:
@@ -371,12 +423,13 @@ def evaluate_hybrid(
 
 
 def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
-    segmenter = result.get("segmenter")
+    segmenter, detector = result.get("segmenter"), result.get("detector")
     alone = (
         f" Segmenter threshold {segmenter['threshold']:.4g}: {segmenter['threshold_source']}."
         if segmenter
         else ""
     )
+    alone += f" Detector confidence {detector['conf']:.4g}." if detector else ""
     legend = (
         "Kept regions boxed with the classifier's class, probability and severity; labelled "
         "defects outlined in green. Dismissed regions are listed in regions.json."
@@ -425,6 +478,19 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
     help="Supervised segmenter (train pretrain segment) to score alone by the same region rules, "
     "at its max pixel-F1 threshold on val.",
 )
+@click.option(
+    "--detector",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YOLO or Mask R-CNN weights to score alone by the same region rules: the pixels its "
+    "detections cover (masks, else boxes).",
+)
+@click.option(
+    "--detector-conf",
+    default=0.25,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="The detector's working confidence (evaluate detector's --conf).",
+)
 @anomaly.evaluation_options("hybrid", "classifier")
 def hybrid(
     coreset: Path,
@@ -433,14 +499,16 @@ def hybrid(
     threshold: float | None,
     reject: float | None,
     segmenter: Path | None,
+    detector: Path | None,
+    detector_conf: float,
     data: Path,
     out: Path | None,
     k: float,
     device: str,
 ) -> None:
     """Two-stage inspection: PatchCore regions, each named or dismissed by a crop classifier;
-    one table of both systems (and the segmenter alone), regions.json, overlays and an HTML
-    report."""
+    one table of both systems (and the segmenter and the detector alone), regions.json, overlays
+    and an HTML report."""
     from train.classifier.model import CropClassifier
     from train.patchcore import Coreset
     from train.segment.model import Segmenter
@@ -449,7 +517,15 @@ def hybrid(
     crops = CropClassifier.load(classifier, device=device)
     alone = Segmenter.load(segmenter, device=device) if segmenter else None
     out = out or default_out("hybrid", classifier.stem)
-    result = evaluate_hybrid(model, crops, data, out, k, mm_per_pixel, threshold, reject, alone)
+    detect = None
+    if detector is not None:
+        from evaluate.detector import load_detector, predict, predict_maskrcnn
+
+        found, kind, _ = load_detector(detector, out, device)
+        detect = partial(predict_maskrcnn if kind == "maskrcnn" else predict, found)
+    result = evaluate_hybrid(
+        model, crops, data, out, k, mm_per_pixel, threshold, reject, alone, detect, detector_conf
+    )
     anomaly.print_report(
         result, report_sections(result, out), out, f"{coreset.name} + {classifier.name} on {data}"
     )

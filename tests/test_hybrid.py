@@ -18,6 +18,8 @@ from evaluate.hybrid import (
     UNNAMED,
     Inspected,
     choose_reject,
+    detection_map,
+    detector_alone,
     evaluate_hybrid,
     find_regions,
     hybrid_metrics,
@@ -27,7 +29,7 @@ from evaluate.hybrid import (
     table,
 )
 from evaluate.importers import import_dataset, scan
-from synth.annotations import Annotations, ClassInfo
+from synth.annotations import Annotations, ClassInfo, Prediction
 from synth.config import parse_config
 from synth.dataset import Dataset
 from synth.errors import DataError
@@ -251,6 +253,45 @@ def test_segmenter_alone_column_uses_evaluate_segments_threshold(tiny_run, tmp_p
     expected = map_alone(test, segment["threshold"], {c.name: c.kind for c in dataset.classes}, k=0)
     assert alarms(metrics["segmenter"]) == alarms(expected)
     assert metrics["seconds_per_image"]["segmenter"] > 0
+
+
+def test_a_detectors_regions_are_the_pixels_its_detections_cover() -> None:
+    mask = np.array([[True, False], [True, True]])
+    found = [
+        Prediction((1.5, 0.2, 4.0, 3.0), 0.4, 1),  # a box: every pixel it touches (x 1-3, y 0-2)
+        Prediction((3, 2, 5, 4), 0.9, 1, mask, (3, 2)),  # a mask: its own pixels only
+        Prediction((6, 5, 9, 9), 0.7, 1),  # a box past the image's edge
+    ]
+    expected = np.zeros((6, 8), np.float32)
+    expected[0:3, 1:4] = 0.4
+    expected[2:4, 3:5] = np.where(mask, 0.9, expected[2:4, 3:5])  # the higher score where both cover
+    expected[5:6, 6:8] = 0.7
+    np.testing.assert_array_equal(detection_map(found, (6, 8)), expected)
+
+
+def test_detector_alone_column_scores_the_detections_by_the_same_rules(tiny_run, tmp_path: Path) -> None:
+    from evaluate.detector import predict_maskrcnn
+    from train.maskrcnn.config import MaskRCNNConfig
+    from train.maskrcnn.model import MaskRCNNModel
+    from train.maskrcnn.training import pretrain as pretrain_maskrcnn
+
+    data, coreset, classifier = tiny_run
+    weights = tmp_path / "maskrcnn.pt"
+    pretrain_maskrcnn(data, weights, MaskRCNNConfig.of(tile=64, epochs=1, batch_size=4, fpn_channels=32))
+    out = tmp_path / "hybrid"
+    args = ["hybrid", "--coreset", str(coreset), "--classifier", str(classifier), "--data", str(data)]
+    args += ["--detector", str(weights), "--detector-conf", "0.05", "--out", str(out), "--device", "cpu"]
+    result = CliRunner().invoke(evaluate_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "| metric | PatchCore alone | detector alone | hybrid |" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    dataset = Dataset(data)
+    model = MaskRCNNModel.load(weights, "cpu")
+    kinds = {c.name: c.kind for c in dataset.classes}
+    expected, _ = detector_alone(lambda samples: predict_maskrcnn(model, samples), dataset, kinds, 0, 0.05)
+    assert metrics["detector"] == json.loads(json.dumps(expected))
+    assert metrics["detector"]["conf"] == 0.05 and metrics["seconds_per_image"]["detector"] > 0
+    assert "Detector confidence 0.05." in (out / "report.html").read_text()
 
 
 def test_hybrid_needs_a_scale_for_imported_data(tmp_path: Path) -> None:
