@@ -258,18 +258,22 @@ def _check_counts(dataset: Dataset, samples: dict[str, list[Sample]]) -> list[st
     return problems
 
 
+def _recorded_config(source: object) -> dict | None:
+    """The scene config a render recorded in dataset.json's `source` (None for imported datasets)."""
+    config = source.get("config") if isinstance(source, dict) else None
+    return config if isinstance(config, dict) else None
+
+
 def _recorded_setups(source: object) -> list[str] | None:
     """The light set-ups of the scene config a render recorded (None for imported datasets)."""
-    config = source.get("config") if isinstance(source, dict) else None
-    if not isinstance(config, dict):
-        return None
-    return [b["name"] for b in config.get("bursts") or []]
+    config = _recorded_config(source)
+    return None if config is None else [b["name"] for b in config.get("bursts") or []]
 
 
 def _expected_counts(source: object) -> dict[str, int]:
     """Split sizes of the scene config a render recorded (none for imported datasets)."""
-    config = source.get("config") if isinstance(source, dict) else None
-    splits = config.get("splits") if isinstance(config, dict) else None
+    config = _recorded_config(source)
+    splits = config.get("splits") if config is not None else None
     if not isinstance(splits, dict):
         return {}
     return {s: int(c["count"]) for s, c in splits.items() if s in SPLITS and isinstance(c, dict)}
