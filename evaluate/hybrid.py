@@ -124,7 +124,12 @@ def system_metrics(
         "mean_defect_recall": m.mean_over(recall, defects),
         "impurities_flagged": {n: r for n, r in recall.items() if kinds.get(n) == "impurity"},
         "regions": true_regions + alarm_regions,
-        "region_precision": m.Counts(true_regions, alarm_regions, 0, 0).precision,
+        # no region, no precision: the metrics' convention of 1.0 would read as a perfect system
+        "region_precision": (
+            m.Counts(true_regions, alarm_regions, 0, 0).precision
+            if true_regions + alarm_regions
+            else float("nan")
+        ),
         "false_alarm_regions": alarm_regions,
         "false_alarm_regions_on_impurities": on_impurities,
         "good_images": len(good_flagged),

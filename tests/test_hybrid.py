@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -160,6 +161,9 @@ def test_segmenter_alone_is_scored_by_its_regions_at_the_threshold() -> None:
     result = map_alone(images, 0.5, KINDS, k=0)
     assert result["impurities_flagged"] == {"water_stain": 1.0}
     assert alarms(result) == (4, 3, 1)
+    nothing = map_alone(images, 0.99, KINDS, k=0)  # no region at all: no region precision
+    assert alarms(nothing) == (0, 0, 0) and math.isnan(nothing["region_precision"])
+    assert nothing["mean_defect_recall"] == 0.0 and nothing["good_images_flagged"] == 0.0
     assert map_alone(images, 0.45, KINDS, k=0)["recall"] == {"crack": 1.0, "pit": 1.0}
 
 
