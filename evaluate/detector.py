@@ -30,6 +30,8 @@ from train.devices import device_option
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
 MAP_CONF = 0.001
+# The working confidence of recall, misses and false alarms (`--conf`), wherever a detector is scored.
+WORKING_CONF = 0.25
 EXAMPLES = 8
 
 
@@ -93,6 +95,11 @@ def predict_maskrcnn(model, samples: list[Sample]) -> m.Predictions:
     return predict_tiled(samples, detector, tiling.tile, tiling.overlap, batch=4)
 
 
+def predict_with(model: Any, kind: str, samples: list[Sample], imgsz: int | None = None) -> m.Predictions:
+    """The predictions of a model `load_detector` gave, by its kind."""
+    return predict_maskrcnn(model, samples) if kind == "maskrcnn" else predict(model, samples, imgsz)
+
+
 def load_detector(weights: Path, out: Path, device: str) -> tuple[Any, str, bool]:
     """The model in `weights` (Mask R-CNN or YOLO), its kind, and whether it predicts masks."""
     from train.maskrcnn.model import MaskRCNNModel, is_maskrcnn_file
@@ -141,7 +148,7 @@ def draw_examples(
 )
 @click.option(
     "--conf",
-    default=0.25,
+    default=WORKING_CONF,
     show_default=True,
     type=click.FloatRange(0, 1),
     help="Working confidence for recall, miss rate and false alarms.",
@@ -170,7 +177,7 @@ def detector(
         )
     annotations = annotations_of(dataset, samples)
     truths = {k: a.instances for k, a in annotations.items()}
-    preds = predict_maskrcnn(model, samples) if kind == "maskrcnn" else predict(model, samples, imgsz)
+    preds = predict_with(model, kind, samples, imgsz)
     impurities = {c.id for c in dataset.classes if c.kind == "impurity"}
     good = [s.id for s in samples if s.good]
     masks = annotations if with_masks else None

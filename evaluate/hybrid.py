@@ -28,6 +28,7 @@ import numpy as np
 
 from evaluate import anomaly
 from evaluate import metrics as m
+from evaluate.detector import WORKING_CONF, load_detector, predict_with
 from evaluate.plots import save_rgb
 from evaluate.predict import describe, draw_overlay
 from evaluate.report import Section
@@ -348,7 +349,7 @@ def evaluate_hybrid(
     reject: float | None = None,
     segmenter: Any | None = None,
     detector: Any | None = None,
-    detector_conf: float = 0.25,
+    detector_conf: float = WORKING_CONF,
 ) -> dict[str, Any]:
     """Score the test split with both systems, and the segmenter and the detector (samples ->
     predictions) alone if given; write metrics.json, regions.json, overlays.
@@ -491,7 +492,7 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
 )
 @click.option(
     "--detector-conf",
-    default=0.25,
+    default=WORKING_CONF,
     show_default=True,
     type=click.FloatRange(0, 1),
     help="The detector's working confidence (evaluate detector's --conf).",
@@ -524,10 +525,8 @@ def hybrid(
     out = out or default_out("hybrid", classifier.stem)
     detect = None
     if detector is not None:
-        from evaluate.detector import load_detector, predict, predict_maskrcnn
-
         found, kind, _ = load_detector(detector, out, device)
-        detect = partial(predict_maskrcnn if kind == "maskrcnn" else predict, found)
+        detect = partial(predict_with, found, kind)
     result = evaluate_hybrid(
         model, crops, data, out, k, mm_per_pixel, threshold, reject, alone, detect, detector_conf
     )

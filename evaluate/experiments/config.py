@@ -310,7 +310,7 @@ def restrict(
     if kinds:
         if "patchcore" not in kinds:
             part.patchcore_cells = False
-        for kind in ("yolo", "maskrcnn", "segment"):
+        for kind in CELL_KINDS[1:]:
             if kind not in kinds:
                 setattr(part, kind, None)
     part.scenarios = [s for s in part.scenarios if not scenarios or s.name in scenarios]
