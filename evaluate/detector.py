@@ -158,17 +158,24 @@ def draw_examples(
     type=click.IntRange(min=32),
     help="YOLO input size [the size the weights were trained at].",
 )
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val"]),
+    default="test",
+    show_default=True,
+    help="Split scored: val to choose a recipe, test to report it.",
+)
 @device_option
 def detector(
-    weights: Path, data: Path, out: Path | None, conf: float, imgsz: int | None, device: str
+    weights: Path, data: Path, out: Path | None, conf: float, imgsz: int | None, split: str, device: str
 ) -> None:
-    """Evaluate YOLO or Mask R-CNN weights on the test split: metrics JSON, examples and an
-    HTML report."""
+    """Evaluate YOLO or Mask R-CNN weights on the test split (or val, to choose between
+    recipes without looking at test): metrics JSON, examples and an HTML report."""
     out = out or default_out("detector", weights.stem)
     dataset = Dataset(data)
-    samples = dataset.samples("test")
+    samples = dataset.samples(split)
     if not samples:
-        raise DataError(f"{data}: the test split is empty")
+        raise DataError(f"{data}: the {split} split is empty")
     model, kind, with_masks = load_detector(weights, out, device)
     names = {c.id: c.name for c in dataset.classes}
     if kind == "maskrcnn" and [c.name for c in model.classes] != list(names.values()):
@@ -184,6 +191,7 @@ def detector(
     result = m.detection_metrics(truths, preds, names, good, conf, impurities, masks)
     result["kinds"] = {c.name: c.kind for c in dataset.classes}
     result["model"] = kind
+    result["split"] = split
     figures = draw_examples(samples, truths, preds, conf, out)
     atomic_write_json(out / "metrics.json", result)
     keys = ["map50", "map50_95", "ap_small", "ap_medium", "ap_large"]

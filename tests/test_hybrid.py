@@ -170,13 +170,18 @@ def test_segmenter_alone_is_scored_by_its_regions_at_the_threshold() -> None:
 def test_reject_level_keeps_every_val_defect_patchcore_finds() -> None:
     val = hand_case()  # P(not a defect): 0.8 where the classifier says so, else 0.1
     level, source = choose_reject(val, KINDS, k=0)
-    assert level == float(np.nextafter(np.float32(0.1), np.inf))
-    assert source == "the lowest that keeps every val defect PatchCore alone finds"
+    assert (level, source) == (
+        0.5,
+        "0.5, the classifier's verdict (it keeps every val defect PatchCore finds)",
+    )
     assert [len(r) for r in kept_regions(val, level)] == [2, 1, 0]  # the stain goes, one alarm stays
     val[0].probabilities[2] = [0.85, 0.1, 0.05]  # the pit now looks like no defect
-    level, _ = choose_reject(val, KINDS, k=0)
+    level, source = choose_reject(val, KINDS, k=0)
     assert level == float(np.nextafter(np.float32(0.85), np.inf))  # so nothing below it is dismissed
+    assert source == "the lowest above 0.5 that keeps every val defect PatchCore alone finds"
     assert [len(r) for r in kept_regions(val, level)] == [3, 2, 0]
+    val[0].probabilities[2] = [0.01, 0.98, 0.01]  # a sure pit licenses no level under the verdict's
+    assert choose_reject(val, KINDS, k=0)[0] == 0.5
     nothing = [val[2]]  # a val split where PatchCore finds no defect
     assert choose_reject(nothing, KINDS, k=0) == (0.5, "0.5 (PatchCore alone finds no val defect to keep)")
 
@@ -215,9 +220,11 @@ def test_end_to_end_hybrid_run_writes_its_report(tiny_run, tmp_path: Path) -> No
     truth = anomaly.evaluate_predictor(model.predict, data, tmp_path / "anomaly", model.threshold)
     assert metrics["threshold"] == truth["threshold"]
     assert metrics["reject_source"] in (
-        "the lowest that keeps every val defect PatchCore alone finds",
+        "0.5, the classifier's verdict (it keeps every val defect PatchCore finds)",
+        "the lowest above 0.5 that keeps every val defect PatchCore alone finds",
         "0.5 (PatchCore alone finds no val defect to keep)",
     )
+    assert metrics["reject"] >= 0.5  # val only ever raises the level above the verdict's
     assert metrics["patchcore"]["recall"] == truth["defect_wise"]["per_class"]
     assert metrics["patchcore"]["good_images"] == truth["image"]["good_images"]
     samples = Dataset(data).samples("test")

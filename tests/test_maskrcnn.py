@@ -69,6 +69,20 @@ def test_one_epoch_writes_weights_that_evaluate_detector_scores(weights, dataset
     assert (out / "report.html").is_file()
 
 
+def test_evaluate_detector_scores_the_val_split_on_request(weights, dataset, tmp_path) -> None:
+    """Recipes are chosen on val; the fixture's one val image has a defect, its test split a good one."""
+    from evaluate.detector import detector
+
+    out = tmp_path / "val"
+    args = ["--weights", str(weights), "--data", str(dataset), "--out", str(out), "--split", "val"]
+    result = CliRunner().invoke(detector, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["good_images"] == 0
+    bad = CliRunner().invoke(detector, [*args[:-1], "train"])
+    assert bad.exit_code == 2 and "'train' is not one of 'test', 'val'" in bad.output
+
+
 def test_the_imagenet_backbone_is_loaded_and_the_early_stages_stay_frozen() -> None:
     from train import backbones
 
