@@ -4,7 +4,7 @@
         [--threshold T] [--images 40] [--repeats 3]
 
 One image at a time, as an inspection station sees them: PatchCore alone is the anomaly map of
-one image and its regions at the threshold (`evaluate.hybrid.find_regions`); the hybrid is the
+one image and its regions at the threshold (`synth.annotations.predictions_from_map`); the hybrid is the
 same plus the classifier on each region's crop (`evaluate.hybrid.inspect`). Both run on the same
 test images in alternation, after one warm-up image, and the median over `repeats` passes of
 each image is kept. Prints one JSON line per figure, then a Markdown row.
@@ -42,7 +42,8 @@ def main() -> None:
     import torch
 
     from evaluate.anomaly import Scored
-    from evaluate.hybrid import find_regions, inspect
+    from evaluate.hybrid import inspect
+    from synth.annotations import predictions_from_map
     from synth.dataset import Dataset
     from train.classifier.model import CropClassifier
     from train.patchcore import Coreset
@@ -57,7 +58,7 @@ def main() -> None:
 
     def patchcore(image: np.ndarray) -> list:
         maps, scores = coreset.predict([image])
-        return find_regions(maps[0], threshold)
+        return predictions_from_map(maps[0], threshold)
 
     def hybrid(image: np.ndarray, labels) -> None:
         maps, scores = coreset.predict([image])

@@ -18,7 +18,7 @@ import click
 import numpy as np
 
 from evaluate.predict import yolo_tile_detector
-from evaluate.tiling import detect_tiled
+from synth.tiles import detect_tiled
 from train.yolo.toydata import make_toy_dataset
 from train.yolo.training import pretrain, train_args
 

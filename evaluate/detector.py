@@ -5,7 +5,7 @@ rule) on the test split: mAP50, mAP50-95, AP by instance size from all predictio
 low confidence; for models that predict masks the same figures for the masks (COCO segm, from
 the dataset's exact instance masks); recall, miss rate and false alarms on good images at the
 working confidence `--conf`. Weights trained on tiles infer on the same tiles, merged across
-them (evaluate.tiling).
+them (synth.tiles).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from tqdm import tqdm
 from evaluate import metrics as m
 from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, save_rgb
 from evaluate.report import Section, markdown_table, write_html
-from evaluate.tiling import TileDetector, detect_tiled
 from synth.annotations import Annotations, Prediction, predictions_from_ultralytics
 from synth.dataset import Dataset, Sample
 from synth.errors import DataError
 from synth.runs import default_out
+from synth.tiles import TileDetector, detect_tiled
 from synth.writers import atomic_write_json
 from train.devices import device_option
 

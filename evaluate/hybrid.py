@@ -33,30 +33,14 @@ from evaluate.plots import save_rgb
 from evaluate.predict import describe, draw_overlay
 from evaluate.report import Section
 from evaluate.severity import load_severity
-from synth.annotations import Prediction
+from synth.annotations import Prediction, predictions_from_map
 from synth.dataset import Dataset
 from synth.errors import DataError
 from synth.runs import default_out
 from synth.writers import atomic_write_json
 
-UNNAMED = 0  # class id of a region as the anomaly map proposes it, before the classifier names it
 DEFAULT_REJECT = 0.5  # dismiss a region when "not a defect" is at least this probable
 EXAMPLES = 8
-
-
-def find_regions(score_map: np.ndarray, threshold: float) -> list[Prediction]:
-    """The 8-connected regions of `score_map >= threshold`, in the order of their top-left-most
-    pixel: exact pixel box (x0, y0, x1, y1), the region's own pixels as a mask crop at its
-    origin, score = the map's maximum inside, class `UNNAMED`."""
-    flagged = (score_map >= threshold).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(flagged, connectivity=8)
-    regions = []
-    for i in range(1, count):
-        x, y, w, h = (int(v) for v in stats[i, :4])
-        mask = labels[y : y + h, x : x + w] == i
-        score = float(score_map[y : y + h, x : x + w][mask].max())
-        regions.append(Prediction((x, y, x + w, y + h), score, UNNAMED, mask, (x, y)))
-    return regions
 
 
 def paint(regions: Sequence[Prediction], size: tuple[int, int]) -> np.ndarray:
@@ -90,7 +74,7 @@ class Inspected:
 
 def inspect(scored: anomaly.Scored, image: np.ndarray, threshold: float, classifier: Any) -> Inspected:
     """Regions of one image's anomaly map, each classified on its crop of the full image."""
-    regions = find_regions(scored.score_map, threshold)
+    regions = predictions_from_map(scored.score_map, threshold)
     return Inspected(scored, regions, classifier.classify(image, [r.box for r in regions]))
 
 
@@ -168,7 +152,7 @@ def class_metrics(
 
 def map_alone(images: Sequence[anomaly.Scored], threshold: float, kinds: dict[str, str], k: float) -> dict:
     """A score map as a system of its own: every region at the threshold is kept."""
-    return system_metrics(images, [find_regions(s.score_map, threshold) for s in images], kinds, k)
+    return system_metrics(images, [predictions_from_map(s.score_map, threshold) for s in images], kinds, k)
 
 
 def kept_regions(images: Sequence[Inspected], reject: float) -> list[list[Prediction]]:

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 
 from evaluate.severity import SeverityModel, load_severity, measure
-from evaluate.tiling import TileDetector, detect_tiled
 from synth.annotations import Prediction, predictions_from_ultralytics
 from synth.errors import DataError
 from synth.images import IMAGE_SUFFIXES, is_image, read_image
 from synth.runs import default_out
+from synth.tiles import TileDetector, detect_tiled
 from train.devices import device_option
 from train.yolo.offline import import_ultralytics, load_yolo
 

@@ -23,6 +23,9 @@ from synth.errors import DataError
 ClassKind = Literal["defect", "impurity"]
 
 
+UNNAMED = 0  # class id of a region that a score map proposes, before anything names it
+
+
 class AnnotationError(DataError):
     """Annotations that contradict themselves or the image."""
 
@@ -103,6 +106,22 @@ def predictions_from_ultralytics(result: Any, class_offset: int = 0) -> list[Pre
             crop = masks[i][origin[1] : ys.max() + 1, origin[0] : xs.max() + 1]
         found.append(Prediction(tuple(box), float(score), int(cls) + class_offset, crop, origin))
     return found
+
+
+def predictions_from_map(score_map: np.ndarray, threshold: float) -> list[Prediction]:
+    """The 8-connected regions of `score_map >= threshold`, in the order of their top-left-most
+    pixel: exact pixel box (x0, y0, x1, y1), the region's own pixels as a mask crop at its
+    origin, score = the map's maximum inside, class `UNNAMED`: the regions an anomaly map
+    proposes, before a classifier names them."""
+    flagged = (score_map >= threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(flagged, connectivity=8)
+    regions = []
+    for i in range(1, count):
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        mask = labels[y : y + h, x : x + w] == i
+        score = float(score_map[y : y + h, x : x + w][mask].max())
+        regions.append(Prediction((x, y, x + w, y + h), score, UNNAMED, mask, (x, y)))
+    return regions
 
 
 def _round(ring: np.ndarray) -> list[list[float]]:

@@ -16,13 +16,11 @@ from click.testing import CliRunner
 from evaluate import anomaly
 from evaluate.cli import main as evaluate_cli
 from evaluate.hybrid import (
-    UNNAMED,
     Inspected,
     choose_reject,
     detection_map,
     detector_alone,
     evaluate_hybrid,
-    find_regions,
     hybrid_metrics,
     kept_regions,
     map_alone,
@@ -30,7 +28,7 @@ from evaluate.hybrid import (
     table,
 )
 from evaluate.importers import import_dataset, scan
-from synth.annotations import Annotations, ClassInfo, Prediction
+from synth.annotations import UNNAMED, Annotations, ClassInfo, Prediction, predictions_from_map
 from synth.config import parse_config
 from synth.dataset import Dataset
 from synth.errors import DataError
@@ -53,7 +51,7 @@ def test_regions_come_out_exactly_for_known_blobs() -> None:
     score[7, 11] = 0.7  # touches the one above diagonally: the same region (8-connected)
     score[9:11, 0:2] = 0.4  # below the threshold
     score[10, 14:16] = 0.8  # against the right border
-    regions = find_regions(score, 0.5)
+    regions = predictions_from_map(score, 0.5)
     assert [r.box for r in regions] == [(2, 1, 6, 4), (10, 6, 12, 8), (14, 10, 16, 11)]
     assert [r.score for r in regions] == pytest.approx([0.9, 0.7, 0.8])
     assert [r.mask_origin for r in regions] == [(2, 1), (10, 6), (14, 10)]
@@ -61,7 +59,7 @@ def test_regions_come_out_exactly_for_known_blobs() -> None:
     np.testing.assert_array_equal(regions[0].mask, np.ones((3, 4), bool))
     np.testing.assert_array_equal(regions[1].mask, [[True, False], [False, True]])
     np.testing.assert_array_equal(paint(regions, score.shape), score >= 0.5)
-    assert find_regions(score, 0.95) == []
+    assert predictions_from_map(score, 0.95) == []
 
 
 CLASSES = (ClassInfo(1, "crack"), ClassInfo(2, "pit"), ClassInfo(3, "water_stain", "impurity"))
@@ -73,7 +71,7 @@ def inspected(name: str, score: np.ndarray, instances: np.ndarray, classes: dict
     """An image whose regions the 'classifier' names as listed in `calls` (class indices)."""
     annotations = Annotations.from_instance_map(instances.astype(np.uint16), classes, CLASSES)
     scored = anomaly.Scored(name, score, float(score.max()), annotations)
-    regions = find_regions(score, 0.5)
+    regions = predictions_from_map(score, 0.5)
     assert len(regions) == len(calls)
     probabilities = np.full((len(calls), 3), 0.1, np.float32)
     probabilities[np.arange(len(calls)), calls] = 0.8
@@ -151,7 +149,7 @@ def test_segmenter_alone_is_scored_by_its_regions_at_the_threshold() -> None:
         anomaly.Scored("c", np.full((10, 10), 0.3, np.float32), 0.3, good),
     ]
     result = map_alone(images, 0.5, KINDS, k=0)
-    assert [len(find_regions(s.score_map, 0.5)) for s in images] == [3, 1, 0]
+    assert [len(predictions_from_map(s.score_map, 0.5)) for s in images] == [3, 1, 0]
     assert result["recall"] == {"crack": 1.0, "pit": 0.0} and result["mean_defect_recall"] == 0.5
     assert result["impurities_flagged"] == {"water_stain": 0.0}
     assert alarms(result) == (4, 3, 0)
@@ -230,7 +228,8 @@ def test_end_to_end_hybrid_run_writes_its_report(tiny_run, tmp_path: Path) -> No
     samples = Dataset(data).samples("test")
     maps, _ = model.predict([s.image() for s in samples])
     counts = {
-        s.id: len(find_regions(smap, metrics["threshold"])) for s, smap in zip(samples, maps, strict=True)
+        s.id: len(predictions_from_map(smap, metrics["threshold"]))
+        for s, smap in zip(samples, maps, strict=True)
     }
     assert {i: len(r["regions"]) for i, r in regions.items()} == counts
     assert sum(counts.values()) == metrics["patchcore"]["regions"]

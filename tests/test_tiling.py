@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluate.tiling import detect_tiled, merge_detections, to_image
 from synth.annotations import Prediction
-from synth.tiles import Tile, tile_grid, tile_origins
+from synth.tiles import Tile, detect_tiled, merge_detections, tile_grid, tile_origins, to_image
 
 
 @given(st.integers(1, 5001), st.integers(16, 1100), st.floats(0.0, 0.9))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from synth.annotations import Prediction
+from synth.annotations import Prediction, predictions_from_map
 from synth.dataset import Dataset
 from synth.errors import ConfigError, DataError, ModelError
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
@@ -65,9 +65,7 @@ class Proposals:
         return cls(coreset, float(level), Path(path))
 
     def __call__(self, image: np.ndarray) -> list[Prediction]:
-        from evaluate.hybrid import find_regions
-
-        return find_regions(self.coreset.predict([image])[0][0], self.threshold)
+        return predictions_from_map(self.coreset.predict([image])[0][0], self.threshold)
 
     def record(self) -> dict[str, Any]:
         return {"coreset": str(self.path.resolve()), "threshold": self.threshold}

@@ -5,7 +5,7 @@ The backbone is one of train/backbones.py's networks with its batch norm frozen 
 own choice for detection backbones: a few tiles per batch give no usable statistics); its four
 feature maps of strides 4 to 32 feed a feature pyramid, whose max-pooled fifth level serves the
 largest anchors. Inference cuts an image by the weights' own tiling (synth.tiles) and merges the
-tiles' detections (evaluate.tiling.detect_tiled).
+tiles' detections (synth.tiles.detect_tiled).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from evaluate.tiling import detect_tiled
 from synth.annotations import ClassInfo, Prediction
 from synth.errors import ModelError
+from synth.tiles import detect_tiled
 from train.checkpoints import WeightsFile
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import to_tensor
