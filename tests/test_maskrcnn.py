@@ -159,6 +159,29 @@ def test_finetune_keeps_the_tiling_and_refuses_network_changes(weights, dataset,
         finetune(weights, dataset, tmp_path / "x.pt", backbone="efficientnet_lite0")
 
 
+@pytest.mark.parametrize("keep, kept_epoch", [("best_val", 1), ("last", 2)])
+def test_the_weights_kept_are_the_best_val_epochs_or_the_last(
+    dataset, tmp_path, monkeypatch, keep, kept_epoch
+):
+    """Val losses 1.0, 0.5, 0.9 for three epochs: best_val keeps epoch 1's tensors, last epoch 2's."""
+    from train.maskrcnn import training
+
+    states, losses = [], iter([1.0, 0.5, 0.9])
+
+    def scripted_loss(model, tiles) -> float:
+        states.append({k: v.clone() for k, v in model.network.state_dict().items()})
+        return next(losses)
+
+    monkeypatch.setattr(training, "validation_loss", scripted_loss)
+    out = tmp_path / f"{keep}.pt"
+    model = pretrain(dataset, out, MaskRCNNConfig.of(**{**FAST, "epochs": 3, "keep": keep}))
+    assert [r["val_loss"] for r in model.history] == [1.0, 0.5, 0.9]
+    saved = MaskRCNNModel.load(out).network.state_dict()
+    for epoch, state in enumerate(states):
+        same = all(torch.equal(saved[k], v) for k, v in state.items())
+        assert same == (epoch == kept_epoch), epoch
+
+
 def test_bad_inputs_are_refused_with_the_culprit_named(weights, dataset, tmp_path) -> None:
     from tests.conftest import TINY_SCENE
 

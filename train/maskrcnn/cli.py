@@ -23,7 +23,7 @@ from train.options import (
 # Choices and ranges are checked by MaskRCNNConfig (one list, one message); importing it here
 # would load torch for every `train --help`.
 
-DATA = data_option("Canonical dataset with instance masks: trains on its train split, keeps the best on val.")
+DATA = data_option("Canonical dataset with instance masks: trains on its train split, scores epochs on val.")
 # Settings both commands take; unset ones keep the default (or the weights' own).
 TRAINING = stack(
     click.option("--tile", type=click.IntRange(min=32), help="Training and inference tile, px [320]."),
@@ -43,6 +43,11 @@ TRAINING = stack(
         help="Backbone stages that train, from the deepest [3].",
     ),
     FREEZE_BACKBONE_EPOCHS,
+    click.option(
+        "--keep",
+        type=click.Choice(["best_val", "last"]),
+        help="Weights kept: the epoch with the lowest val loss, or the last [best_val].",
+    ),
     click.option("--seed", type=int, help="Seed of order, augmentations and init [0]."),
 )
 

@@ -25,7 +25,9 @@ class MaskRCNNConfig(BaseModel):
     tile so that its longer side is that many pixels (default: the tile, native resolution; a
     tile larger than the image is the whole image). Augmentations are gentle: a
     horizontal flip and mild brightness and contrast jitter; nothing that rotates raking light
-    or blurs a thin crack away.
+    or blurs a thin crack away. `keep` picks the weights written at the end: those of the epoch
+    with the lowest val loss, or the last epoch's (the end of the cosine schedule), for val
+    splits too small for their loss to rank epochs.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -49,6 +51,7 @@ class MaskRCNNConfig(BaseModel):
     hflip: float = Field(0.5, ge=0, le=1)
     brightness: float = Field(0.1, ge=0, lt=1)
     contrast: float = Field(0.1, ge=0, lt=1)
+    keep: Literal["best_val", "last"] = "best_val"
     seed: int = 0
 
     @classmethod

@@ -68,7 +68,8 @@ def _labelled(tiles: list[TrainTile], root: Path, split: str) -> list[TrainTile]
 
 def train(model: MaskRCNNModel, data: Path, out: Path, start_from: str) -> MaskRCNNModel:
     """Train `model` on the train split of `data` (tiled by its config), keeping the weights with
-    the lowest loss on the val split (the last ones when there is none), saved to `out`."""
+    the lowest loss on the val split (the last ones when there is none, or with `keep: last`),
+    saved to `out`."""
     dataset = Dataset(data)
     if [c.name for c in dataset.classes] != [c.name for c in model.classes]:
         raise ModelError(
@@ -127,7 +128,7 @@ def train_on(
         if val_tiles:
             record["val_loss"] = validation_loss(model, val_tiles)
         model.history.append(record)
-        watched = record["val_loss"] if val_tiles else -epoch  # without a val split: the last
+        watched = record["val_loss"] if val_tiles and config.keep == "best_val" else -epoch
         if watched < best[0]:
             best = (watched, copy.deepcopy(model.network.state_dict()))
         model.save(out)
