@@ -102,7 +102,10 @@ def train_on(
             "val_tiles": len(val_tiles),
         },
     ]
+    # the weights of the lowest val loss so far; None keeps the last epoch's (no val split, or
+    # `keep: last`), which are the network's own at the end, so nothing is copied for them
     best: tuple[float, dict[str, Any] | None] = (float("inf"), None)
+    watch_val = bool(val_tiles) and config.keep == "best_val"
     for epoch in tqdm(range(config.epochs), desc="maskrcnn epochs", unit="epoch"):
         for parameter in trainable:
             parameter.requires_grad = epoch >= config.freeze_backbone_epochs
@@ -128,9 +131,8 @@ def train_on(
         if val_tiles:
             record["val_loss"] = validation_loss(model, val_tiles)
         model.history.append(record)
-        watched = record["val_loss"] if val_tiles and config.keep == "best_val" else -epoch
-        if watched < best[0]:
-            best = (watched, copy.deepcopy(model.network.state_dict()))
+        if watch_val and record["val_loss"] < best[0]:
+            best = (record["val_loss"], copy.deepcopy(model.network.state_dict()))
         model.save(out)
     if best[1] is not None:
         model.network.load_state_dict(best[1])
