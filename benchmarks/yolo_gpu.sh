@@ -22,7 +22,7 @@ for seed in $SEEDS; do
   # the seed and the device go into the cells' train arguments (and so into their keys)
   sed -e "s/seed: 0}/seed: $seed, device: $DEVICE}/" experiments/metal_tile_yolo_gpu.yaml > "$OUT/experiment_seed$seed.yaml"
   .venv/bin/evaluate domain-gap "$OUT/experiment_seed$seed.yaml" --out "$OUT/run" \
-    --real "$REAL" --scene scenes/metal_tile.yaml
+    --real "$REAL" --scene scenes/metal_tile_ground.yaml   # the copy sits in $OUT: paths given here
   cp "$OUT/run/yolo_table.json" "$OUT/yolo_table_seed$seed.json"
   echo "{\"figure\": \"yolo_gpu_seconds\", \"seed\": $seed, \"value\": $(( $(date +%s) - start ))}"
 done
