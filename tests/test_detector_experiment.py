@@ -13,7 +13,7 @@ import yaml
 
 from evaluate import experiments
 from evaluate.experiments import ExperimentError
-from evaluate.experiments.config import YoloSettings
+from evaluate.experiments.config import YoloSettings, restrict
 from evaluate.experiments.data import ExperimentData, key
 from evaluate.experiments.yolo_cells import YoloCells
 from synth.dataset import Dataset
@@ -189,3 +189,19 @@ def test_shipped_detector_experiments_are_valid(name):
         cells = config.detector_cells(kind)
         assert len(cells) == 21 and {seed for _, _, seed in cells} == {0, 1, 2}
     assert config.yolo is not None and config.yolo.model == "mobilenetv2-yolo-detect.yaml"
+
+
+def test_gpu_recipe_file_is_valid_and_runs_one_seed_by_default():
+    """benchmarks/yolo_gpu.sh swaps `device: cpu` for the GPU and passes --seed per seed."""
+    config = experiments.load_experiment(ROOT / "experiments" / "metal_tile_yolo_gpu.yaml")
+    assert config.yolo is not None and config.yolo.train["device"] == "cpu"
+    script = (ROOT / "benchmarks" / "yolo_gpu.sh").read_text()
+    assert "s/device: cpu}/device: $DEVICE}/" in script and "--seed" in script
+    cells = restrict(config, seeds=[0]).detector_cells("yolo")
+    assert [(s.name, b, seed) for s, b, seed in cells] == [
+        ("real_only", 10, 0),
+        ("real_only", "all", 0),
+        ("synthetic_only", None, 0),
+        ("synthetic_finetuned", 10, 0),
+        ("synthetic_finetuned", "all", 0),
+    ]

@@ -287,11 +287,21 @@ def test_part_of_a_matrix_is_named_by_scenario_budget_and_kind():
     ]
     assert restrict(aitex, ["synthetic_only"]).patchcore_pairs() == [(aitex.scenarios[1], None)]
 
+    one_seed = restrict(config, ["real_only"], ["10"], ["maskrcnn"], [2])
+    assert [(s.name, b, seed) for s, b, seed in one_seed.detector_cells("maskrcnn")] == [("real_only", 10, 2)]
+    assert one_seed.maskrcnn is not None and config.maskrcnn is not None
+    assert one_seed.maskrcnn.recipe(2) == config.maskrcnn.recipe(2)
+    legacy = config.model_copy(deep=True)
+    assert legacy.yolo is not None
+    legacy.yolo.seeds = None  # cells of the file's own seed: none is seed 0
+    assert restrict(legacy, seeds=[0]).yolo is None and restrict(legacy).detector_cells("yolo")
+
     for args, message in [
         ((["nope"],), "--scenario ['nope'] are not among the scenarios"),
         (([], ["5"]), "--budget ['5'] are not among the budgets ['10', 'all']"),
         (([], ["ten"]), "--budget 'ten': expected a count of real images or 'all'"),
         (([], [], ["svm"]), "--kind ['svm']: expected some of ['patchcore', 'yolo', 'maskrcnn', 'segment']"),
+        (([], [], [], [0, 7]), "--seed [7] are not among the detector and segment seeds [0, 1, 2]"),
     ]:
         with pytest.raises(experiments.ExperimentError, match=re.escape(message)):
             restrict(config, *args)

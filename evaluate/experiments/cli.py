@@ -51,6 +51,14 @@ from synth.runs import default_out
     help="Run only the cells of this real budget, a count or `all` (repeatable; default every budget).",
 )
 @click.option(
+    "--seed",
+    "seeds",
+    multiple=True,
+    type=int,
+    help="Run only the detector and segment cells of this seed (repeatable; one of the sections' "
+    "`seeds`; default every seed).",
+)
+@click.option(
     "--kind",
     "kinds",
     multiple=True,
@@ -75,11 +83,14 @@ def domain_gap(
     patchcore_seed: int | None,
     scenarios: tuple[str, ...],
     budgets: tuple[str, ...],
+    seeds: tuple[int, ...],
     kinds: tuple[str, ...],
     ray_address: str | None,
 ) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
-    config = restrict(load_experiment(experiment, real, scene, patchcore_seed), scenarios, budgets, kinds)
+    config = restrict(
+        load_experiment(experiment, real, scene, patchcore_seed), scenarios, budgets, kinds, seeds
+    )
     for line in raster_simplifications(config):
         click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
     out = out or default_out("domain-gap", config.name)

@@ -286,10 +286,12 @@ def restrict(
     scenarios: Sequence[str] = (),
     budgets: Sequence[str] = (),
     kinds: Sequence[str] = (),
+    seeds: Sequence[int] = (),
 ) -> ExperimentConfig:
-    """The part of an experiment with only the named scenarios, real budgets ("all" or a count)
-    and kinds of cell (CELL_KINDS); none named: every one. To run some cells of a long matrix
-    first: cells keep their cache keys, which depend on a cell's own recipe only."""
+    """The part of an experiment with only the named scenarios, real budgets ("all" or a count),
+    kinds of cell (CELL_KINDS) and detector and segment seeds (a section without `seeds` has no
+    cell of a named seed); none named: every one. To run some cells of a long matrix first:
+    cells keep their cache keys, which depend on a cell's own recipe only."""
     unknown = sorted(set(kinds) - set(CELL_KINDS))
     if unknown:
         raise ExperimentError(f"--kind {unknown}: expected some of {list(CELL_KINDS)}")
@@ -302,6 +304,14 @@ def restrict(
     unknown = sorted(str(b) for b in set(wanted) - known)
     if unknown:
         raise ExperimentError(f"--budget {unknown} are not among the budgets {sorted(map(str, known))}")
+
+    sections = [getattr(config, kind) for kind in (*DETECTORS, "segment")]
+    known_seeds = {seed for section in sections if section is not None for seed in section.seeds or []}
+    unknown = sorted(set(seeds) - known_seeds)
+    if unknown:
+        raise ExperimentError(
+            f"--seed {unknown} are not among the detector and segment seeds {sorted(known_seeds)}"
+        )
 
     def kept(chosen: list, allowed: Sequence) -> list:
         return [c for c in chosen if not allowed or c in allowed]
@@ -321,6 +331,12 @@ def restrict(
         settings = getattr(part, kind)
         if settings is not None and settings.scenarios is not None:
             settings.scenarios = kept(settings.scenarios, scenarios)
+    for kind in (*DETECTORS, "segment") if seeds else ():
+        section = getattr(part, kind)
+        if section is not None:
+            section.seeds = kept(section.seeds or [], seeds)
+            if not section.seeds:  # an empty list would mean "the file's own seed"
+                setattr(part, kind, None)
     if part.segment is not None:
         part.segment.budgets = kept(part.segment.budgets, wanted)
         if part.segment.scenarios is not None:
