@@ -22,14 +22,14 @@ FALSE_ALARM = (255, 200, 0)
 
 def plot_threshold_curves(curves: ThresholdCurves, chosen: float, path: Path, title: str) -> Path:
     """Accuracy, precision, recall, F1 and F2 against the threshold, the chosen one marked."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for name in ("accuracy", "precision", "recall", "f1", "f2"):
         ax.plot(curves.thresholds, getattr(curves, name), label=name)
     ax.axvline(chosen, color="k", linestyle="--", label=f"chosen {chosen:.4g}")
     ax.set(xlabel="threshold (score >= t is anomalous)", ylabel="value", ylim=(0, 1.02))
     ax.set_title(title)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_recall_over_k(
@@ -40,7 +40,7 @@ def plot_recall_over_k(
     title: str,
 ) -> Path:
     """Defect-wise recall against the coverage level k; impurities dashed (lower is better)."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for name, values in curves.items():
         impurity = kinds.get(name) == "impurity"
         label = f"{name} (impurity, lower is better)" if impurity else name
@@ -48,7 +48,7 @@ def plot_recall_over_k(
     ax.set(xlabel="k: % of an instance's pixels flagged", ylabel="recall", ylim=(0, 1.02))
     ax.set_title(title)
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -72,7 +72,7 @@ def save_rgb(image: np.ndarray, path: Path) -> Path:
     return path
 
 
-def _figure():
+def new_figure():
     """A figure and its axes; matplotlib is imported here, not when a command line starts."""
     from matplotlib.figure import Figure
 
@@ -80,7 +80,8 @@ def _figure():
     return fig, fig.subplots()
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write a figure as PNG, creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)

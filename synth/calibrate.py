@@ -642,9 +642,9 @@ def write_report(
 
 
 def _plot_history(trials: list[optuna.trial.FrozenTrial], path: Path, objective: str) -> Path:
-    from evaluate.plots import _figure, _save
+    from evaluate.plots import new_figure, save_figure
 
-    fig, ax = _figure()
+    fig, ax = new_figure()
     numbers = [t.number for t in trials]
     values = [t.value for t in trials]
     ax.plot(numbers, values, "o", ms=3, label="trial")
@@ -652,7 +652,7 @@ def _plot_history(trials: list[optuna.trial.FrozenTrial], path: Path, objective:
     ax.set_xlabel("trial")
     ax.set_ylabel(objective)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:
