@@ -133,7 +133,9 @@ def test_a_killed_calibration_resumes_from_its_storage(tmp_path: Path) -> None:
         "--resolution", "64", "--fixed-widths", "--quiet",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stderr=stderr)
     storage = f"sqlite:///{report / 'study.db'}"
     deadline = time.monotonic() + 240
     before: list[optuna.trial.FrozenTrial] = []
@@ -145,9 +147,13 @@ def test_a_killed_calibration_resumes_from_its_storage(tmp_path: Path) -> None:
             continue
         if len(before) >= 2:
             break
+    ended = proc.poll()  # None: still running when killed
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 2 <= len(before) < 6, "the run was not caught mid-study"
+    assert 2 <= len(before) < 6, (
+        f"the run was not caught mid-study (exit status before the kill: {ended}; "
+        f"its stderr ends: {log.read_text()[-1500:]!r})"
+    )
     settings = CalibrationSettings(trials=6, images=6, resolution=64, fit_width=False)  # as the CLI's
     result = calibrate(
         scene, real, tmp_path / "fit.yaml", report, None, ["render.exposure=-1:2"], settings, progress=False
