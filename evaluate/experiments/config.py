@@ -305,7 +305,7 @@ def restrict(
     if unknown:
         raise ExperimentError(f"--budget {unknown} are not among the budgets {sorted(map(str, known))}")
 
-    sections = [getattr(config, kind) for kind in (*DETECTORS, "segment")]
+    sections = [getattr(config, kind) for kind in CELL_KINDS[1:]]
     known_seeds = {seed for section in sections if section is not None for seed in section.seeds or []}
     unknown = sorted(set(seeds) - known_seeds)
     if unknown:
@@ -331,7 +331,7 @@ def restrict(
         settings = getattr(part, kind)
         if settings is not None and settings.scenarios is not None:
             settings.scenarios = kept(settings.scenarios, scenarios)
-    for kind in (*DETECTORS, "segment") if seeds else ():
+    for kind in CELL_KINDS[1:] if seeds else ():
         section = getattr(part, kind)
         if section is not None:
             section.seeds = kept(section.seeds or [], seeds)
