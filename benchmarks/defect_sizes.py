@@ -6,8 +6,9 @@ canonical datasets (a synthetic one and a real import), from their labels:
 - instances: how many labelled instances the split holds;
 - area share: an instance's pixels / its image's pixels, median and quartiles (independent of
   the image size, so a 384 px render and a real crop of another size compare);
-- contrast z: (mean grey inside the instance - mean grey in a 4 px ring around it) / the ring's
-  std, median (negative: darker than its surroundings).
+- contrast z: (mean grey inside the instance - mean grey in the ring around it) / the ring's
+  std, median (negative: darker than its surroundings); the ring is tile_realism's (1-5 px
+  out), less any other instance's pixels.
 
 A detector pretrained on renders whose breaks cover twenty times the share of a real break
 learns another object; this says so from the labels alone, without a training. Compare on a
@@ -19,20 +20,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import cv2
 import numpy as np
+from tile_realism import ring_around
 
 from evaluate.report import markdown_table
 from synth.dataset import Dataset
-
-RING_PX = 4
 
 
 def instance_figures(root: Path, split: str) -> dict[str, list[tuple[float, float]]]:
     """Class name -> (area share, contrast z) of every instance of the split."""
     dataset = Dataset(root)
     names = {c.id: c.name for c in dataset.classes}
-    kernel = np.ones((2 * RING_PX + 1, 2 * RING_PX + 1), np.uint8)
     found: dict[str, list[tuple[float, float]]] = {}
     for sample in dataset.samples(split):
         annotations = sample.annotations(dataset.classes)
@@ -45,7 +43,7 @@ def instance_figures(root: Path, split: str) -> dict[str, list[tuple[float, floa
             inside = ids == instance.instance_id
             if not inside.any():
                 continue
-            ring = cv2.dilate(inside.astype(np.uint8), kernel).astype(bool) & (ids == 0)
+            ring = ring_around(inside) & (ids == 0)
             contrast = float("nan")
             if ring.any():
                 contrast = (grey[inside].mean() - grey[ring].mean()) / (grey[ring].std() + 1e-6)
