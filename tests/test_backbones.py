@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from synth.errors import ModelError
 from train import backbones
+from train.patchcore.config import IMAGENET_MEAN, IMAGENET_STD
 
 CAT_CLASSES = range(281, 286)  # ImageNet's domestic cats (tabby, tiger cat, Persian, Siamese, Egyptian)
 
@@ -20,9 +22,17 @@ def cat_batch() -> torch.Tensor:
 
     x = torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None].float() / 255
     x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", antialias=True)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return backbones.normalised_batch(x.permute(0, 2, 3, 1).numpy(), IMAGENET_MEAN, IMAGENET_STD, "cpu")
+
+
+def test_a_normalised_batch_is_channels_first_and_centred_per_channel() -> None:
+    images = np.broadcast_to(np.array(IMAGENET_MEAN, np.float32), (2, 4, 5, 3)).copy()
+    images[1, 3, 4] += np.array(IMAGENET_STD, np.float32) * [1, -2, 0]
+    x = backbones.normalised_batch(images, IMAGENET_MEAN, IMAGENET_STD, "cpu")
+    assert x.shape == (2, 3, 4, 5)
+    expected = torch.zeros(2, 3, 4, 5)
+    expected[1, :, 3, 4] = torch.tensor([1.0, -2.0, 0.0])
+    torch.testing.assert_close(x, expected, atol=1e-6, rtol=0)
 
 
 def top_class(model: torch.nn.Module) -> int:

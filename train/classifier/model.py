@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from synth.errors import ModelError
+from train.backbones import normalised_batch
 from train.checkpoints import WeightsFile
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
 from train.classifier.data import Box, cut
@@ -82,11 +83,8 @@ class CropClassifier:
         return cls(config, list(class_names), network.to(config.device))
 
     def to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        """(B, S, S, 3) float32 in [0, 1] -> normalised (B, 3, S, S) on the device."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self.config.device)
-        mean = torch.tensor(self.config.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.config.std, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        """(B, S, S, 3) float32 in [0, 1] -> the network's normalised input on its device."""
+        return normalised_batch(images, self.config.mean, self.config.std, self.config.device)
 
     @torch.no_grad()
     def probabilities(self, crops: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from torch import nn
 
 from synth.errors import ModelError
 from synth.tiles import tile_grid
+from train.backbones import normalised_batch
 from train.checkpoints import WeightsFile
 from train.patchcore.config import PACKAGE_WEIGHTS
 from train.segment.config import SegmentConfig
@@ -76,11 +77,8 @@ class Segmenter:
         return cls(config, list(class_names), build_network(config, channels).to(config.device))
 
     def to_tensor(self, images: np.ndarray) -> torch.Tensor:
-        """(B, H, W, 3) float32 in [0, 1] -> normalised (B, 3, H, W) on the device."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(self.config.device)
-        mean = torch.tensor(self.config.mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.config.std, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+        """(B, H, W, 3) float32 in [0, 1] -> the network's normalised input on its device."""
+        return normalised_batch(images, self.config.mean, self.config.std, self.config.device)
 
     @torch.no_grad()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
