@@ -185,10 +185,14 @@ def test_yolo_real_data_is_imported_under_the_given_class_names(tmp_path):
 def test_shipped_detector_experiments_are_valid(name):
     config = experiments.load_experiment(ROOT / "experiments" / f"{name}.yaml")
     assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
-    sized = 6 if name == "metal_tile_detectors" else 0  # its sized_finetuned scenario: Mask R-CNN only
+    # the magnetic file's sized_finetuned (6 cells) and sized_only (3) scenarios: Mask R-CNN only
+    sized = 9 if name == "metal_tile_detectors" else 0
     for kind, extra in (("yolo", 0), ("maskrcnn", sized)):
         cells = config.detector_cells(kind)
         assert len(cells) == 21 + extra and {seed for _, _, seed in cells} == {0, 1, 2}
+    if sized:  # one set of overrides: sized_only scores sized_finetuned's pretrainings
+        by_name = {s.name: s for s in config.scenarios}
+        assert by_name["sized_only"].overrides == by_name["sized_finetuned"].overrides
     assert config.yolo is not None and config.yolo.model == "mobilenetv2-yolo-detect.yaml"
 
 
