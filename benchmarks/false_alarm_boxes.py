@@ -6,7 +6,7 @@ confidence, from one set of weights (YOLO or Mask R-CNN) on a canonical dataset'
 
 Every box on a good image is a false alarm; boxes on defective images are counted apart
 (most of them hit a defect). If the false alarms have another shape than the detections, the
-renders taught that shape (e.g. wide bands); if their scores are as high, no confidence
+training data taught that shape (e.g. wide bands); if their scores are as high, no confidence
 threshold separates them.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 from evaluate.detector import WORKING_CONF, load_detector, predict_with
 from evaluate.report import markdown_table
 from synth.dataset import Dataset
+from train.devices import default_device
 
 
 def summary(rows: list[tuple[float, float, float]]) -> list[str]:
@@ -50,7 +51,7 @@ def summary(rows: list[tuple[float, float, float]]) -> list[str]:
 def main(weights: Path, dataset: Path, split: str, conf: float, out: Path) -> None:
     data = Dataset(dataset)
     samples = list(data.samples(split))
-    model, kind, _ = load_detector(weights, out, "cpu")
+    model, kind, _ = load_detector(weights, out, default_device())
     predictions = predict_with(model, kind, samples)
     boxes: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}
     for sample in samples:
