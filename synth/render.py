@@ -168,15 +168,17 @@ def render_dataset(
     finalize: bool = True,
     progress: bool = True,
     overwrite: bool = False,
+    wait: bool = False,
 ) -> RenderSummary:
     """Render (the shard of) a config into `out`; already finished samples are skipped.
 
     `out` must be empty, or a dataset made with the same parameters (a resume, another shard),
-    unless `overwrite` replaces it.
+    unless `overwrite` replaces it. While another run writes the same shard this refuses, or
+    with `wait` waits for it (and then finds its samples finished).
     """
     indices = shard_range(config, *shard)
     source = render_source(config, scene_path, renderer)
-    with DatasetWriter(out, dataset_classes(config), source, overwrite, shard) as writer:
+    with DatasetWriter(out, dataset_classes(config), source, overwrite, shard, wait) as writer:
         return _render_shard(writer, config, renderer, indices, finalize, progress)
 
 

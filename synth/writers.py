@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,18 +105,24 @@ class DatasetWriter:
         source: dict[str, Any],
         overwrite: bool = False,
         shard: tuple[int, int] = (0, 1),
+        wait: bool = False,
     ):
         self.root = Path(root)
         self.classes = tuple(classes)
         self.source = json.loads(json.dumps(source, default=_json_default))  # as stored and read back
         self._lock = WriterLock(self.root)
-        with self._lock.dataset():
-            self._lock.take_shard(shard)
-            try:
-                self._prepare(overwrite)
-            except BaseException:
-                self._lock.drop_shard()
-                raise
+        while True:
+            with self._lock.dataset():
+                if self._lock.try_shard(shard):
+                    try:
+                        self._prepare(overwrite)
+                    except BaseException:
+                        self._lock.drop_shard()
+                        raise
+                    return
+                if not wait:
+                    raise self._lock.busy(shard)
+            self._lock.wait_for_shard(shard)
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -419,11 +426,12 @@ class WriterLock:
 
     `dataset()` is held briefly around a writer's set-up, finalize and close. A shard lock
     (`shard-<i>-of-<n>.lock`, which says "pid P on H") is held for a writer's life: two runs of
-    one shard exclude each other, the shards of one run (`--workers`, `--shard i/N`) do not,
-    and overwriting refuses while any other shard is held. (A whole run, shard 0/1, beside a
-    `--shard i/N` run of the same parameters is let be: both write the same bytes, atomically.)
-    Shard lock files are created and removed only under `dataset()`, so no one can lock a file
-    that is being unlinked.
+    one shard exclude each other (the second refuses, or with `wait` waits), the shards of one
+    run (`--workers`, `--shard i/N`) do not, and overwriting refuses while any other shard is
+    held. (A whole run, shard 0/1, beside a `--shard i/N` run of the same parameters is let be:
+    both write the same bytes, atomically.) Shard lock files are created and removed only under
+    `dataset()`, so no one takes a lock on a file that is being unlinked (a waiter may wait on
+    one, then tries again under `dataset()`).
     """
 
     def __init__(self, root: Path):
@@ -446,20 +454,43 @@ class WriterLock:
         finally:
             os.close(fd)  # releases the lock
 
-    def take_shard(self, shard: tuple[int, int]) -> None:
-        """Lock shard i of n, or refuse naming the run that holds it. Call under `dataset()`."""
-        path = self.folder / f"shard-{shard[0]}-of-{shard[1]}.lock"
+    def try_shard(self, shard: tuple[int, int]) -> bool:
+        """Lock shard i of n, or say that another run holds it. Call under `dataset()`."""
+        path = self._shard_path(shard)
         fd = self._open(path)
         if not _try_lock(fd):
             os.close(fd)
-            raise DataError(
-                f"{self.root} is being written by another run ({_holder(path)}, "
-                f"shard {shard[0]}/{shard[1]}); wait for it to finish or stop it"
-            )
+            return False
         handle = os.fdopen(fd, "r+b", buffering=0)
         handle.truncate(0)
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
         self._shard = (path, handle)
+        return True
+
+    def busy(self, shard: tuple[int, int]) -> DataError:
+        """The refusal for a shard that another run holds."""
+        return DataError(
+            f"{self.root} is being written by another run ({_holder(self._shard_path(shard))}, "
+            f"shard {shard[0]}/{shard[1]}); wait for it to finish or stop it"
+        )
+
+    def wait_for_shard(self, shard: tuple[int, int]) -> None:
+        """Block until the run holding shard i of n lets it go. Call outside `dataset()`, which
+        that run needs to finish; the caller then tries again under `dataset()`."""
+        path = self._shard_path(shard)
+        holder = f"{_holder(path)}, shard {shard[0]}/{shard[1]}"
+        print(f"{self.root} is being written by another run ({holder}); waiting for it", file=sys.stderr)
+        try:
+            fd = os.open(path, os.O_RDWR)  # no O_CREAT: lock files are made only under dataset()
+        except FileNotFoundError:
+            return  # let go meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
+
+    def _shard_path(self, shard: tuple[int, int]) -> Path:
+        return self.folder / f"shard-{shard[0]}-of-{shard[1]}.lock"
 
     def drop_shard(self) -> None:
         """Unlock and remove this writer's shard lock file. Call under `dataset()`."""

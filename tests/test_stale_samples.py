@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -164,4 +165,32 @@ def test_a_writer_dropped_without_close_releases_its_lock(tmp_path: Path) -> Non
     )
     kept.close()
     DatasetWriter(tmp_path, CLASSES, source, overwrite=True).close()
+    assert not list((tmp_path / ".locks").glob("shard-*"))
+
+
+def test_a_waiting_writer_starts_only_when_the_holder_closes(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """Runs of one experiment share its renders: the second waits instead of refusing."""
+    source = {"importer": "folder", "seed": 0}
+    holder = DatasetWriter(tmp_path, CLASSES, source)
+    events: list[str] = []
+
+    def second_run() -> None:
+        DatasetWriter(tmp_path, CLASSES, source, wait=True).close()
+        events.append("second run in")
+
+    waiter = threading.Thread(target=second_run)
+    waiter.start()
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive() and events == []  # still waiting on the held shard
+    events.append("holder closed")
+    holder.close()
+    waiter.join(timeout=10.0)
+    assert not waiter.is_alive()
+    assert events == ["holder closed", "second run in"]
+    assert capfd.readouterr().err == (
+        f"{tmp_path} is being written by another run (pid {os.getpid()} on {socket.gethostname()}, "
+        "shard 0/1); waiting for it\n"
+    )
     assert not list((tmp_path / ".locks").glob("shard-*"))

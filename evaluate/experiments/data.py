@@ -128,6 +128,7 @@ class ExperimentData:
         root = self.out / "synthetic" / f"{scene.stem}-{key(recipe)}"
         if root not in self.rendered:
             config = scaled_config(load_config(scene, recipe["overrides"]), syn.n)
-            render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer)
+            # Runs of one experiment (other seeds, scenarios) share renders: wait, do not refuse.
+            render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer, wait=True)
             self.rendered.add(root)
         return root
