@@ -80,7 +80,7 @@ def bench_maskrcnn(
     from train.maskrcnn.config import MaskRCNNConfig
     from train.maskrcnn.training import pretrain
 
-    model = pretrain(data, work / "maskrcnn.pt", MaskRCNNConfig.of(tile=tile, epochs=epochs), device)
+    model = pretrain(data, work / "maskrcnn.pt", MaskRCNNConfig(tile=tile, epochs=epochs), device)
     last = model.history[-1]
     common = {"detector": "maskrcnn", "model": model.config.backbone, "tile": tile, "device": device}
     common["threads"] = torch.get_num_threads()

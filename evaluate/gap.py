@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import click
 import cv2
 import numpy as np
+from pydantic import Field
 from tqdm import tqdm
 
 from evaluate.report import Section, write_html
 from synth.dataset import Dataset, Sample
-from synth.errors import ConfigError, DataError
+from synth.errors import DataError
 from synth.images import read_image
 from synth.writers import atomic_write_json, atomic_write_png
+from train.settings import Settings
 
 if TYPE_CHECKING:
     from train.patchcore import PatchCoreConfig
@@ -42,28 +44,19 @@ CELL_PX = 160  # size of one image in the coverage map
 LABEL_PX = 14
 
 
-@dataclass(frozen=True)
-class GapSettings:
+class GapSettings(Settings):
     """How the gap is measured; the same settings make the same numbers (everything is seeded)."""
 
-    samples: int = 1000  # patches per side in one MMD² subset
-    subsets: int = 10
-    coreset_size: int = 1024
+    what: ClassVar[str] = "gap"
+
+    samples: int = Field(1000, ge=2)  # patches per side in one MMD² subset
+    subsets: int = Field(10, ge=1)
+    coreset_size: int = Field(1024, ge=2)
     seed: int = 0
     split: str = "train"
     with_defective: bool = False  # real images with defects serve too, their defect patches left out
-    rows: int = 4  # real images in the coverage map
-    neighbours: int = 3  # nearest synthetic images beside each
-
-    def __post_init__(self) -> None:
-        limits = {"samples": 2, "subsets": 1, "coreset_size": 2, "rows": 1, "neighbours": 0}
-        bad = [
-            f"{name}={getattr(self, name)} (at least {low})"
-            for name, low in limits.items()
-            if getattr(self, name) < low
-        ]
-        if bad:
-            raise ConfigError("invalid gap settings: " + ", ".join(bad))
+    rows: int = Field(4, ge=1)  # real images in the coverage map
+    neighbours: int = Field(3, ge=0)  # nearest synthetic images beside each
 
 
 @dataclass
@@ -378,7 +371,7 @@ def run_gap(
     metrics["synthetic"]["data"] = str(synthetic)
     metrics["real"].update(data=str(real), split=settings.split, with_defective=settings.with_defective)
     metrics.update(
-        settings=asdict(settings),
+        settings=settings.model_dump(),
         patchcore=config.to_dict(),
         weights_id=patch_features(config).weights_id,
         explained_quantile=EXPLAINED_QUANTILE,

@@ -22,15 +22,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import numpy as np
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from synth.config import RangeBounds, SceneConfig, load_config, parse_config
 from synth.errors import ConfigError, DataError
 from synth.writers import atomic_write_text
+from train.settings import Settings
 
 if TYPE_CHECKING:
     import optuna
@@ -101,31 +102,22 @@ class Parameter:
         return params
 
 
-@dataclass(frozen=True)
-class CalibrationSettings:
+class CalibrationSettings(Settings):
     """What one trial renders and how it is scored; the same settings score alike."""
 
-    trials: int = 50
-    images: int = 16  # good images rendered per trial
-    resolution: int = 128  # square render and backbone input size
+    what: ClassVar[str] = "calibration"
+
+    trials: int = Field(50, ge=1)
+    images: int = Field(16, ge=2)  # good images rendered per trial
+    resolution: int = Field(128, ge=32)  # square render and backbone input size
     renderer: Literal["raster", "cycles"] = "raster"
     objective: Objective = "mmd2"
     sampler: SamplerName = "tpe"
     fit_width: bool = True
     seed: int = 0
-    samples: int = 1000  # patches per side in one MMD² subset (as `evaluate gap`)
-    subsets: int = 10
-    coreset_size: int = 1024
-
-    def __post_init__(self) -> None:
-        limits = {"trials": 1, "images": 2, "resolution": 32, "samples": 2, "subsets": 1, "coreset_size": 2}
-        bad = [
-            f"--{k.replace('_', '-')} {getattr(self, k)} (at least {v})"
-            for k, v in limits.items()
-            if getattr(self, k) < v
-        ]
-        if bad:
-            raise ConfigError("invalid calibration settings: " + ", ".join(bad))
+    samples: int = Field(1000, ge=2)  # patches per side in one MMD² subset (as `evaluate gap`)
+    subsets: int = Field(10, ge=1)
+    coreset_size: int = Field(1024, ge=2)
 
 
 # --- the search space ----------------------------------------------------------------------
@@ -467,7 +459,7 @@ def calibrate(
         "real": str(real.resolve()),
         "real_images": len(real_set.paths),
         "space": [asdict(p) for p in space],
-        "settings": {k: v for k, v in asdict(settings).items() if k != "trials"},
+        "settings": settings.model_dump(exclude={"trials"}),
     }
     identity = json.loads(json.dumps(identity))  # as the storage gives it back: tuples are lists
     url = storage or f"sqlite:///{(report_dir / 'study.db').resolve()}"

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from synth.errors import ConfigError
+from synth.errors import ConfigError, validation_problems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -459,16 +459,8 @@ class SceneConfig(_Model):
 
 
 def _format_errors(source: str, error: ValidationError) -> str:
-    lines = [f"{source}: {error.error_count()} problem(s) in the scene config"]
-    for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see scenes/*.yaml for the schema)"
-        value = item.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  - {path}: {message}{shown}")
-    return "\n".join(lines)
+    lines = [f"  - {problem}" for problem in validation_problems(error, schema="scenes/*.yaml")]
+    return "\n".join([f"{source}: {error.error_count()} problem(s) in the scene config", *lines])
 
 
 def parse_config(data: object, source: str = "<config>") -> SceneConfig:

@@ -8,9 +8,12 @@ traceback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class DefectsynthError(Exception):
@@ -27,6 +30,22 @@ class DataError(DefectsynthError, ValueError):
 
 class ModelError(DefectsynthError, ValueError):
     """A model file (coreset, weights) that is missing, damaged or incompatible."""
+
+
+def validation_problems(error: ValidationError, schema: str = "") -> list[str]:
+    """Each problem of a pydantic validation as `field.path: message (got value)`: the one
+    wording of a bad setting, for scene configs, experiments and model settings alike.
+    `schema` names where the known keys are shown (e.g. `scenes/*.yaml`)."""
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key (check the spelling{f'; see {schema} for the schema' if schema else ''})"
+        value = item.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"{path}: {message}{shown}")
+    return lines
 
 
 class CommandGroup(click.Group):

@@ -359,7 +359,7 @@ CASES = {
         f"domain-gap {name}": (f"evaluate domain-gap {{ws}}/{name}.yaml --out {{ws}}/x", 1, message)
         for name, message in {
             "exp_train_sideways": "scenarios.0.train",
-            "exp_coreset_size_0": "coreset_size=0",
+            "exp_coreset_size_0": "coreset_size: Input should be greater than or equal to 2 (got 0)",
             "exp_image_size_huge": "image_size",
             "exp_unknown_patchcore": "coresetsize",
             "exp_budget_0": "budgets.0",

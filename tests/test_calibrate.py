@@ -225,7 +225,7 @@ def test_bad_inputs_are_one_line_errors_naming_what_is_wrong(tmp_path: Path) -> 
 
 
 def test_settings_refuse_impossible_values() -> None:
-    with pytest.raises(ConfigError, match=r"--images 1 \(at least 2\)"):
+    with pytest.raises(ConfigError, match=r"^invalid calibration settings: images: .* equal to 2 \(got 1\)$"):
         CalibrationSettings(images=1)
-    with pytest.raises(ConfigError, match=r"--resolution 16 \(at least 32\)"):
+    with pytest.raises(ConfigError, match=r"resolution: .* equal to 32 \(got 16\)"):
         CalibrationSettings(resolution=16)

@@ -139,7 +139,10 @@ def test_crop_geometry_is_native_resolution_mirrored_and_scaled_only_down() -> N
 def test_bad_classifier_settings_name_the_field() -> None:
     with pytest.raises(ConfigError) as error:
         ClassifierConfig(image_size=16, jitter=1.5)
-    assert str(error.value).startswith("invalid classifier configuration: image_size=16, jitter=1.5 (")
+    assert str(error.value) == (
+        "invalid classifier settings: image_size: Input should be greater than or equal to 32 (got 16); "
+        "jitter: Input should be less than 1 (got 1.5)"
+    )
 
 
 def test_tiny_training_saves_reloads_and_finetunes(tiny_data: Path, tmp_path: Path, tiny_scene: dict) -> None:

@@ -215,7 +215,8 @@ def test_bad_sections_fail_at_load_before_any_work(tmp_path):
         (
             ("patchcore", "coreset_size"),
             0,
-            "scenario real_only: patchcore settings: invalid PatchCore configuration: coreset_size=0",
+            "scenario real_only: patchcore settings: invalid PatchCore settings: coreset_size: "
+            "Input should be greater than or equal to 2 (got 0)",
         ),
         (("patchcore", "image_size"), "huge", "scenario real_only: patchcore settings"),
         (("synthetic", "overrides"), {"camera": {"resolution": [0, 0]}}, "synthetic.overrides:"),

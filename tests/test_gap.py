@@ -108,8 +108,12 @@ def test_coverage_leaves_masked_patches_out() -> None:
 
 
 def test_gap_settings_refuse_impossible_values() -> None:
-    with pytest.raises(ConfigError, match="coreset_size=1"):
-        GapSettings(coreset_size=1)
+    with pytest.raises(ConfigError) as error:
+        GapSettings(coreset_size=1, rows=0)
+    assert str(error.value) == (
+        "invalid gap settings: coreset_size: Input should be greater than or equal to 2 (got 1); "
+        "rows: Input should be greater than or equal to 1 (got 0)"
+    )
 
 
 def _render(root: Path, seed: int, good_fraction: float = 1.0) -> Path:

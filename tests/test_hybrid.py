@@ -287,7 +287,7 @@ def test_detector_alone_column_scores_the_detections_by_the_same_rules(tiny_run,
 
     data, coreset, classifier = tiny_run
     weights = tmp_path / "maskrcnn.pt"
-    pretrain_maskrcnn(data, weights, MaskRCNNConfig.of(tile=64, epochs=1, batch_size=4, fpn_channels=32))
+    pretrain_maskrcnn(data, weights, MaskRCNNConfig(tile=64, epochs=1, batch_size=4, fpn_channels=32))
     out = tmp_path / "hybrid"
     args = ["hybrid", "--coreset", str(coreset), "--classifier", str(classifier), "--data", str(data)]
     args += ["--detector", str(weights), "--detector-conf", "0.05", "--out", str(out), "--device", "cpu"]

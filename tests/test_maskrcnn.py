@@ -44,7 +44,7 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def weights(dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("weights") / "maskrcnn.pt"
-    pretrain(dataset, out, MaskRCNNConfig.of(**FAST))
+    pretrain(dataset, out, MaskRCNNConfig(**FAST))
     return out
 
 
@@ -86,7 +86,7 @@ def test_evaluate_detector_scores_the_val_split_on_request(weights, dataset, tmp
 def test_the_imagenet_backbone_is_loaded_and_the_early_stages_stay_frozen() -> None:
     from train import backbones
 
-    model = MaskRCNNModel.new(MaskRCNNConfig.of(**FAST, trainable_stages=3), [ClassInfo(1, "crack")])
+    model = MaskRCNNModel.new(MaskRCNNConfig(**FAST, trainable_stages=3), [ClassInfo(1, "crack")])
     reference = backbones.mobilenet_v2().features.state_dict()
     body = model.body.state_dict()
     assert len(body) > 200 and all(torch.equal(reference[k], v) for k, v in body.items() if k in reference)
@@ -138,7 +138,7 @@ def test_augmentation_flips_boxes_and_masks_together(dataset) -> None:
     from synth.dataset import Dataset
 
     ds = Dataset(dataset)
-    config = MaskRCNNConfig.of(**FAST, hflip=1.0, brightness=0.0, contrast=0.0)
+    config = MaskRCNNConfig(**FAST, hflip=1.0, brightness=0.0, contrast=0.0)
     tile = next(
         t for t in split_tiles(canonical_sources(ds, "train"), config.tiling) if t.annotations.instances
     )
@@ -174,7 +174,7 @@ def test_the_weights_kept_are_the_best_val_epochs_or_the_last(
 
     monkeypatch.setattr(training, "validation_loss", scripted_loss)
     out = tmp_path / f"{keep}.pt"
-    model = pretrain(dataset, out, MaskRCNNConfig.of(**{**FAST, "epochs": 3, "keep": keep}))
+    model = pretrain(dataset, out, MaskRCNNConfig(**{**FAST, "epochs": 3, "keep": keep}))
     assert [r["val_loss"] for r in model.history] == [1.0, 0.5, 0.9]
     saved = MaskRCNNModel.load(out).network.state_dict()
     for epoch, state in enumerate(states):
@@ -194,13 +194,13 @@ def test_bad_inputs_are_refused_with_the_culprit_named(weights, dataset, tmp_pat
     with pytest.raises(ModelError, match=rf"{junk}: not a Mask R-CNN weights file"):
         MaskRCNNModel.load(junk)
     with pytest.raises(ConfigError, match=r"tile: Input should be greater than or equal to 32 \(got 16\)"):
-        MaskRCNNConfig.of(tile=16)
+        MaskRCNNConfig(tile=16)
     with pytest.raises(ConfigError, match="backbone: Input should be 'mobilenet_v2' or 'efficientnet_lite0'"):
-        MaskRCNNConfig.of(backbone="resnet50")
+        MaskRCNNConfig(backbone="resnet50")
     good_only = {**TINY_SCENE, "impurities": [], "splits": {"train": {"count": 2, "good_fraction": 1.0}}}
     root = _render(tmp_path / "good", good_only)
     with pytest.raises(DataError, match=rf"{root}: no labelled instances in split 'train'"):
-        pretrain(root, tmp_path / "g.pt", MaskRCNNConfig.of(**FAST))
+        pretrain(root, tmp_path / "g.pt", MaskRCNNConfig(**FAST))
     assert not (tmp_path / "g.pt").exists()
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from synth.errors import DataError  # noqa: E402
+from synth.errors import ConfigError, DataError  # noqa: E402
 from train.cli import main  # noqa: E402
 from train.patchcore import (  # noqa: E402
     Coreset,
@@ -245,9 +245,9 @@ def test_the_device_is_chosen_at_use_not_stored(tmp_path, coreset_a):
     path = coreset_a.save(tmp_path / "a.safetensors")
     assert Coreset.load(path, device="cpu").config.device == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(PatchCoreError, match="--device 'cuda': not available on this machine"):
+        with pytest.raises(ConfigError, match="--device 'cuda': not available on this machine"):
             Coreset.load(path, device="cuda")
-    with pytest.raises(PatchCoreError, match="--device 'gpu0': not available on this machine"):
+    with pytest.raises(ConfigError, match="--device 'gpu0': not available on this machine"):
         PatchCoreConfig(device="gpu0")
 
 

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from evaluate import importers
-from synth.errors import ConfigError, DefectsynthError
+from synth.errors import ConfigError, DefectsynthError, validation_problems
 
 Budget = PositiveInt | Literal["all"]
 Train = Literal["real", "synthetic", "finetune", "meld"]
@@ -215,7 +215,7 @@ def segment_config(config: ExperimentConfig, seed: int, finetune: bool = False):
     fields = {**config.segment.train, **(config.segment.finetune if finetune else {}), "seed": seed}
     try:
         return SegmentConfig.from_dict(fields)
-    except (TypeError, DefectsynthError) as e:
+    except DefectsynthError as e:
         where = "segment.finetune" if finetune else "segment.train"
         raise ExperimentError(f"{where}: {e}") from None
 
@@ -229,12 +229,9 @@ def patchcore_config(config: ExperimentConfig, scenario: Scenario):
     """The scenario's effective PatchCoreConfig: the experiment's fields, then its own."""
     from train.patchcore import PatchCoreConfig
 
-    fields = {**config.patchcore, **scenario.patchcore}
-    if "image_size" in fields and isinstance(fields["image_size"], list | tuple):
-        fields["image_size"] = tuple(fields["image_size"])
     try:
-        return PatchCoreConfig(**fields)
-    except (TypeError, ValueError, DefectsynthError) as e:
+        return PatchCoreConfig(**{**config.patchcore, **scenario.patchcore})
+    except DefectsynthError as e:
         raise ExperimentError(f"scenario {scenario.name}: patchcore settings: {e}") from None
 
 
@@ -261,7 +258,7 @@ def load_experiment(
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as e:
-        lines = [f"  - {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        lines = [f"  - {problem}" for problem in validation_problems(e)]
         raise ExperimentError(f"{path}: invalid experiment\n" + "\n".join(lines)) from None
     base = path.resolve().parent
     config.real.src = str(real.resolve() if real else (base / config.real.src).resolve())

