@@ -140,8 +140,11 @@ def test_maskrcnn_cells_run_per_seed_are_tabled_with_their_spread_and_cached(tmp
 @pytest.mark.parametrize(
     ("section", "message"),
     [
-        ({"maskrcnn": {"train": {"tile": 8}}}, "maskrcnn.train: tile"),
-        ({"maskrcnn": {"train": {"tiles": 64}}}, "maskrcnn.train: tiles"),
+        (
+            {"maskrcnn": {"train": {"tile": 8}}},
+            r"maskrcnn.train: invalid Mask R-CNN settings: tile: .* equal to 32 \(got 8\)$",
+        ),
+        ({"maskrcnn": {"train": {"tiles": 64}}}, "maskrcnn.train: invalid Mask R-CNN settings: tiles: unk"),
         ({"maskrcnn": {"finetune": {"backbone": "efficientnet_lite0"}}}, "maskrcnn.finetune: "),
         ({"maskrcnn": {"scenarios": ["nope"]}}, r"maskrcnn.scenarios \['nope'\]"),
         ({"maskrcnn": {"seeds": []}}, "maskrcnn.seeds"),

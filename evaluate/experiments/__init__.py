@@ -22,7 +22,8 @@ for models with masks); each kind gets its own table beside PatchCore's. Segment
 
 Modules, in the order a run uses them: `config` (schema and checks at load), `data` (real
 import, renders, cache keys), `patchcore_cells`, `detector_cells` (with `yolo_cells` and
-`maskrcnn_cells`), `segment_cells`, `tables`, `runner`, `cli`.
+`maskrcnn_cells`), `segment_cells`, `cells` (the matrix, one cell computed), `on_ray`, `tables`,
+`runner`, `cli`.
 """
 
 from evaluate.experiments.cli import domain_gap

@@ -1,6 +1,6 @@
 """`evaluate domain-gap EXPERIMENT --ray [ADDRESS]`: the cells of the matrix as Ray tasks.
 
-Each task runs what a local run runs (`runner.run_cell`) against the same cache under --out,
+Each task runs what a local run runs (`cells.run_cell`) against the same cache under --out,
 so the keys are the same, a rerun (here or local) finds what the other made, and the tables
 are identical. The cache is a folder, so every node must see --out at the same path (one
 machine, or a shared file system). Cells share what they are built from: renders, and the
@@ -18,9 +18,9 @@ from pathlib import Path
 import ray
 from tqdm import tqdm
 
+from evaluate.experiments.cells import Cell, run_cell
 from evaluate.experiments.config import DETECTORS, ExperimentConfig, Scenario
 from evaluate.experiments.data import ExperimentData, key
-from evaluate.experiments.runner import Cell, run_cell
 from synth.distributed import cluster_address, ray_connection, result
 
 
