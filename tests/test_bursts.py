@@ -183,7 +183,7 @@ def test_patchcore_trains_on_the_view_it_names(burst_dataset: Path, tmp_path: Pa
     from train.patchcore import Coreset, pretrain
 
     small = PatchCoreConfig(image_size=(48, 48), coreset_size=48, epochs=1, batch_size=4, sigma=1)
-    viewed = pretrain(burst_dataset, replace(small, burst="raking90"))
+    viewed = pretrain(burst_dataset, small.replace(burst="raking90"))
     files = [s.burst_path("raking90") for s in Dataset(burst_dataset).samples("train") if s.good]
     assert len(files) == 2
     assert torch.equal(viewed.points, pretrain(files, small).points)  # the same pixels, read as files
