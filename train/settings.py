@@ -1,6 +1,7 @@
-"""The one settings pattern of the trainable models (PatchCore, crop classifier, segmenter,
-Mask R-CNN): a frozen pydantic model that refuses unknown keys and bad values as one
-`ConfigError`, and that a weights file stores without its device."""
+"""The one settings pattern of the models (PatchCore, crop classifier, segmenter, Mask R-CNN)
+and of the measurements built on them (gap, calibration): a frozen pydantic model that refuses
+unknown keys and bad values as one `ConfigError`, and that a weights file stores without its
+device."""
 
 from __future__ import annotations
 

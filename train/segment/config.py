@@ -57,8 +57,9 @@ class SegmentConfig(DeviceSettings):
     @classmethod
     def _fits_encoder_stride(cls, size: int) -> int:
         if size < ENCODER_STRIDE or size % ENCODER_STRIDE:
-            stride = ENCODER_STRIDE
-            raise ValueError(f"must be a multiple of the encoder's stride {stride} (e.g. 128, 160, 192, 256)")
+            raise ValueError(
+                f"must be a multiple of the encoder's stride {ENCODER_STRIDE} (e.g. 128, 160, 192, 256)"
+            )
         return size
 
     @field_validator("weights")
