@@ -6,9 +6,11 @@ from __future__ import annotations
 import copy
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -124,6 +126,16 @@ def test_toy_calibration_recovers_the_exposure_of_the_target_renders(tmp_path: P
         assert (tmp_path / "report" / name).is_file(), name
 
 
+def _finished_trials(db: Path) -> int:
+    """Completed trials in a study database, read-only: opening it through Optuna would create
+    its tables and race the run that is creating them."""
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.OperationalError:  # no file or no table yet
+        return 0
+
+
 def test_a_killed_calibration_resumes_from_its_storage(tmp_path: Path) -> None:
     scene, real = _toy(tmp_path)
     report = tmp_path / "report"
@@ -138,18 +150,12 @@ def test_a_killed_calibration_resumes_from_its_storage(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stderr=stderr)
     storage = f"sqlite:///{report / 'study.db'}"
     deadline = time.monotonic() + 240
-    before: list[optuna.trial.FrozenTrial] = []
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None and _finished_trials(report / "study.db") < 2:
         time.sleep(0.5)
-        try:
-            before = completed(optuna.load_study(study_name=STUDY_NAME, storage=storage))
-        except (KeyError, Exception):  # the study is not created yet
-            continue
-        if len(before) >= 2:
-            break
     ended = proc.poll()  # None: still running when killed
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    before = completed(optuna.load_study(study_name=STUDY_NAME, storage=storage))
     assert 2 <= len(before) < 6, (
         f"the run was not caught mid-study (exit status before the kill: {ended}; "
         f"its stderr ends: {log.read_text()[-1500:]!r})"
