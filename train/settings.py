@@ -48,8 +48,8 @@ class Settings(BaseModel):
         return cls(**{**data, **overrides})
 
     def replace(self, **changes: Any) -> Self:
-        """These settings with `changes`, validated like new ones."""
-        return type(self)(**{**self.model_dump(), **changes})
+        """These settings with `changes`, validated (and unknown keys named) like stored ones."""
+        return self.from_dict(self.model_dump(), **changes)
 
 
 class DeviceSettings(Settings):

@@ -178,7 +178,7 @@ def finetune(
     the classifier's."""
     sources = _check_sources(data)
     model = CropClassifier.load(weights, device)
-    model.config = ClassifierConfig.from_dict(model.config.to_dict(), device=device, **overrides)
+    model.config = model.config.replace(device=device, **overrides)
     unknown = [n for n in class_names(sources) if n not in model.class_names]
     if unknown:
         raise ModelError(f"{weights} knows the classes {model.class_names[1:]}; the data also has {unknown}")

@@ -195,7 +195,7 @@ def finetune(
     if fixed:
         raise ConfigError(f"fine-tuning keeps the network of {weights}; cannot change {fixed}")
     model = Segmenter.load(weights, device)
-    model.config = SegmentConfig.from_dict(model.config.to_dict(), device=device, **overrides)
+    model.config = model.config.replace(device=device, **overrides)
     sources = [TrainSource(Path(data))] if isinstance(data, str | Path) else list(data)
     if val is None and isinstance(data, str | Path):
         val = TrainSource(Path(data), "val")
