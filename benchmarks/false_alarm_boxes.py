@@ -4,8 +4,9 @@ confidence, from one set of weights (YOLO or Mask R-CNN) on a canonical dataset'
 
     nice .venv/bin/python benchmarks/false_alarm_boxes.py WEIGHTS DATASET [--split test] [--conf 0.25]
 
-Every box on a good image is a false alarm; boxes on defective images are counted apart
-(most of them hit a defect). If the false alarms have another shape than the detections, the
+Every box on a good image (the dataset's own `good`: no defect label) is counted as a false
+alarm, also one over an impurity; boxes on defective images are counted apart (most of them
+hit a defect). If the false alarms have another shape than the detections, the
 training data taught that shape (e.g. wide bands); if their scores are as high, no confidence
 threshold separates them.
 """
@@ -49,18 +50,16 @@ def summary(rows: list[tuple[float, float, float]]) -> list[str]:
     help="YOLO's settings folder.",
 )
 def main(weights: Path, dataset: Path, split: str, conf: float, out: Path) -> None:
-    data = Dataset(dataset)
-    samples = list(data.samples(split))
+    samples = list(Dataset(dataset).samples(split))
     model, kind, _ = load_detector(weights, out, default_device())
     predictions = predict_with(model, kind, samples)
-    boxes: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}
+    boxes: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}  # by sample.good
     for sample in samples:
-        annotations = sample.annotations(data.classes)
-        height, width = annotations.instance_map.shape
+        height, width = sample.instance_map().shape
         for p in predictions[sample.id]:
             if p.score >= conf:
                 x0, y0, x1, y1 = p.box
-                boxes[bool(annotations.instances)].append(((x1 - x0) / width, (y1 - y0) / height, p.score))
+                boxes[sample.good].append(((x1 - x0) / width, (y1 - y0) / height, p.score))
     header = [
         "boxes on",
         "boxes",
@@ -70,8 +69,8 @@ def main(weights: Path, dataset: Path, split: str, conf: float, out: Path) -> No
         "score median (> 0.5)",
     ]
     rows = [
-        ["good images (false alarms)", *summary(boxes[False])],
-        ["defective images", *summary(boxes[True])],
+        ["good images (false alarms)", *summary(boxes[True])],
+        ["defective images", *summary(boxes[False])],
     ]
     click.echo(markdown_table(header, rows))
 
