@@ -254,12 +254,13 @@ class DatasetWriter:
             atomic_write_json(self.root / "coco" / f"{split}.json", self._coco(split, metas))
             entries[split] = f"images/{split}"
             if any(m.get("bursts") for m in metas):  # the folder also holds the set-ups' images
-                paths = [str(self.path("images", split, m["id"]).resolve()) for m in metas]
-                atomic_write_text(self.root / "images" / f"{split}.txt", "".join(f"{p}\n" for p in paths))
+                # relative to the list's folder (Ultralytics' `./` rule): the dataset may move
+                lines = "".join(f"./{split}/{m['id']}.png\n" for m in metas)
+                atomic_write_text(self.root / "images" / f"{split}.txt", lines)
                 entries[split] = f"images/{split}.txt"
         self._write_dataset_json(counts, good)
         names = {c.id - 1: c.name for c in self.classes}
-        data_yaml = {"path": str(self.root.resolve()), **entries, "names": names}
+        data_yaml = {**entries, "names": names}  # no `path`: Ultralytics takes the file's folder
         atomic_write_text(self.root / "dataset.yaml", yaml.safe_dump(data_yaml, sort_keys=False))
         self._anomaly_view()
         return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -110,8 +111,9 @@ def test_a_burst_dataset_has_one_set_of_labels_and_an_image_per_set_up(burst_dat
     data_yaml = yaml.safe_load((burst_dataset / "dataset.yaml").read_text())
     assert data_yaml["test"] == "images/test.txt"
     listed = (burst_dataset / "images" / "test.txt").read_text().splitlines()
-    assert listed == [str((burst_dataset / "images" / "test" / f"00000{i}.png").resolve()) for i in (2, 3, 4)]
-    assert [str(p) for p in load_dataset(burst_dataset).images("test")] == listed
+    assert listed == [f"./test/00000{i}.png" for i in (2, 3, 4)]  # relative: the dataset may move
+    expected = [(burst_dataset / "images" / "test" / f"00000{i}.png").resolve() for i in (2, 3, 4)]
+    assert load_dataset(burst_dataset).images("test") == expected
     assert sorted((burst_dataset / "anomaly" / "test" / "good").glob("*")) == []
     coco = json.loads((burst_dataset / "coco" / "test.json").read_text())
     assert [i["file_name"] for i in coco["images"]] == [f"images/test/00000{i}.png" for i in (2, 3, 4)]
@@ -125,6 +127,24 @@ def test_the_labels_hold_for_every_set_up(burst_scene: dict, burst_dataset: Path
             alone = replace(spec, lights=burst.lights, bursts=())
             ids = RasterRenderer().render(alone, build_maps(alone)).instance_ids
             assert np.array_equal(ids, sample.instance_map())
+
+
+def test_a_moved_burst_dataset_lists_its_own_images_also_from_an_older_absolute_list(
+    burst_dataset: Path, tmp_path: Path
+) -> None:
+    """Older datasets recorded their root and listed absolute paths; a copy reads its own."""
+    original = burst_dataset.resolve()
+    data = yaml.safe_load((burst_dataset / "dataset.yaml").read_text())
+    (burst_dataset / "dataset.yaml").write_text(yaml.safe_dump({"path": str(original), **data}))
+    old_list = "".join(f"{original}/images/test/00000{i}.png\n" for i in (2, 3, 4))
+    (burst_dataset / "images" / "test.txt").write_text(old_list)
+    moved = burst_dataset.rename(tmp_path / "renamed")
+    copy = shutil.copytree(moved, tmp_path / "copy")
+    expected = [copy / "images" / "test" / f"00000{i}.png" for i in (2, 3, 4)]
+    assert load_dataset(copy).images("test") == expected
+    (copy / "images" / "test" / "000003.png").unlink()
+    with pytest.raises(ConfigError, match=rf"{copy}/images/test.txt: lists 1 image\(s\) that do not exist"):
+        load_dataset(copy).images("test")
 
 
 def test_verify_names_a_missing_or_wrong_sized_burst_file(burst_dataset: Path) -> None:

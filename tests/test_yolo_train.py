@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from synth.config import parse_config
+from synth.render import render_dataset
 from train.backbones import mobilenet_v2_file
 from train.cli import main as train_cli
 from train.yolo.toydata import TOY_NAMES, make_toy_dataset
@@ -228,6 +231,32 @@ def test_dataset_errors_name_the_file(tmp_path) -> None:
         dataset.images("val")
     with pytest.raises(YoloSetupError, match=r"dataset.yaml: no images in split 'train'"):
         pretrain(tmp_path, tmp_path / "run", train_args(**TINY))
+
+
+def test_a_copied_and_renamed_dataset_trains_on_its_own_files(tiny_scene: dict, tmp_path) -> None:
+    """Older datasets record their absolute root in dataset.yaml; a copy of one, moved and with
+    images deleted, still trains on the copy's images, and a copy without OBB labels is refused
+    rather than trained on the original's."""
+    tiny_scene["splits"]["train"] = {"count": 4, "good_fraction": 0.25}
+    original = tmp_path / "original"
+    render_dataset(parse_config(tiny_scene), original, renderer="raster", progress=False)
+    data = yaml.safe_load((original / "dataset.yaml").read_text())
+    (original / "dataset.yaml").write_text(yaml.safe_dump({"path": str(original.resolve()), **data}))
+    moved = shutil.copytree(original, tmp_path / "copy").rename(tmp_path / "moved")
+    for image in sorted((moved / "images" / "train").glob("*.png"))[:2]:
+        image.unlink()
+    shutil.rmtree(moved / "labels_obb")
+    options = [f"--{k}={v}" for k, v in TINY.items() if k != "plots"] + ["--set", "plots=false"]
+    out = tmp_path / "run"
+    command = ["pretrain", "yolo", "--data", str(moved), "--out", str(out), *options]
+    result = CliRunner().invoke(train_cli, [*command, "--task", "detect"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    listed = sorted(Path(p) for p in (out / "train.txt").read_text().split())
+    assert listed == sorted(p.resolve() for p in (moved / "images" / "train").glob("*.png"))
+    assert len(listed) == 2
+    assert json.loads((out / "run.json").read_text())["data"] == [str((moved / "dataset.yaml").resolve())]
+    result = CliRunner().invoke(train_cli, [*command, "--task", "obb"])
+    assert result.exit_code == 1 and f"{moved.resolve()}/labels_obb/train: no OBB labels" in result.output
 
 
 def test_ultralytics_leaves_the_process_thread_count_alone(tmp_path) -> None:

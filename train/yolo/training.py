@@ -192,12 +192,17 @@ def split_args(
 
 @dataclass(frozen=True)
 class YoloDataset:
-    """A dataset's Ultralytics data file, read the way the canonical layout writes it."""
+    """A dataset's Ultralytics data file, read the way the canonical layout writes it.
+
+    `written_at` is the root a canonical dataset's data file recorded when it was written
+    somewhere else (older datasets record an absolute one): its listed images are read from
+    `root`, the folder the dataset is in now."""
 
     yaml_path: Path
     root: Path
     names: list[str]
     entries: dict[str, Any]
+    written_at: Path | None = None
 
     def images(self, split: str) -> list[Path]:
         """The images of `split` (a folder, a .txt list, or a list of them); [] when absent."""
@@ -210,10 +215,28 @@ class YoloDataset:
                 if not path.is_file():
                     raise YoloSetupError(f"{self.yaml_path}: field {split!r}: no file {path}")
                 lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-                found += [Path(s) if Path(s).is_absolute() else self.root / s for s in lines]
+                listed = [self._listed(line, path) for line in lines]
+                missing = [p for p in listed if not p.is_file()]
+                if missing:
+                    raise YoloSetupError(
+                        f"{path}: lists {len(missing)} image(s) that do not exist, e.g. {missing[0]}"
+                    )
+                found += listed
             elif path.is_dir():  # a split folder never written holds no images
                 found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         return [p.resolve() for p in found]
+
+    def _listed(self, line: str, listing: Path) -> Path:
+        """An image of a .txt list: `./` is the list's folder (Ultralytics' rule), other
+        relative paths the root; an absolute one under `written_at` is read under `root`."""
+        if line.startswith("./"):
+            return listing.parent / line[2:]
+        path = Path(line)
+        if not path.is_absolute():
+            return self.root / path
+        if self.written_at is not None and path.is_relative_to(self.written_at):
+            return self.root / path.relative_to(self.written_at)
+        return path
 
 
 def load_dataset(path: Path) -> YoloDataset:
@@ -233,10 +256,16 @@ def load_dataset(path: Path) -> YoloDataset:
         if sorted(names) != list(range(len(names))):
             raise YoloSetupError(f"{yaml_path}: 'names' keys must be 0..{len(names) - 1}")
         names = [names[i] for i in range(len(names))]
-    root = Path(data.get("path") or ".")
-    root = (root if root.is_absolute() else yaml_path.parent / root).resolve()
+    recorded = Path(data.get("path") or ".")
+    recorded = (recorded if recorded.is_absolute() else yaml_path.parent / recorded).resolve()
     entries = {s: data[s] for s in ("train", "val", "test") if data.get(s)}
-    return YoloDataset(yaml_path.resolve(), root, [str(n) for n in names], entries)
+    names = [str(n) for n in names]
+    if not (yaml_path.parent / "dataset.json").is_file():
+        return YoloDataset(yaml_path.resolve(), recorded, names, entries)
+    # A canonical dataset is read where it is, whatever root its data file recorded: a copy
+    # trains on its own files, never on those of the dataset it was copied from.
+    root = yaml_path.parent.resolve()
+    return YoloDataset(yaml_path.resolve(), root, names, entries, None if recorded == root else recorded)
 
 
 def _require_same_names(first: tuple[str, list[str]], second: tuple[str, list[str]]) -> None:
