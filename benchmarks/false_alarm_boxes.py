@@ -51,7 +51,7 @@ def summary(rows: list[tuple[float, float, float]]) -> list[str]:
 )
 def main(weights: Path, dataset: Path, split: str, conf: float, out: Path) -> None:
     samples = list(Dataset(dataset).samples(split))
-    model, kind, _ = load_detector(weights, out, default_device())
+    model, kind, _ = load_detector(weights, dataset, out, default_device())
     predictions = predict_with(model, kind, samples)
     boxes: dict[bool, list[tuple[float, float, float]]] = {True: [], False: []}  # by sample.good
     for sample in samples:

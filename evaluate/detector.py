@@ -21,7 +21,7 @@ from evaluate import metrics as m
 from evaluate.plots import FALSE_ALARM, MISS, TRUE_POSITIVE, save_rgb
 from evaluate.report import Section, markdown_table, write_html
 from synth.annotations import Annotations, Prediction, predictions_from_ultralytics
-from synth.dataset import Dataset, Sample
+from synth.dataset import Dataset, Sample, require_classes
 from synth.errors import DataError
 from synth.runs import default_out
 from synth.tiles import TileDetector, detect_tiled
@@ -100,16 +100,21 @@ def predict_with(model: Any, kind: str, samples: list[Sample], imgsz: int | None
     return predict_maskrcnn(model, samples) if kind == "maskrcnn" else predict(model, samples, imgsz)
 
 
-def load_detector(weights: Path, out: Path, device: str) -> tuple[Any, str, bool]:
-    """The model in `weights` (Mask R-CNN or YOLO), its kind, and whether it predicts masks."""
+def load_detector(weights: Path, data: Path, out: Path, device: str) -> tuple[Any, str, bool]:
+    """The model in `weights` (Mask R-CNN or YOLO), its kind, and whether it predicts masks;
+    refused unless its classes are those of the dataset at `data`."""
     from train.maskrcnn.model import MaskRCNNModel, is_maskrcnn_file
-
-    if is_maskrcnn_file(weights):
-        return MaskRCNNModel.load(weights, device), "maskrcnn", True
     from train.yolo.offline import import_ultralytics, load_yolo
+    from train.yolo.training import weights_names
 
+    classes = [c.name for c in Dataset(data).classes]
+    if is_maskrcnn_file(weights):
+        model = MaskRCNNModel.load(weights, device)
+        require_classes((weights, [c.name for c in model.classes]), (data, classes))
+        return model, "maskrcnn", True
     import_ultralytics(out)
     model = load_yolo(weights)
+    require_classes((weights, weights_names(model)), (data, classes))
     return model, "yolo", model.task == "segment"
 
 
@@ -176,12 +181,8 @@ def detector(
     samples = dataset.samples(split)
     if not samples:
         raise DataError(f"{data}: the {split} split is empty")
-    model, kind, with_masks = load_detector(weights, out, device)
+    model, kind, with_masks = load_detector(weights, data, out, device)
     names = {c.id: c.name for c in dataset.classes}
-    if kind == "maskrcnn" and [c.name for c in model.classes] != list(names.values()):
-        raise DataError(
-            f"{weights} detects {[c.name for c in model.classes]}, {data} has {list(names.values())}"
-        )
     annotations = annotations_of(dataset, samples)
     truths = {k: a.instances for k, a in annotations.items()}
     preds = predict_with(model, kind, samples, imgsz)

@@ -34,7 +34,7 @@ from evaluate.predict import describe, draw_overlay
 from evaluate.report import Section
 from evaluate.severity import load_severity
 from synth.annotations import Prediction, predictions_from_map
-from synth.dataset import Dataset
+from synth.dataset import Dataset, require_classes
 from synth.errors import DataError
 from synth.runs import default_out
 from synth.writers import atomic_write_json
@@ -510,17 +510,19 @@ def hybrid(
     """Two-stage inspection: PatchCore regions, each named or dismissed by a crop classifier;
     one table of both systems (and the segmenter and the detector alone), regions.json, overlays
     and an HTML report."""
+    from train.classifier.data import class_names
     from train.classifier.model import CropClassifier
     from train.patchcore import Coreset
     from train.segment.model import Segmenter
 
     model = Coreset.load(coreset, device=device)
     crops = CropClassifier.load(classifier, device=device)
+    require_classes((classifier, crops.class_names[1:]), (data, class_names([data])[1:]), subset=True)
     alone = Segmenter.load(segmenter, device=device) if segmenter else None
     out = out or default_out("hybrid", classifier.stem)
     detect = None
     if detector is not None:
-        found, kind, _ = load_detector(detector, out, device)
+        found, kind, _ = load_detector(detector, data, out, device)
         detect = partial(predict_with, found, kind)
     result = evaluate_hybrid(
         model, crops, data, out, k, mm_per_pixel, threshold, reject, alone, detect, detector_conf

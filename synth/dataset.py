@@ -13,7 +13,7 @@ from pycocotools import mask as coco_mask
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
 from synth.config import FUSED_VIEWS, SPLITS
-from synth.errors import DataError, DefectsynthError
+from synth.errors import DataError, DefectsynthError, ModelError
 from synth.images import read_image
 from synth.writers import FORMAT, read_metas, yolo_obb_labels
 
@@ -145,6 +145,19 @@ class Dataset:
 
     def samples(self, split: str) -> list[Sample]:
         return [Sample(m["id"], split, self.root, m) for m in read_metas(self.root, split)]
+
+
+def require_classes(
+    model: tuple[str | Path, list[str]], data: tuple[str | Path, list[str]], subset: bool = False
+) -> None:
+    """The one check of a model's classes against a dataset's (or another dataset's), for every
+    command that pairs them: the same names in the same order, or with `subset` (a classifier,
+    whose ids are its own) every class of the data one of the model's. Each is (file, names)."""
+    (model_file, model_names), (data_file, data_names) = model, data
+    if subset and set(data_names) <= set(model_names) or not subset and model_names == data_names:
+        return
+    expected = "every one of the data's must be one of them" if subset else "both must be the same, in order"
+    raise ModelError(f"class names: {model_file} has {model_names}, {data_file} has {data_names}; {expected}")
 
 
 def verify(root: str | Path) -> list[str]:

@@ -170,7 +170,10 @@ def test_tiny_training_saves_reloads_and_finetunes(tiny_data: Path, tmp_path: Pa
     )
     with pytest.raises(ModelError) as error:
         finetune(out, [other], tmp_path / "x.pt")
-    assert str(error.value) == f"{out} knows the classes ['scratch', 'pit']; the data also has ['dent']"
+    assert str(error.value) == (
+        f"class names: {out} has ['scratch', 'pit'], {other} has ['scratch', 'dent']; "
+        "every one of the data's must be one of them"
+    )
 
 
 def test_cli_refuses_data_without_defects_and_non_classifier_weights(

@@ -242,6 +242,22 @@ def test_end_to_end_hybrid_run_writes_its_report(tiny_run, tmp_path: Path) -> No
     assert metrics["examples"] and all((out / p).is_file() for p in metrics["examples"])
 
 
+def test_a_classifier_of_other_classes_is_refused(tiny_run, tmp_path: Path) -> None:
+    data, coreset, classifier = tiny_run
+    scene = defect_scene()
+    scene["defects"][1]["name"] = "dent"
+    other = tmp_path / "other"
+    render_dataset(parse_config(scene), other, renderer="raster", progress=False)
+    args = ["hybrid", "--coreset", str(coreset), "--classifier", str(classifier), "--data", str(other)]
+    result = CliRunner().invoke(evaluate_cli, [*args, "--out", str(tmp_path / "h"), "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        f"class names: {classifier} has ['scratch', 'pit'], {other} has ['scratch', 'dent']; "
+        "every one of the data's must be one of them"
+    ) in result.output
+    assert not (tmp_path / "h").exists()
+
+
 def test_segmenter_alone_column_uses_evaluate_segments_threshold(tiny_run, tmp_path: Path) -> None:
     data, coreset, classifier = tiny_run
     weights = tmp_path / "segmenter.pt"

@@ -197,6 +197,20 @@ def test_bad_inputs_are_refused_with_the_culprit_named(weights, dataset, tmp_pat
         MaskRCNNConfig(tile=16)
     with pytest.raises(ConfigError, match="backbone: Input should be 'mobilenet_v2' or 'efficientnet_lite0'"):
         MaskRCNNConfig(backbone="resnet50")
+    renamed = {**TINY_SCENE, "defects": [{**TINY_SCENE["defects"][0], "name": "crack"}]}
+    other = _render(tmp_path / "other", renamed)
+    expected = (
+        f"class names: {weights} has ['scratch', 'pit', 'water_stain'], {other} has "
+        "['crack', 'water_stain']; both must be the same, in order"
+    )
+    with pytest.raises(ModelError) as error:
+        finetune(weights, other, tmp_path / "o.pt")
+    assert str(error.value) == expected
+    from evaluate.cli import main as evaluate_cli
+
+    args = ["detector", "--weights", str(weights), "--data", str(other), "--out", str(tmp_path / "e")]
+    result = CliRunner().invoke(evaluate_cli, args)
+    assert result.exit_code == 1 and expected in result.output
     good_only = {**TINY_SCENE, "impurities": [], "splits": {"train": {"count": 2, "good_fraction": 1.0}}}
     root = _render(tmp_path / "good", good_only)
     with pytest.raises(DataError, match=rf"{root}: no labelled instances in split 'train'"):

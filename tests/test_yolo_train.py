@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from synth.config import parse_config
+from synth.errors import ModelError
 from synth.render import render_dataset
 from train.backbones import mobilenet_v2_file
 from train.cli import main as train_cli
@@ -186,11 +187,34 @@ def test_meld_refuses_different_class_names(synth: Path, tmp_path) -> None:
     (other / "dataset.yaml").write_text(yaml.safe_dump(data | {"names": {0: "dent", 1: "stain"}}))
     from train.yolo.training import meld
 
-    with pytest.raises(YoloSetupError) as error:
+    with pytest.raises(ModelError) as error:
         meld(synth, other, tmp_path / "run", train_args(**TINY))
     message = str(error.value)
     assert str(synth / "dataset.yaml") in message and str(other / "dataset.yaml") in message
     assert "['scratch', 'stain']" in message and "['dent', 'stain']" in message
+
+
+def test_evaluate_detector_refuses_yolo_weights_of_other_classes(segment_run, tiny_scene, tmp_path) -> None:
+    from evaluate.cli import main as evaluate_cli
+
+    data = tmp_path / "data"
+    render_dataset(parse_config(tiny_scene), data, renderer="raster", progress=False)
+    args = [
+        "detector",
+        "--weights",
+        str(segment_run.weights),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "e"),
+    ]
+    result = CliRunner().invoke(evaluate_cli, [*args, "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert (
+        f"class names: {segment_run.weights} has {list(TOY_NAMES.values())}, {data} has "
+        "['scratch', 'pit', 'water_stain']; both must be the same, in order"
+    ) in result.output
+    assert not (tmp_path / "e" / "metrics.json").exists()
 
 
 def test_missing_weights_fail_without_download(synth: Path, tmp_path) -> None:

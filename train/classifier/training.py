@@ -19,8 +19,8 @@ import torch
 from tqdm import tqdm
 
 from synth.annotations import Prediction, predictions_from_map
-from synth.dataset import Dataset
-from synth.errors import ConfigError, DataError, ModelError
+from synth.dataset import Dataset, require_classes
+from synth.errors import ConfigError, DataError
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
 from train.classifier.data import CropPool, class_names, epoch_batches, fixed_crops, load_crops
 from train.classifier.model import CropClassifier
@@ -179,8 +179,7 @@ def finetune(
     sources = _check_sources(data)
     model = CropClassifier.load(weights, device)
     model.config = model.config.replace(device=device, **overrides)
-    unknown = [n for n in class_names(sources) if n not in model.class_names]
-    if unknown:
-        raise ModelError(f"{weights} knows the classes {model.class_names[1:]}; the data also has {unknown}")
+    for root in sources:
+        require_classes((weights, model.class_names[1:]), (root, class_names([root])[1:]), subset=True)
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
     return train(model, sources, out, f"weights:sha256-{digest}", proposals)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from synth.dataset import Dataset
-from synth.errors import DataError, ModelError
+from synth.dataset import Dataset, require_classes
+from synth.errors import DataError
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import epoch_batches, plain_batches
 from train.maskrcnn.model import MaskRCNNModel
@@ -71,11 +71,6 @@ def train(model: MaskRCNNModel, data: Path, out: Path, start_from: str) -> MaskR
     the lowest loss on the val split (the last ones when there is none, or with `keep: last`),
     saved to `out`."""
     dataset = Dataset(data)
-    if [c.name for c in dataset.classes] != [c.name for c in model.classes]:
-        raise ModelError(
-            f"class names differ: the weights have {[c.name for c in model.classes]}, {data} has "
-            f"{[c.name for c in dataset.classes]}; both must list the same classes in the same order"
-        )
     sources = [canonical_sources(dataset, split) for split in ("train", "val")]
     return train_on(model, *sources, out, start_from, Path(data).resolve())
 
@@ -151,5 +146,7 @@ def finetune(weights: Path, data: Path, out: Path, device: str = "cpu", **overri
     """Continue trained weights on another dataset (a few real images) with the same classes;
     training settings (epochs, lr, tiling, ...) may change, the network may not."""
     model = MaskRCNNModel.load(weights, device, **overrides)
+    data_classes = [c.name for c in Dataset(data).classes]
+    require_classes((weights, [c.name for c in model.classes]), (data, data_classes))
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
     return train(model, data, out, f"weights:sha256-{digest}")

@@ -18,8 +18,8 @@ import torch
 from tqdm import tqdm
 
 from evaluate import metrics as m
-from synth.dataset import Dataset
-from synth.errors import ConfigError, DataError, ModelError
+from synth.dataset import Dataset, require_classes
+from synth.errors import ConfigError, DataError
 from synth.tiles import tile_grid
 from train.segment.config import SegmentConfig
 from train.segment.data import Pool, TrainSource, defect_class_names, epoch_batches, load_pool, pad_to
@@ -199,10 +199,7 @@ def finetune(
     sources = [TrainSource(Path(data))] if isinstance(data, str | Path) else list(data)
     if val is None and isinstance(data, str | Path):
         val = TrainSource(Path(data), "val")
-    if model.config.classes == "per_class" and defect_class_names(sources[0].root) != model.class_names:
-        raise ModelError(
-            f"{weights} segments classes {model.class_names}; {sources[0].root} has "
-            f"{defect_class_names(sources[0].root)} (fine-tune a binary model instead)"
-        )
+    if model.config.classes == "per_class":
+        require_classes((weights, model.class_names), (sources[0].root, defect_class_names(sources[0].root)))
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
     return train(model, sources, val, out, f"weights:sha256-{digest}")

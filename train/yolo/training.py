@@ -268,14 +268,6 @@ def load_dataset(path: Path) -> YoloDataset:
     return YoloDataset(yaml_path.resolve(), root, names, entries, None if recorded == root else recorded)
 
 
-def _require_same_names(first: tuple[str, list[str]], second: tuple[str, list[str]]) -> None:
-    if first[1] != second[1]:
-        raise YoloSetupError(
-            f"class names differ: {first[0]} has {first[1]}, {second[0]} has {second[1]}; "
-            "both must list the same classes in the same order"
-        )
-
-
 def _require_images(images: list[Path], dataset: YoloDataset, split: str) -> list[Path]:
     if not images:
         raise YoloSetupError(f"{dataset.yaml_path}: no images in split {split!r}")
@@ -457,6 +449,11 @@ def _choose_model(model: str | Path | None, task: str | None, p2: bool) -> str |
     return model or _default_model(task, p2)
 
 
+def weights_names(yolo: Any) -> list[str]:
+    """A YOLO model's class names, in the order of its class indices."""
+    return [str(yolo.names[i]) for i in range(len(yolo.names))]
+
+
 def weights_tiling(yolo: Any) -> Tiling | None:
     """The tiling a YOLO model was trained with (stamped in its checkpoint), if any."""
     from train.tiling import Tiling
@@ -562,6 +559,8 @@ def finetune(weights: Path, data: Path, run_dir: Path, args: dict[str, Any]) -> 
     The weights' own tiling, and the input size they were trained at, are kept unless tiling
     arguments are given.
     """
+    from synth.dataset import require_classes
+
     import_ultralytics(run_dir)
     dataset = load_dataset(data)
     yolo, task = _load_model(Path(weights), None)
@@ -569,8 +568,7 @@ def finetune(weights: Path, data: Path, run_dir: Path, args: dict[str, Any]) -> 
     args, tiling, freeze = split_args(args, inherited)
     if inherited is not None and tiling == inherited:
         args["imgsz"] = yolo.ckpt.get("train_args", {}).get("imgsz", tiling.tile)
-    weight_names = [str(yolo.names[i]) for i in range(len(yolo.names))]
-    _require_same_names((str(weights), weight_names), (str(dataset.yaml_path), dataset.names))
+    require_classes((weights, weights_names(yolo)), (dataset.yaml_path, dataset.names))
     seed = int(args.get("seed", 0))
     train = _images(dataset, "train", tiling, run_dir, task, seed)
     val = _images(dataset, "val", tiling, run_dir, task, seed)
@@ -594,12 +592,12 @@ def meld(
     Fine-tuning on real data forgets the synthetic data; a mix keeps both. Validation uses the real
     val split (the domain that matters), or the synthetic one when the real set has none.
     """
+    from synth.dataset import require_classes
+
     import_ultralytics(run_dir)
     args, tiling, freeze = split_args(args)
     synth_set, real_set = load_dataset(synthetic), load_dataset(real)
-    _require_same_names(
-        (str(synth_set.yaml_path), synth_set.names), (str(real_set.yaml_path), real_set.names)
-    )
+    require_classes((synth_set.yaml_path, synth_set.names), (real_set.yaml_path, real_set.names))
     model = _choose_model(model, task, p2)
     yolo, task = _load_model(model, task)
     seed = int(args.get("seed", 0))
