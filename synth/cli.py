@@ -12,6 +12,7 @@ from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup, DefectsynthError
 
 RENDERERS = click.Choice(["cycles", "raster"])
+DEVICES = click.Choice(["cpu", "cuda", "optix", "hip"])  # synth.render.Device
 
 
 def _config(path: str, n: int | None = None, renderer: str = "cycles") -> SceneConfig:
@@ -77,6 +78,13 @@ def validate(scenes: tuple[str, ...]) -> None:
 @click.option("--n", type=int, default=None, help="total images (split sizes scaled); default: the config's")
 @click.option("--renderer", type=RENDERERS, default="cycles", show_default=True)
 @click.option(
+    "--device",
+    type=DEVICES,
+    default="cpu",
+    show_default=True,
+    help="where Cycles renders: the CPU, or every GPU of that kind (recorded in the dataset)",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=1,
@@ -123,7 +131,7 @@ def validate(scenes: tuple[str, ...]) -> None:
     type=click.FloatRange(0),
     default=0.0,
     show_default=True,
-    help="GPUs each actor reserves, for Ray's placement",
+    help="GPUs each actor reserves and renders on (needs a GPU --device)",
 )
 @click.option(
     "--ray-retries",
@@ -138,6 +146,7 @@ def render(
     out: str,
     n: int | None,
     renderer: str,
+    device: str,
     workers: int,
     shard: tuple[int, int],
     no_finalize: bool,
@@ -151,12 +160,23 @@ def render(
 ) -> None:
     """Render SCENE into a canonical dataset at --out (resumes where it stopped).
 
-    --out must be empty or hold a dataset made with the same scene, config and options.
+    --out must be empty or hold a dataset made with the same scene, config and options,
+    on the same kind of --device (Cycles' noise differs between CPU and GPU).
     """
     ray_options = ("ray_actors", "ray_cpus_per_actor", "ray_gpus_per_actor", "ray_retries")
     given = [f"--{o.replace('_', '-')}" for o in ray_options if _given(o)]
     if ray_address is None and given:
         raise click.UsageError(f"{', '.join(given)}: only with --ray")
+    if ray_address is not None and device == "cpu" and ray_gpus_per_actor > 0:
+        raise click.UsageError(
+            f"--ray-gpus-per-actor {ray_gpus_per_actor:g}: the actors would render on the CPU; "
+            "give a GPU --device (cuda, optix or hip)"
+        )
+    if ray_address is not None and device != "cpu" and ray_gpus_per_actor == 0:
+        raise click.UsageError(
+            f"--device {device} with --ray: give --ray-gpus-per-actor (1: a GPU each), "
+            "the GPUs each actor reserves and renders on"
+        )
     if ray_address is not None and workers > 1:
         raise click.UsageError("--ray and --workers exclude each other (the Ray actors are the workers)")
     if shard != (0, 1) and workers > 1:
@@ -182,9 +202,10 @@ def render(
             finalize=not no_finalize,
             progress=not quiet,
             overwrite=overwrite,
+            device=device,  # type: ignore[arg-type]
         )
     elif workers > 1:
-        summary = render_parallel(config, out, scene, n, renderer, workers, overwrite)  # type: ignore[arg-type]
+        summary = render_parallel(config, out, scene, n, renderer, workers, overwrite, device)  # type: ignore[arg-type]
     else:
         summary = render_dataset(
             config,
@@ -195,6 +216,7 @@ def render(
             finalize=not no_finalize,
             progress=not quiet,
             overwrite=overwrite,
+            device=device,  # type: ignore[arg-type]
         )
     if not quiet:
         click.echo(

@@ -341,8 +341,17 @@ class DefectConfig(_Model):
 
 
 class RenderConfig(_Model):
+    """Cycles' sampling: `samples` paths per pixel, then OpenImageDenoise unless `denoise` is off.
+    With `adaptive_threshold` Cycles stops sampling a pixel once its noise is below it (at most
+    `samples`); left out, every pixel gets all the samples. The raster view ignores all three."""
+
+    ADDED = ("adaptive_threshold",)
+
     samples: Annotated[int, Field(ge=1, le=65536)] = 16
     denoise: bool = True
+    adaptive_threshold: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="Cycles adaptive sampling's noise threshold (e.g. 0.01); none: off"
+    )
     exposure: _range(-10.0, 10.0) = (0.0, 0.0)
     texels_per_px: Annotated[int, Field(ge=1, le=4)] = 2
 

@@ -6,8 +6,9 @@ path every render loop shares. The driver, one process, is the only writer: it w
 sample through the dataset's atomic writer as it arrives. So the output needs no shared file
 system, is byte-identical to a local render of the same config and seed, and resumes like one
 (a killed driver leaves only complete samples). Ray restarts an actor whose process or node
-died and retries the samples it held (`retries`). Ray is imported only here and in
-evaluate.experiments.on_ray, and those only with `--ray`.
+died and retries the samples it held (`retries`). With a GPU `device` each actor renders on the
+GPUs it reserved (`gpus`, which Ray makes the only ones its process sees). Ray is imported only
+here and in evaluate.experiments.on_ray, and those only with `--ray`.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from tqdm import tqdm
 from synth.config import SceneConfig
 from synth.errors import ConfigError, DefectsynthError
 from synth.render import (
+    Device,
     RenderedSample,
     RendererName,
     RenderSummary,
+    check_device,
     dataset_classes,
     is_finished,
     make_renderer,
@@ -60,7 +63,7 @@ class RayOptions:
     address: str = LOCAL  # LOCAL, "auto" (the cluster of this node), host:port or ray://host:port
     actors: int | None = None  # None: one per slot (CPUs per actor) of the cluster
     cpus: float = 1.0  # per actor; also the Cycles threads of its renderer
-    gpus: float = 0.0  # per actor, for Ray's placement
+    gpus: float = 0.0  # per actor: Ray's placement, and the GPUs a GPU device renders on
     retries: int = 3  # restarts of a dead actor, and retries of each sample it held
 
 
@@ -82,21 +85,24 @@ class RaySummary(RenderSummary):
 class SampleRenderer:
     """One warm renderer on some node of the cluster; renders the image indices it is sent.
 
-    A renderer that cannot be built (no bpy on that node) is not an actor crash: Ray would
-    restart it in vain. It is kept as an error that `problem` reports.
+    A renderer that cannot be built (no bpy, or no GPU of the device's kind, on that node) is
+    not an actor crash: Ray would restart it in vain. It is kept as an error that `problem`
+    reports, with whether it is a missing import.
     """
 
-    def __init__(self, config: SceneConfig, renderer: RendererName, threads: int):
+    def __init__(self, config: SceneConfig, renderer: RendererName, threads: int, device: Device):
         self.config, self.classes = config, dataset_classes(config)
         self.where = (ray.get_runtime_context().get_node_id(), os.getpid())
-        self.problem_text: str | None = None
+        self.problem_text: tuple[bool, str] | None = None
+        node = f"{ray.util.get_node_ip_address()} ({self.where[0][:8]})"
         try:
-            self.view = make_renderer(renderer, threads)
+            self.view = make_renderer(renderer, threads, device)
         except ImportError as error:
-            node = f"{ray.util.get_node_ip_address()} ({self.where[0][:8]})"
-            self.problem_text = f"node {node} cannot import {error.name or 'bpy'} ({error})"
+            self.problem_text = True, f"node {node} cannot import {error.name or 'bpy'} ({error})"
+        except ConfigError as error:
+            self.problem_text = False, f"node {node}: {error}"
 
-    def problem(self) -> str | None:
+    def problem(self) -> tuple[bool, str] | None:
         return self.problem_text
 
     def render(self, index: int) -> tuple[RenderedSample, tuple[str, int]]:
@@ -114,12 +120,15 @@ def render_on_ray(
     finalize: bool = True,
     progress: bool = True,
     overwrite: bool = False,
+    device: Device = "cpu",
 ) -> RaySummary:
     """Render (the shard of) a config into `out` on Ray; finished samples are skipped, and a
-    run with nothing left to render starts no local Ray instance and no actor."""
+    run with nothing left to render starts no local Ray instance and no actor. A GPU `device`
+    is looked for by each actor on its node, before any sample is sent."""
     start = time.perf_counter()
+    check_device(renderer, device, local=False)
     indices = shard_range(config, *shard)
-    source = render_source(config, scene_path, renderer)
+    source = render_source(config, scene_path, renderer, device)
     address = cluster_address(options.address)
     # A cluster is joined before the dataset is touched, so a wrong address changes nothing; a
     # local instance (seconds to start) is started only once there is something to render.
@@ -131,7 +140,7 @@ def render_on_ray(
         placed: dict[tuple[str, int], int] = {}
         if skipped < len(indices):
             with ray_connection(address):  # a joined cluster stays joined
-                actors = start_actors(config, renderer, options)
+                actors = start_actors(config, renderer, options, device)
                 placed = _render(writer, config, indices, skipped, actors, options, progress)
         counts = writer.finalize() if finalize else {}
     return RaySummary(sum(placed.values()), skipped, time.perf_counter() - start, counts, placed)
@@ -194,7 +203,7 @@ def _result(ref: ray.ObjectRef, out: Path, retries: int) -> tuple[RenderedSample
         ) from None
 
 
-def start_actors(config: SceneConfig, renderer: RendererName, options: RayOptions) -> list:
+def start_actors(config: SceneConfig, renderer: RendererName, options: RayOptions, device: Device) -> list:
     """The actors, each placed by Ray where its CPUs (and GPUs) are free; every one checked
     to have a working renderer before any sample is sent."""
     slots = actor_slots(options)
@@ -211,16 +220,16 @@ def start_actors(config: SceneConfig, renderer: RendererName, options: RayOption
         max_task_retries=options.retries,
     )
     threads = max(1, int(options.cpus))
-    actors = [actor.remote(config, renderer, threads) for _ in range(count)]
+    actors = [actor.remote(config, renderer, threads, device) for _ in range(count)]
     try:
         problems = sorted({p for p in ray.get([a.problem.remote() for a in actors]) if p})
     except ray.exceptions.RayActorError as error:
         raise DefectsynthError(f"a render actor failed to start: {str(error).splitlines()[0]}") from None
     if problems:
-        raise DefectsynthError(
-            f"the Ray cluster cannot render with {renderer}: {'; '.join(problems)}; "
-            "every node needs the Python environment of this one (the same defectsynth install, with bpy)"
-        )
+        hint = "every node needs the Python environment of this one (the same defectsynth install, with bpy)"
+        imports = [hint] if any(missing for missing, _ in problems) else []
+        texts = [text for _, text in problems]
+        raise DefectsynthError(f"the Ray cluster cannot render with {renderer}: {'; '.join(texts + imports)}")
     return actors
 
 

@@ -34,16 +34,31 @@ from synth.sensor import apply_sensor
 from synth.writers import DatasetWriter
 
 RendererName = Literal["cycles", "raster"]
+Device = Literal["cpu", "cuda", "optix", "hip"]  # "cpu", or the kind of GPU Cycles renders on
 
 
-def make_renderer(name: RendererName, threads: int = 0) -> Renderer:
+def make_renderer(name: RendererName, threads: int = 0, device: Device = "cpu") -> Renderer:
     """A renderer of that name; `threads` caps Cycles' threads (0: all cores), e.g. to the
-    CPUs a Ray actor declared. The raster view runs on one thread anyway."""
+    CPUs a Ray actor declared. The raster view runs on one thread anyway, and only on the CPU."""
+    check_device(name, device, local=False)
     if name == "raster":
         return RasterRenderer()
     from synth.blender import BlenderRenderer  # bpy is imported only here
 
-    return BlenderRenderer(threads)
+    return BlenderRenderer(threads, device)
+
+
+def check_device(renderer: RendererName, device: Device, local: bool = True) -> None:
+    """Refuse a GPU `device` the renderer cannot use: the raster view's, and with `local`, a
+    kind of GPU this machine's Cycles does not find (it imports bpy only for a GPU)."""
+    if device == "cpu":
+        return
+    if renderer == "raster":
+        raise ConfigError(f"--device {device}: the raster renderer runs on the CPU only (give --device cpu)")
+    if local:
+        from synth.blender import gpu_setup
+
+        gpu_setup(device)
 
 
 # The config's own cap on a split's image count; `--n` gets the same, so no split exceeds it.
@@ -145,9 +160,16 @@ def is_finished(writer: DatasetWriter, config: SceneConfig, index: int) -> bool:
     return writer.has(split_of(config, index), f"{index:06d}")
 
 
-def render_source(config: SceneConfig, scene_path: str, renderer: RendererName) -> dict[str, Any]:
-    """What a dataset records it was made with; a resume must match it (DatasetWriter)."""
-    return {
+def render_source(
+    config: SceneConfig, scene_path: str, renderer: RendererName, device: Device = "cpu"
+) -> dict[str, Any]:
+    """What a dataset records it was made with; a resume must match it (DatasetWriter).
+
+    The GPU kind is recorded as `device` (left out for the CPU, so datasets rendered before
+    devices could be chosen still resume). Cycles' noise differs between CPU and GPU, so a
+    dataset is rendered on one kind of device: a resume on another is refused.
+    """
+    source = {
         "scene": scene_path,
         "config_name": config.name,
         "config_hash": config.digest(),
@@ -156,6 +178,9 @@ def render_source(config: SceneConfig, scene_path: str, renderer: RendererName) 
         "config": config.dump(),
         "versions": versions(),
     }
+    if device != "cpu":
+        source["device"] = device
+    return source
 
 
 def render_dataset(
@@ -169,17 +194,20 @@ def render_dataset(
     progress: bool = True,
     overwrite: bool = False,
     wait: bool = False,
+    device: Device = "cpu",
 ) -> RenderSummary:
     """Render (the shard of) a config into `out`; already finished samples are skipped.
 
     `out` must be empty, or a dataset made with the same parameters (a resume, another shard),
     unless `overwrite` replaces it. While another run writes the same shard this refuses, or
-    with `wait` waits for it (and then finds its samples finished).
+    with `wait` waits for it (and then finds its samples finished). `device` is where Cycles
+    renders (see `render_source`), checked before `out` is touched.
     """
+    check_device(renderer, device)
     indices = shard_range(config, *shard)
-    source = render_source(config, scene_path, renderer)
+    source = render_source(config, scene_path, renderer, device)
     with DatasetWriter(out, dataset_classes(config), source, overwrite, shard, wait) as writer:
-        return _render_shard(writer, config, renderer, indices, finalize, progress)
+        return _render_shard(writer, config, renderer, indices, finalize, progress, device)
 
 
 def _render_shard(
@@ -189,6 +217,7 @@ def _render_shard(
     indices: range,
     finalize: bool,
     progress: bool,
+    device: Device = "cpu",
 ) -> RenderSummary:
     start = time.perf_counter()
     view: Renderer | None = None  # made at the first unfinished sample: a finished resume starts no Blender
@@ -197,7 +226,7 @@ def _render_shard(
         if is_finished(writer, config, index):
             continue
         if view is None:
-            view = make_renderer(renderer)
+            view = make_renderer(renderer, device=device)
         render_sample(view, config, index, writer.classes).write(writer)
         rendered += 1
     counts = writer.finalize() if finalize else {}
@@ -212,14 +241,17 @@ def render_parallel(
     renderer: RendererName,
     workers: int,
     overwrite: bool = False,
+    device: Device = "cpu",
 ) -> RenderSummary:
     """Run `workers` renderer processes (one Blender each), one shard apiece, then merge.
 
     This process holds the whole dataset's lock (shard 0/1) meanwhile, so no second run can
     start; the workers lock their own shards. SIGTERM or Ctrl-C here stops the workers too.
+    With a GPU `device` every worker renders on all the GPUs of that kind.
     """
     start = time.perf_counter()
-    source = render_source(config, scene_path, renderer)
+    check_device(renderer, device)
+    source = render_source(config, scene_path, renderer, device)
     with DatasetWriter(out, dataset_classes(config), source, overwrite) as writer:
         before = sum(writer.finished(s) for s in SPLITS)
         command = [
@@ -232,6 +264,8 @@ def render_parallel(
             str(out),
             "--renderer",
             renderer,
+            "--device",
+            device,
             "--no-finalize",
             "--quiet",
         ]
@@ -255,7 +289,7 @@ def render_parallel(
                 "run the same command again to resume"
             )
         counts = _render_shard(
-            writer, config, renderer, shard_range(config), finalize=True, progress=False
+            writer, config, renderer, shard_range(config), finalize=True, progress=False, device=device
         ).counts
     return RenderSummary(sum(counts.values()) - before, before, time.perf_counter() - start, counts)
 

@@ -191,6 +191,7 @@ class RenderSpec:
     denoise: bool
     exposure: float
     texels_per_px: int
+    adaptive_threshold: float | None = None  # None: Cycles' adaptive sampling off
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ class SceneSpec:
                 del data["material"][name]
         if not self.bursts:  # the meta of scenes without bursts stays byte-identical
             del data["bursts"]
+        if self.render.adaptive_threshold is None:  # so does that of scenes without adaptive sampling
+            del data["render"]["adaptive_threshold"]
         return data
 
     def setups(self) -> list[SceneSpec]:
@@ -353,6 +356,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
             denoise=config.render.denoise,
             exposure=sample_range(rng, config.render.exposure),
             texels_per_px=config.render.texels_per_px,
+            adaptive_threshold=config.render.adaptive_threshold,
         ),
         classes=classes,
         sensor=None if config.sensor is None else sample_sensor(config.sensor, config.seed, index),

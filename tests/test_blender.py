@@ -1,17 +1,21 @@
-"""The Blender renderer: images with texture, pixel-exact ids, orientation, determinism."""
+"""The Blender renderer: images with texture, pixel-exact ids, orientation, determinism, and
+the Cycles settings of a spec and of a device (GPUs are looked for, none is needed)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 pytest.importorskip("bpy")
 
+import synth.blender.renderer as blender  # noqa: E402
 from synth.blender import BlenderRenderer  # noqa: E402
 from synth.config import load_config  # noqa: E402
+from synth.errors import ConfigError  # noqa: E402
 from synth.layers import SurfaceMaps, build_maps  # noqa: E402
 from synth.rendering import RenderResult  # noqa: E402
 from synth.rig import texels_under_pixels  # noqa: E402
@@ -137,3 +141,73 @@ def test_a_burst_renders_each_set_up_with_the_same_ids(renderer: BlenderRenderer
     np.testing.assert_array_equal(result.instance_ids, alone.instance_ids)
     assert np.abs(result.bursts[1].astype(int) - alone.rgb.astype(int)).max() <= 1
     assert np.abs(result.bursts[0].astype(int) - result.bursts[1].astype(int)).mean() > 2
+
+
+def test_adaptive_sampling_is_set_from_the_spec_for_the_rgb_pass_only(
+    renderer: BlenderRenderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[tuple[str, bool, float]] = []
+    render_to = renderer._render_to
+
+    def spy(name: str) -> Path:
+        cycles = renderer.scene.cycles
+        passes.append((name, cycles.use_adaptive_sampling, round(cycles.adaptive_threshold, 6)))
+        return render_to(name)
+
+    monkeypatch.setattr(renderer, "_render_to", spy)
+    spec = tiny("leather", 4)
+    adaptive = replace(spec, render=replace(spec.render, samples=8, adaptive_threshold=0.05))
+    maps = build_maps(spec)
+    result = renderer.render(adaptive, maps)
+    plain = renderer.render(replace(adaptive, render=replace(adaptive.render, adaptive_threshold=None)), maps)
+    assert [(name, on) for name, on, _ in passes] == [
+        ("rgb.exr", True),
+        ("ids.exr", False),
+        ("rgb.exr", False),
+        ("ids.exr", False),
+    ]
+    assert passes[0][2] == 0.05
+    np.testing.assert_array_equal(result.instance_ids, plain.instance_ids)
+    assert np.abs(result.rgb.astype(int) - plain.rgb.astype(int)).mean() < 8  # the same view
+
+
+def test_gpus_of_a_kind_are_picked_or_what_cycles_sees_is_named() -> None:
+    found = [("CUDA", "RTX A"), ("OPTIX", "RTX A"), ("CPU", "EPYC"), ("CUDA", "RTX B")]
+    assert blender.gpus_of_kind("cuda", found) == [0, 3]
+    assert blender.gpus_of_kind("optix", found) == [1]
+    with pytest.raises(ConfigError) as error:
+        blender.gpus_of_kind("hip", found)
+    assert str(error.value) == (
+        "--device hip: no HIP device found (Cycles sees: CUDA RTX A, OPTIX RTX A, CPU EPYC, CUDA RTX B)"
+    )
+    with pytest.raises(ConfigError, match=r"^--device cuda: no CUDA device found \(Cycles sees: CPU EPYC\)$"):
+        blender.gpus_of_kind("cuda", [("CPU", "EPYC")])
+
+
+def fake_cycles_preferences(*devices: tuple[str, str]) -> SimpleNamespace:
+    """What bpy.context.preferences.addons['cycles'].preferences shows of a machine's devices."""
+    entries = [SimpleNamespace(type=t, name=n, use=t != "CPU") for t, n in devices]
+    return SimpleNamespace(devices=entries, compute_device_type="NONE", refresh_devices=lambda: None)
+
+
+def test_gpu_setup_uses_every_gpu_of_the_kind_and_no_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    preferences = fake_cycles_preferences(("CPU", "EPYC"), ("CUDA", "RTX A"), ("OPTIX", "RTX A"))
+    addons = {"cycles": SimpleNamespace(preferences=preferences)}
+    monkeypatch.setattr(
+        blender, "bpy", SimpleNamespace(context=SimpleNamespace(preferences=SimpleNamespace(addons=addons)))
+    )
+    assert blender.gpu_setup("optix") == ["RTX A"]
+    assert preferences.compute_device_type == "OPTIX"
+    assert [e.use for e in preferences.devices] == [False, False, True]
+    with pytest.raises(ConfigError, match="^--device hip: no HIP device found"):
+        blender.gpu_setup("hip")
+
+
+def test_a_gpu_device_makes_cycles_render_on_the_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A renderer of its own (a factory reset of bpy), so the last test of this module."""
+    monkeypatch.setattr(blender, "gpu_setup", lambda device: [f"{device} GPU"])
+    with BlenderRenderer(device="cuda") as gpu:
+        assert gpu.gpus == ["cuda GPU"]
+        assert gpu.scene.cycles.device == "GPU" and gpu.scene.cycles.denoising_use_gpu
+    with BlenderRenderer() as cpu:
+        assert cpu.gpus == [] and cpu.scene.cycles.device == "CPU"

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from synth.cli import main as synth_cli
 from synth.config import ConfigError, load_config, parse_config
+from synth.scene import SceneSpec, sample_scene
 
 from .conftest import REPO
 
@@ -78,6 +79,16 @@ BAD_CONFIGS = [
         lambda c: c["defects"][0].update(angle_deg=[170, 200]),
         ["defects.0.angle_deg", "<= 180.0", "[170, 200]"],
     ),
+    (
+        "adaptive threshold of zero",
+        lambda c: c["render"].update(adaptive_threshold=0),
+        ["render.adaptive_threshold", "greater than 0"],
+    ),
+    (
+        "adaptive threshold above 1",
+        lambda c: c["render"].update(adaptive_threshold=2),
+        ["render.adaptive_threshold", "less than or equal to 1"],
+    ),
 ]
 
 
@@ -134,3 +145,19 @@ def test_digest_tracks_content(tiny_scene: dict) -> None:
     assert parse_config(tiny_scene).digest() != a.digest()
     tiny_scene["seed"] = 3
     assert parse_config(tiny_scene).digest() == a.digest()
+
+
+def test_adaptive_sampling_is_off_unless_given_and_leaves_other_scenes_alone(tiny_scene: dict) -> None:
+    plain = parse_config(tiny_scene)
+    assert plain.digest() == "e8004833fd4fe555"  # the tiny scene's hash before the option existed
+    assert "adaptive_threshold" not in plain.dump()["render"]
+    assert "adaptive_threshold" not in sample_scene(plain, 0).to_dict()["render"]  # sample meta too
+    unset = {**tiny_scene, "render": {**tiny_scene["render"], "adaptive_threshold": None}}
+    assert parse_config(unset).digest() == plain.digest()
+    tiny_scene["render"]["adaptive_threshold"] = 0.01
+    adaptive = parse_config(tiny_scene)
+    assert adaptive.digest() != plain.digest()
+    spec = sample_scene(adaptive, 0)
+    assert spec.render.adaptive_threshold == 0.01
+    assert SceneSpec.from_dict(spec.to_dict()) == spec
+    assert SceneSpec.from_dict(sample_scene(plain, 0).to_dict()).render.adaptive_threshold is None

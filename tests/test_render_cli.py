@@ -1,4 +1,5 @@
-"""`synth render --workers`, `synth preview` and CLI error handling (raster view: no bpy)."""
+"""`synth render --workers`, `synth preview` and CLI error handling (raster view; bpy only to look
+for a GPU)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from click.testing import CliRunner
 from synth.cli import main as synth_cli
 from synth.config import parse_config
 from synth.dataset import Dataset, verify
-from synth.render import render_dataset
+from synth.errors import ConfigError, DataError
+from synth.render import dataset_classes, render_dataset, render_source
 from synth.writers import DatasetWriter
 
 SYNTH = [sys.executable, "-m", "synth.cli"]
@@ -144,6 +146,64 @@ def test_n_above_the_config_cap_is_refused_before_any_work(tiny_scene: dict, tmp
         == "Error: --n must be at least 1 and at most 10000000 (the config's cap), got 1000000000\n"
     )
     assert not out.exists()
+
+
+def absent_gpu_kind() -> str:
+    """A kind of GPU (--device) of which Cycles finds none on this machine."""
+    pytest.importorskip("bpy")
+    from synth.blender import gpu_setup
+
+    for kind in ("cuda", "hip", "optix"):
+        try:
+            gpu_setup(kind)
+        except ConfigError:
+            return kind
+    pytest.skip("this machine has GPUs of every kind")
+
+
+def test_a_gpu_device_not_found_is_one_line_before_anything_is_written(
+    tiny_scene: dict, tmp_path: Path
+) -> None:
+    scene, out, kind = write_scene(tiny_scene, tmp_path), tmp_path / "d", absent_gpu_kind()
+    for options in ([], ["--workers", "2"]):  # every worker would render on the GPUs
+        result = subprocess.run(
+            [*SYNTH, "render", str(scene), "--out", str(out), "--device", kind, *options],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1 and result.stdout == ""  # Cycles' own warnings are silenced
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"Error: --device {kind}: no {kind.upper()} device found (Cycles sees: ")
+        assert not out.exists()
+    result = CliRunner().invoke(
+        synth_cli, ["render", str(scene), "--out", str(out), "--device", kind, "--renderer", "raster"]
+    )
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: --device {kind}: the raster renderer runs on the CPU only (give --device cpu)\n",
+    )
+    for options, message in (
+        (["--ray-gpus-per-actor", "1"], "--ray-gpus-per-actor 1: the actors would render on the CPU; "),
+        (["--device", kind], f"--device {kind} with --ray: give --ray-gpus-per-actor (1: a GPU each)"),
+    ):
+        result = CliRunner().invoke(synth_cli, ["render", str(scene), "--out", str(out), "--ray", *options])
+        assert result.exit_code == 2 and f"Error: {message}" in result.output
+    assert not out.exists()
+
+
+def test_a_dataset_is_rendered_on_one_kind_of_device(tiny_scene: dict, tmp_path: Path) -> None:
+    """A GPU is recorded (the CPU, as before devices could be chosen, is not), and a resume on
+    another kind of device is refused: Cycles' noise differs between them."""
+    config = parse_config(tiny_scene)
+    cpu, gpu = render_source(config, "", "cycles"), render_source(config, "", "cycles", "cuda")
+    assert "device" not in cpu and gpu["device"] == "cuda"
+    with DatasetWriter(tmp_path, dataset_classes(config), gpu):
+        pass
+    assert json.loads((tmp_path / "dataset.json").read_text())["source"]["device"] == "cuda"
+    with pytest.raises(DataError, match=r"other parameters \(device 'cuda' -> unset\)"):
+        DatasetWriter(tmp_path, dataset_classes(config), cpu)
 
 
 def test_render_builds_nothing_proportional_to_n(tiny_scene: dict, tmp_path: Path, monkeypatch) -> None:

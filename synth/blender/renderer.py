@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import bpy
@@ -34,6 +34,7 @@ from synth.blender.materials import (
     material_name,
     surface_material,
 )
+from synth.errors import ConfigError
 from synth.layers import SurfaceMaps
 from synth.rendering import RenderResult, to_srgb8
 from synth.scene import SceneSpec
@@ -49,11 +50,16 @@ CLIPPED = 0.005
 
 
 class BlenderRenderer:
-    """Owns the bpy session; build one per process and call `render` per image."""
+    """Owns the bpy session; build one per process and call `render` per image.
 
-    def __init__(self, threads: int = 0) -> None:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
+    `device` is "cpu", or the kind of GPU Cycles renders on ("cuda", "optix", "hip": every GPU
+    of that kind it finds); a ConfigError when it finds none. `threads` caps the CPU threads.
+    """
+
+    def __init__(self, threads: int = 0, device: str = "cpu") -> None:
+        bpy.ops.wm.read_factory_settings(use_empty=True)  # also resets Cycles' device preferences
         self.scene = bpy.context.scene
+        self.gpus = gpu_setup(device) if device != "cpu" else []
         self._workdir = Path(tempfile.mkdtemp(prefix="defectsynth-blender-"))
         self._setup_cycles(threads)
         self.maps_image = bpy.data.images.new("maps", 4, 4, alpha=True, float_buffer=True)
@@ -90,8 +96,8 @@ class BlenderRenderer:
     def _setup_cycles(self, threads: int) -> None:
         scene = self.scene
         scene.render.engine = "CYCLES"
-        scene.cycles.device = "CPU"
-        scene.cycles.use_adaptive_sampling = False
+        scene.cycles.device = "GPU" if self.gpus else "CPU"
+        scene.cycles.denoising_use_gpu = bool(self.gpus)
         scene.cycles.denoiser = "OPENIMAGEDENOISE"
         scene.cycles.max_bounces = 4
         scene.cycles.sample_clamp_indirect = 10.0
@@ -262,6 +268,10 @@ class BlenderRenderer:
     def _render_rgb(self, spec: SceneSpec) -> Path:
         scene, cycles = self.scene, self.scene.cycles
         cycles.samples = spec.render.samples
+        threshold = spec.render.adaptive_threshold
+        cycles.use_adaptive_sampling = threshold is not None
+        if threshold is not None:
+            cycles.adaptive_threshold = threshold
         cycles.use_denoising = spec.render.denoise
         cycles.filter_width = 1.5
         cycles.seed = zlib.crc32(f"{spec.config_hash}:{spec.seed}:{spec.index}".encode()) % 2**31
@@ -272,6 +282,7 @@ class BlenderRenderer:
     def _render_ids(self) -> Path:
         scene, cycles = self.scene, self.scene.cycles
         cycles.samples = 1
+        cycles.use_adaptive_sampling = False
         cycles.use_denoising = False
         cycles.filter_width = 0.01  # every pixel is its centre: no mixing of ids
         scene.render.film_transparent = True  # background → 0
@@ -292,6 +303,31 @@ class BlenderRenderer:
         finished = [t for t, text in self._stats if "Finished" in text]
         first = sampling[0] if sampling else begin
         return (finished[-1] if finished else end) - first
+
+
+def gpu_setup(device: str) -> list[str]:
+    """Make Cycles render on every GPU of kind `device` ("cuda", "optix" or "hip") and on no
+    CPU; the names of those GPUs. A one-line ConfigError when Cycles finds none."""
+    preferences = bpy.context.preferences.addons["cycles"].preferences
+    with stdout_silenced():  # Cycles prints a warning for each GPU library it cannot load
+        preferences.refresh_devices()
+    entries = list(preferences.devices)
+    chosen = gpus_of_kind(device, [(entry.type, entry.name) for entry in entries])
+    preferences.compute_device_type = device.upper()
+    for k, entry in enumerate(entries):
+        entry.use = k in chosen
+    return [entries[k].name for k in chosen]
+
+
+def gpus_of_kind(device: str, found: Sequence[tuple[str, str]]) -> list[int]:
+    """The indices of the (type, name) pairs Cycles lists that are GPUs of kind `device`;
+    a ConfigError naming `--device` and what Cycles found when there is none."""
+    kind = device.upper()
+    chosen = [k for k, (type_, _) in enumerate(found) if type_ == kind]
+    if not chosen:
+        seen = ", ".join(f"{type_} {name}" for type_, name in found) or "no device"
+        raise ConfigError(f"--device {device}: no {kind} device found (Cycles sees: {seen})")
+    return chosen
 
 
 @contextlib.contextmanager
@@ -347,4 +383,4 @@ def blender_version() -> str:
     return bpy.app.version_string
 
 
-__all__ = ["BlenderRenderer", "blender_version"]
+__all__ = ["BlenderRenderer", "blender_version", "gpu_setup", "gpus_of_kind"]
