@@ -88,27 +88,52 @@ def base_texture(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.nd
 def thread_random(index: np.ndarray, salt: int) -> np.ndarray:
     """A uniform value in [0, 1) per integer thread index (a SplitMix64 hash), so a thread keeps
     its tone and thickness along its whole length."""
-    z = (index.astype(np.int64).astype(np.uint64) + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return ((z ^ (z >> np.uint64(31))) >> np.uint64(11)).astype(np.float64) / 2.0**53
+    z = index.astype(np.int64).astype(np.uint64)
+    z += np.uint64(salt)
+    z *= np.uint64(0x9E3779B97F4A7C15)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    z >>= np.uint64(11)
+    return z.astype(np.float64) / 2.0**53
+
+
+def lattice_key(iu: np.ndarray, iv: np.ndarray) -> np.ndarray:
+    """One integer per lattice point (iu, iv), the input of `thread_random`."""
+    return iu.astype(np.int64) * 73856093 + iv.astype(np.int64) * 19349663
+
+
+def lattice_cells(i: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct lattice coordinates that i and i + 1 take, and the index of each of i and
+    i + 1 among them: the lattice is hashed once per point, not once per texel and corner."""
+    cells = np.unique(np.concatenate([i, i + 1]))
+    return cells, np.searchsorted(cells, i), np.searchsorted(cells, i + 1)
 
 
 def value_noise(u: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:
     """Smooth value noise in [-1, 1] with one random value per integer lattice point, on the
-    grid of a row vector u and a column vector v: the vectorised stand-in for Perlin noise
-    where the lattice is as fine as the texels (fibres, fuzz)."""
-    iu, iv = np.floor(u), np.floor(v)
-    su, sv = u - iu, v - iv
+    grid of a row vector u (1, w) and a column vector v (h, 1): the vectorised stand-in for
+    Perlin noise where the lattice is as fine as the texels (fibres, fuzz).
+
+    Separable: the lattice values are hashed once, interpolated along u for every lattice row,
+    then along v; the arithmetic per texel is that of interpolating four hashed corners."""
+    iu, iv = np.floor(u[0]), np.floor(v[:, 0])
+    su, sv = u[0] - iu, v[:, 0] - iv
     su, sv = su * su * (3 - 2 * su), sv * sv * (3 - 2 * sv)
-
-    def corner(du: int, dv: int) -> np.ndarray:
-        key = (iu + du).astype(np.int64) * 73856093 + (iv + dv).astype(np.int64) * 19349663
-        return thread_random(key, salt)
-
-    top = corner(0, 0) * (1 - su) + corner(1, 0) * su
-    bottom = corner(0, 1) * (1 - su) + corner(1, 1) * su
-    return (top * (1 - sv) + bottom * sv) * 2 - 1
+    cols, left, right = lattice_cells(iu)
+    rows, upper, lower = lattice_cells(iv)
+    lattice = thread_random(lattice_key(cols[None, :], rows[:, None]), salt)
+    along = lattice[:, left] * (1 - su) + lattice[:, right] * su  # (lattice rows, w)
+    top = along[upper]
+    top *= (1 - sv)[:, None]
+    bottom = along[lower]
+    bottom *= sv[:, None]
+    top += bottom
+    top *= 2
+    top -= 1
+    return top
 
 
 def yarn_weave(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -184,18 +209,27 @@ def grinding_marks(material: MaterialSpec, win: Window) -> tuple[np.ndarray, np.
 
 def voronoi_edge(u: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:
     """Distance to the nearest Voronoi cell edge (F2 - F1) / 2, in cell units, of one jittered
-    feature point per unit cell (the 3 x 3 neighbouring cells are searched)."""
+    feature point per unit cell (the 3 x 3 neighbouring cells are searched).
+
+    The feature points are hashed once per cell of the lattice covering u and v (a row and a
+    column vector, or warped arrays of one shape), then looked up per texel and neighbour."""
     iu, iv = np.floor(u), np.floor(v)
-    first = np.full(u.shape, np.inf)
-    second = np.full(u.shape, np.inf)
-    for du in (-1, 0, 1):
-        for dv in (-1, 0, 1):
-            key = (iu + du).astype(np.int64) * 73856093 + (iv + dv).astype(np.int64) * 19349663
-            fx = iu + du + thread_random(key, salt)
-            fy = iv + dv + thread_random(key, salt + 1)
-            d = np.hypot(u - fx, v - fy)
-            second = np.where(d < first, first, np.minimum(second, d))
-            first = np.minimum(first, d)
+    col0, row0 = int(iu.min()) - 1, int(iv.min()) - 1
+    cols = np.arange(col0, int(iu.max()) + 2, dtype=np.float64)
+    rows = np.arange(row0, int(iv.max()) + 2, dtype=np.float64)[:, None]
+    key = lattice_key(cols, rows)
+    point_x = (cols + thread_random(key, salt)).ravel()
+    point_y = (rows + thread_random(key, salt + 1)).ravel()
+    cell = ((iv - row0) * cols.size + (iu - col0)).astype(np.intp)
+    first = np.full(cell.shape, np.inf)
+    second = np.full(cell.shape, np.inf)
+    for dv in (-1, 0, 1):
+        for du in (-1, 0, 1):
+            neighbour = cell + (dv * cols.size + du)
+            d = np.hypot(u - point_x[neighbour], v - point_y[neighbour])
+            np.minimum(second, d, out=second)
+            np.copyto(second, first, where=d < first)
+            np.minimum(first, d, out=first)
     return (second - first) / 2
 
 
@@ -262,20 +296,32 @@ class Surface:
     gloss: np.ndarray  # (h, w, 1)
 
 
-def surface(spec: SceneSpec, maps: SurfaceMaps) -> Surface:
-    """The material's texture and the maps' marks as normals, albedo and gloss: built once per
-    sample, whatever the number of light set-ups."""
-    whole = window(maps.shape, maps.texel_mm, (0.0, 0.0, spec.geometry.width_mm, spec.geometry.height_mm))
-    assert whole is not None
+def visible(spec: SceneSpec, maps: SurfaceMaps) -> Window:
+    """The texels the camera sees, with a margin for the gradient, the anti-aliasing blur and the
+    bilinear resampling: texture and shading are computed there only, not on the whole plate."""
+    map_x, map_y = image_sampling(spec, maps)
+    margin = spec.render.texels_per_px + 2
+    rows = max(0, math.floor(map_y[0, 0]) - margin), math.ceil(map_y[-1, 0]) + margin + 1
+    cols = max(0, math.floor(map_x[0, 0]) - margin), math.ceil(map_x[0, -1]) + margin + 1
+    t = maps.texel_mm
+    box = (cols[0] * t, rows[0] * t, (cols[1] - 1) * t, (rows[1] - 1) * t)
+    win = window(maps.shape, t, box)
+    assert win is not None
+    return win
+
+
+def surface(spec: SceneSpec, maps: SurfaceMaps, win: Window) -> Surface:
+    """The material's texture and the maps' marks as normals, albedo and gloss on window `win`:
+    built once per sample, whatever the number of light set-ups."""
     material = spec.material
-    factor, base_height = base_texture(material, whole)
-    height = base_height * material.bump_strength * 0.05 + maps.height_mm
+    factor, base_height = base_texture(material, win)
+    height = base_height * material.bump_strength * 0.05 + maps.height_mm[win.rows, win.cols]
     gy, gx = np.gradient(height, maps.texel_mm)
     normal = np.dstack([-gx, -gy, np.ones_like(gx)])
     normal /= np.linalg.norm(normal, axis=2, keepdims=True)
     albedo = np.asarray(material.base_color, np.float32) * factor[..., None]
-    albedo = np.clip(albedo + maps.reflectance[..., None], 0, 1)
-    gloss = np.clip(1 - material.roughness - maps.roughness, 0, 1)[..., None] * 0.08
+    albedo = np.clip(albedo + maps.reflectance[win.rows, win.cols, None], 0, 1)
+    gloss = np.clip(1 - material.roughness - maps.roughness[win.rows, win.cols], 0, 1)[..., None] * 0.08
     return Surface(normal, albedo, gloss)
 
 
@@ -305,7 +351,8 @@ class RasterRenderer:
 
     def render(self, spec: SceneSpec, maps: SurfaceMaps) -> RenderResult:
         start = time.perf_counter()
-        surf = surface(spec, maps)
+        win = visible(spec, maps)
+        surf = surface(spec, maps, win)
         map_x, map_y = image_sampling(spec, maps)
         # Average the texels under each pixel (anti-aliasing), then resample.
         factor = max(1, spec.render.texels_per_px)
@@ -313,7 +360,13 @@ class RasterRenderer:
         for setup in spec.setups():
             radiance = shade(setup, surf)
             smooth = cv2.blur(radiance, (factor, factor)) if factor > 1 else radiance
-            rgb = cv2.remap(smooth, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            rgb = cv2.remap(
+                smooth,
+                map_x - np.float32(win.cols.start),
+                map_y - np.float32(win.rows.start),
+                cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+            )
             images.append(to_srgb8(rgb))
         ids = cv2.remap(
             maps.instance_ids,

@@ -1,0 +1,117 @@
+"""Raster view speed: seconds per image megapixel for every shipped scene, one core.
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/raster_speed.py [--images 3] [--baseline REV]
+
+For each scene in scenes/, renders the first `--images` samples with `synth.raster` and prints
+one JSON line: the median seconds per image megapixel of the render itself (texture, shading,
+resampling) and of `synth.layers.build_maps` (stains and defects, shared with Cycles). With
+`--baseline REV`, the same samples are rendered by the package as it was at git revision REV
+(extracted with `git archive`, run in a child process right before the current one, scene by
+scene), so the ratio of the two is measured under the same load; the largest difference between
+the two views' images (8-bit levels) is printed beside it. Tile scenes are drawn flat, as
+experiments and calibration do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import threadpoolctl
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timings(scene: Path, images: int) -> dict:
+    """Seconds per image megapixel of build_maps and of the raster render, and the images."""
+    from synth.config import load_config
+    from synth.layers import build_maps
+    from synth.raster import RasterRenderer
+    from synth.scene import sample_scene
+
+    config, view = load_config(scene), RasterRenderer()
+    render_s, maps_s, rgb = [], [], []
+    for index in range(images):
+        spec = sample_scene(config, index)
+        megapixels = spec.camera.width_px * spec.camera.height_px / 1e6
+        start = time.perf_counter()
+        maps = build_maps(spec)
+        maps_s.append((time.perf_counter() - start) / megapixels)
+        start = time.perf_counter()
+        rgb.append(view.render(spec, maps).rgb)
+        render_s.append((time.perf_counter() - start) / megapixels)
+    return {
+        "image_px": [spec.camera.width_px, spec.camera.height_px],
+        "render_s_per_mp": statistics.median(render_s),
+        "build_maps_s_per_mp": statistics.median(maps_s),
+        "rgb": rgb,
+    }
+
+
+def baseline(tree: Path, scene: Path, images: int) -> dict:
+    """`timings` run by the package in `tree`, in a child process."""
+    out = tree / "timings.npz"
+    code = (
+        "import sys, numpy as np, threadpoolctl; sys.path.insert(0, sys.argv[1]); "
+        "sys.path.insert(0, sys.argv[2]); from raster_speed import timings; "
+        "threadpoolctl.threadpool_limits(1); t = timings(sys.argv[3], int(sys.argv[4])); "
+        "np.savez(sys.argv[5], *t.pop('rgb'), **{k: np.asarray(v) for k, v in t.items()})"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tree), str(Path(__file__).parent), str(scene), str(images), str(out)],
+        check=True,
+        cwd=tree,
+    )
+    saved = np.load(out)
+    return {
+        "render_s_per_mp": float(saved["render_s_per_mp"]),
+        "rgb": [saved[f"arr_{i}"] for i in range(images)],
+    }
+
+
+def extracted(revision: str) -> Path:
+    """The repository at `revision`, in a temporary folder."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    tree = Path(tempfile.mkdtemp(prefix="raster-baseline-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=3, help="samples per scene")
+    parser.add_argument("--baseline", default=None, help="git revision to compare with")
+    parser.add_argument("--scenes", nargs="*", default=None, help="scene files (default: scenes/*.yaml)")
+    args = parser.parse_args()
+
+    scenes = [Path(s).resolve() for s in args.scenes] if args.scenes else sorted((ROOT / "scenes").glob("*.yaml"))
+    tree = extracted(args.baseline) if args.baseline else None
+    for scene in scenes:
+        before = baseline(tree, scene, args.images) if tree else None
+        now = timings(scene, args.images)
+        figure = {"scene": scene.stem, "image_px": now["image_px"]}
+        figure["render_s_per_mp"] = round(now["render_s_per_mp"], 4)
+        figure["build_maps_s_per_mp"] = round(now["build_maps_s_per_mp"], 4)
+        if before is not None:
+            figure["baseline_render_s_per_mp"] = round(before["render_s_per_mp"], 4)
+            figure["speedup"] = round(before["render_s_per_mp"] / now["render_s_per_mp"], 1)
+            difference = max(
+                int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(now["rgb"], before["rgb"], strict=True)
+            )
+            figure["max_level_difference"] = difference
+        print(json.dumps(figure), flush=True)
+
+
+if __name__ == "__main__":
+    with threadpoolctl.threadpool_limits(1):
+        sys.exit(main())
