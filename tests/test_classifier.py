@@ -151,6 +151,7 @@ def test_tiny_training_saves_reloads_and_finetunes(tiny_data: Path, tmp_path: Pa
     assert model.class_names == [NOT_A_DEFECT, "scratch", "pit"]
     assert 1 <= len(model.history) <= 2 and "val_balanced_accuracy" in model.history[0]
     loaded = CropClassifier.load(out)
+    assert torch.load(out, weights_only=True)["finished"] is True  # written once, when training ends
     image = Dataset(tiny_data).samples("test")[0].image()
     boxes = [(10.0, 10.0, 20.0, 30.0), (40.0, 5.0, 44.0, 9.0)]
     probabilities = loaded.classify(image, boxes)

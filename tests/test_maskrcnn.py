@@ -52,6 +52,7 @@ def test_one_epoch_writes_weights_that_evaluate_detector_scores(weights, dataset
     from evaluate.detector import detector
 
     data = WEIGHTS.read(weights)
+    assert data["finished"] is True
     assert [c["name"] for c in data["classes"]] == ["scratch", "pit", "water_stain"]
     assert data["config"]["tile"] == 64 and len(data["history"]) == 1
     assert data["trained_on"][0]["start"] == "new:mobilenet_v2:imagenet"
@@ -180,6 +181,34 @@ def test_the_weights_kept_are_the_best_val_epochs_or_the_last(
     for epoch, state in enumerate(states):
         same = all(torch.equal(saved[k], v) for k, v in state.items())
         assert same == (epoch == kept_epoch), epoch
+
+
+def test_a_killed_training_leaves_weights_that_no_command_takes(dataset, tmp_path, monkeypatch) -> None:
+    """Each epoch is checkpointed unfinished; evaluation and fine-tuning refuse such a file."""
+    from evaluate.cli import main as evaluate_cli
+    from train.maskrcnn import training
+
+    def killed_in_epoch_1(model, tiles) -> float:
+        if len(model.history) == 1:
+            raise KeyboardInterrupt
+        return 1.0
+
+    monkeypatch.setattr(training, "validation_loss", killed_in_epoch_1)
+    out = tmp_path / "killed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(dataset, out, MaskRCNNConfig(**{**FAST, "epochs": 8}))
+    monkeypatch.undo()
+    expected = (
+        f"{out}: unfinished Mask R-CNN training (stopped after 1 epoch(s)); "
+        "run `train pretrain maskrcnn` to the end before using it"
+    )
+    with pytest.raises(ModelError) as error:
+        finetune(out, dataset, tmp_path / "ft.pt")
+    assert str(error.value) == expected
+    args = ["detector", "--weights", str(out), "--data", str(dataset), "--out", str(tmp_path / "e")]
+    result = CliRunner().invoke(evaluate_cli, args)
+    assert result.exit_code == 1 and expected in result.output
+    assert WEIGHTS.read(out, unfinished=True)["finished"] is False
 
 
 def test_bad_inputs_are_refused_with_the_culprit_named(weights, dataset, tmp_path) -> None:

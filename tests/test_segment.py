@@ -142,6 +142,8 @@ def test_resume_after_an_interrupted_epoch_gives_the_same_weights(stained, tmp_p
         training.pretrain(stained, tmp_path / "resumed.pt", config)
     saved = torch.load(tmp_path / "resumed.pt", weights_only=True)
     assert not saved["finished"] and saved["resume"]["epoch"] == 1
+    with pytest.raises(ModelError, match=r"resumed.pt: unfinished segmenter training \(stopped after 1"):
+        Segmenter.load(tmp_path / "resumed.pt")
     monkeypatch.setattr(training, "segment_loss", loss)
     resumed = training.pretrain(stained, tmp_path / "resumed.pt", config)
     assert len(resumed.history) == 3

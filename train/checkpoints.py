@@ -32,10 +32,13 @@ class WeightsFile:
     what: str
     command: str
 
-    def save(self, data: dict[str, Any], path: Path) -> Path:
-        return save_checkpoint({"format": self.format, **data}, path)
+    def save(self, data: dict[str, Any], path: Path, finished: bool = True) -> Path:
+        """Write `data`; `finished` False while its training is still running (a checkpoint)."""
+        return save_checkpoint({"format": self.format, **data, "finished": finished}, path)
 
-    def read(self, path: Path) -> dict[str, Any]:
+    def read(self, path: Path, unfinished: bool = False) -> dict[str, Any]:
+        """The file's content; one whose training did not finish is refused unless `unfinished`
+        (a resume or a look at the format). Files written before the mark count as finished."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{self.what} weights not found: {path}")
@@ -48,5 +51,11 @@ class WeightsFile:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ModelError(
                 f"{path}: not a {self.what} weights file (format {found!r}; written by `{self.command}`)"
+            )
+        if data.get("finished") is False and not unfinished:
+            epochs = len(data.get("history") or [])
+            raise ModelError(
+                f"{path}: unfinished {self.what} training (stopped after {epochs} epoch(s)); "
+                f"run `{self.command}` to the end before using it"
             )
         return data

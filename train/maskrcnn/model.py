@@ -177,8 +177,8 @@ class MaskRCNNModel:
             "trained_on": self.trained_on,
         }
 
-    def save(self, path: Path) -> Path:
-        return WEIGHTS.save(self.checkpoint(), path)
+    def save(self, path: Path, finished: bool = True) -> Path:
+        return WEIGHTS.save(self.checkpoint(), path, finished)
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu", **overrides: Any) -> MaskRCNNModel:
@@ -203,7 +203,7 @@ class MaskRCNNModel:
 def is_maskrcnn_file(path: Path) -> bool:
     """Whether `path` holds Mask R-CNN weights (a cheap check for `evaluate detector`)."""
     try:
-        WEIGHTS.read(path)
+        WEIGHTS.read(path, unfinished=True)  # an unfinished one is refused by `load`, by name
     except ModelError:
         return False
     return True

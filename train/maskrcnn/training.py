@@ -128,7 +128,7 @@ def train_on(
         model.history.append(record)
         if watch_val and record["val_loss"] < best[0]:
             best = (record["val_loss"], copy.deepcopy(model.network.state_dict()))
-        model.save(out)
+        model.save(out, finished=False)  # a checkpoint: a killed run leaves no final-looking file
     if best[1] is not None:
         model.network.load_state_dict(best[1])
     model.save(out)

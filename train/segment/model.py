@@ -116,13 +116,12 @@ class Segmenter:
             "state_dict": self.network.state_dict(),
             "history": self.history,
             "trained_on": self.trained_on,
-            "finished": resume is None,
             "resume": resume,
             "recipe": recipe,
         }
 
     def save(self, path: Path, resume: dict[str, Any] | None = None, recipe: dict | None = None) -> Path:
-        return WEIGHTS.save(self.checkpoint(resume, recipe), path)
+        return WEIGHTS.save(self.checkpoint(resume, recipe), path, finished=resume is None)
 
     @classmethod
     def load(cls, path: Path, device: str = "cpu") -> Segmenter:

@@ -157,7 +157,7 @@ def _resume_state(out: Path, recipe: dict, device: str) -> dict | None:
     """The checkpoint at `out` when it is from this very run; another run's file is refused."""
     if not Path(out).exists():
         return None
-    data = WEIGHTS.read(out)
+    data = WEIGHTS.read(out, unfinished=True)
     if data.get("recipe") != recipe:
         raise ConfigError(
             f"{out} holds another training run (other data or settings); remove it or choose another --out"
