@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from evaluate.metrics import ThresholdCurves
+from synth.writers import atomic_write_bytes, atomic_write_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -65,10 +66,8 @@ def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, alpha: float
 
 
 def save_rgb(image: np.ndarray, path: Path) -> Path:
-    """Write an RGB uint8 image as PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    """Write an RGB uint8 image as PNG (atomically)."""
+    atomic_write_png(path, image)
     return path
 
 
@@ -81,8 +80,9 @@ def new_figure():
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write a figure as PNG, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a figure as PNG (atomically, creating its folder)."""
     fig.tight_layout()
-    fig.savefig(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
     return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,12 +42,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(
-            [[("" if isinstance(v, float) and math.isnan(v) else v) for v in row] for row in rows]
-        )
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([[("" if isinstance(v, float) and math.isnan(v) else v) for v in row] for row in rows])
+    atomic_write_text(path, text.getvalue())
 
 
 def write_html(path: Path, title: str, sections: Sequence[Section]) -> Path:

@@ -32,6 +32,11 @@ class ModelError(DefectsynthError, ValueError):
     """A model file (coreset, weights) that is missing, damaged or incompatible."""
 
 
+class OutputError(DefectsynthError):
+    """A place a command cannot or must not write: a full disk, a read-only or unwritable
+    folder, a path under a file, a dataset's own folders, or one of the command's inputs."""
+
+
 def validation_problems(error: ValidationError, schema: str = "") -> list[str]:
     """Each problem of a pydantic validation as `field.path: message (got value)`: the one
     wording of a bad setting, for scene configs, experiments and model settings alike.

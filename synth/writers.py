@@ -8,6 +8,8 @@ files by `finalize`, which is why shards rendered apart merge into one dataset.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -26,10 +28,10 @@ import yaml
 
 from synth.annotations import Annotations, ClassInfo
 from synth.config import SPLITS
-from synth.errors import DataError
+from synth.errors import DataError, OutputError
 
 FORMAT = "defectsynth-1"
-# What a writer writes into a root, and so all that `overwrite` removes (dataset.json last).
+# What a writer (or an importer) writes into a root; `overwrite` removes only its own files there.
 LAYOUT = (
     "images",
     "masks",
@@ -40,8 +42,10 @@ LAYOUT = (
     "coco",
     "anomaly",
     "dataset.yaml",
+    "import_report.json",
     "dataset.json",
 )
+SAMPLE_FILES = ("images", "masks", "instances", "labels", "labels_obb")  # one file each per sample
 LOCKS = ".locks"
 # Source keys recorded for provenance but not compared: a resume after an upgrade is allowed.
 PROVENANCE_ONLY = ("versions", "scene")  # the scene path: its content is compared as config
@@ -50,16 +54,45 @@ MAX_SHOWN = 6  # differences named in a refusal
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temp file and rename. The temp name is chosen before the file exists, so an
-    interrupt (Ctrl-C, a stopped worker) at any point leaves no temp file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    interrupt (Ctrl-C, a stopped worker) at any point leaves no temp file behind. A write the
+    system refuses (a full disk, a read-only folder) leaves the old file as it was and is an
+    `OutputError` naming the file (`write_error`)."""
+    path = Path(path)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "xb") as handle:  # mode 0666 minus the umask, as for any file
             handle.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as error:
+        with contextlib.suppress(OSError):  # the folder may refuse this too; the first error counts
+            tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise write_error(path, error) from None
         raise
+
+
+def write_error(path: Path, error: OSError) -> OutputError:
+    """The one message of a failed write; a full disk says how much space is left on it."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(
+            f"{path}: no space left on the disk ({_free_space(path)} free there); nothing was "
+            "half-written: free some space and run the same command again"
+        )
+    return OutputError(f"{path}: cannot write it ({error.strerror or error})")
+
+
+def _free_space(path: Path) -> str:
+    folder = next((p for p in path.parents if p.is_dir()), Path.cwd())
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return "an unknown amount"
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if free < 1000:
+            return f"{free:.0f} {unit}" if unit == "bytes" else f"{free:.1f} {unit}"
+        free /= 1000
+    return f"{free:.1f} TB"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -174,13 +207,27 @@ class DatasetWriter:
         return stored
 
     def _remove_dataset(self) -> None:
-        """Delete the layout's files and folders; dataset.json last, so a crash can be redone."""
+        """Delete the files the dataset wrote: each sample's files (the samples its meta files
+        name; a sample's meta last), the dataset-wide files and the anomaly view, then the folders
+        left empty; dataset.json last, so a crash can be redone. Any other file is kept, also
+        one a user put in images/train/."""
+        for split in SPLITS:
+            for meta in sorted((self.root / "meta" / split).glob("*.json")):
+                files = [self.path(kind, split, meta.stem) for kind in SAMPLE_FILES]
+                files += [self.burst_path(split, meta.stem, setup) for setup in _setups(meta)]
+                for path in [*files, meta]:
+                    path.unlink(missing_ok=True)
+            (self.root / "coco" / f"{split}.json").unlink(missing_ok=True)
+            (self.root / "images" / f"{split}.txt").unlink(missing_ok=True)
+        if (self.root / "anomaly").is_dir():
+            shutil.rmtree(self.root / "anomaly")  # links and masks that finalize rebuilds whole
         for name in LAYOUT:
             path = self.root / name
             if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
+                _remove_empty_folders(path)
+            elif name != "dataset.json":
                 path.unlink(missing_ok=True)
+        (self.root / "dataset.json").unlink(missing_ok=True)
 
     def finished(self, split: str) -> int:
         """How many samples of `split` are finished (counting files; nothing is parsed)."""
@@ -364,6 +411,22 @@ def _link(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         shutil.copyfile(source, target)
+
+
+def _setups(meta: Path) -> list[str]:
+    """The light set-ups a sample's meta file lists ([] when it lists none or is damaged)."""
+    try:
+        setups = json.loads(meta.read_text()).get("bursts", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in setups if isinstance(s, str)] if isinstance(setups, list) else []
+
+
+def _remove_empty_folders(folder: Path) -> None:
+    """Remove `folder` and the folders below it that hold no file."""
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), reverse=True) + [folder]:
+        with contextlib.suppress(OSError):  # not empty: it holds a file that is kept
+            path.rmdir()
 
 
 def read_metas(root: Path, split: str) -> list[dict[str, Any]]:

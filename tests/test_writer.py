@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 from synth.cli import main as synth_cli
 from synth.config import parse_config
 from synth.dataset import Dataset, verify
-from synth.errors import DataError
+from synth.errors import DataError, OutputError
 from synth.render import render_dataset
 from synth.writers import DatasetWriter
 
@@ -136,6 +137,49 @@ def test_verify_names_every_problem(tiny_scene: dict, tmp_path: Path) -> None:
     assert "not in the COCO file" in problems
     result = CliRunner().invoke(synth_cli, ["verify", str(tmp_path)])
     assert result.exit_code == 1 and "problem(s)" in result.output
+
+
+def test_verify_checks_dataset_yaml(tiny_scene: dict, tmp_path: Path) -> None:
+    render(tiny_scene, tmp_path)
+    data_yaml = tmp_path / "dataset.yaml"
+    again = "run the command that made the dataset again to rewrite it"
+    data_yaml.write_text("nonsense\n")
+    assert verify(tmp_path) == [f"dataset.yaml: expected a mapping with path, splits and names; {again}"]
+    data_yaml.write_text(yaml.safe_dump({"train": "elsewhere", "val": "images/val", "names": {0: "dent"}}))
+    assert verify(tmp_path) == [
+        f"dataset.yaml: names {{0: 'dent'}}, but the classes are {{0: 'scratch', 1: 'pit', 2: 'water_stain'}}"
+        f"; {again}",
+        f"dataset.yaml: train is 'elsewhere', expected 'images/train'; {again}",
+        f"dataset.yaml: test is None, expected 'images/test'; {again}",
+    ]
+    data_yaml.unlink()
+    assert verify(tmp_path) == [f"dataset.yaml: missing; {again}"]
+
+
+def test_a_failed_write_is_one_error_and_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> None:
+    from synth import writers
+
+    target = tmp_path / "a.json"
+    target.write_text("old")
+
+    def full(path: Path, mode: str):
+        open(path, mode).close()  # noqa: SIM115 (the temp file exists when the disk fills)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writers, "open", full, raising=False)
+    with pytest.raises(OutputError, match=r"a.json: no space left on the disk \(.* free there\)") as raised:
+        writers.atomic_write_text(target, "new")
+    assert raised.value.__suppress_context__ and target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    unlink = Path.unlink
+
+    def refuse(path: Path, missing_ok: bool = False) -> None:  # a read-only folder refuses the clean-up too
+        unlink(path, missing_ok)
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(OutputError, match="no space left on the disk"):
+        writers.atomic_write_text(target, "new")
 
 
 def test_writer_refuses_other_classes(tiny_scene: dict, tmp_path: Path) -> None:

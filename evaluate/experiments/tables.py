@@ -7,7 +7,7 @@ from pathlib import Path
 
 from evaluate import anomaly
 from evaluate.report import Section, markdown_table, write_csv, write_html
-from synth.writers import atomic_write_json
+from synth.writers import atomic_write_json, atomic_write_text
 
 NO_IMAGE_AUROC = (
     "image AUROC is left out: the test split has no good image, and telling good images from "
@@ -132,7 +132,7 @@ def segment_sections(results: list[dict], out: Path) -> list[Section]:
 def _write_tables(
     out: Path, stem: str, header: list[str], rows: list[list], seconds: float, note: str = ""
 ) -> None:
-    (out / f"{stem}.md").write_text(markdown_table(header, rows) + (f"\n{note}\n" if note else ""))
+    atomic_write_text(out / f"{stem}.md", markdown_table(header, rows) + (f"\n{note}\n" if note else ""))
     write_csv(out / f"{stem}.csv", header, rows)
     atomic_write_json(out / f"{stem}.json", {"header": header, "rows": rows, "seconds": seconds})
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 
 from synth.dataset import read_view
+from synth.writers import atomic_write_bytes
 from train.patchcore.config import IncompatibleCoresetError, PatchCoreConfig, PatchCoreError
 from train.patchcore.coreset import SequentialCoreset, nearest_distances
 from train.patchcore.data import (
@@ -78,14 +78,8 @@ class Coreset:
         path = Path(path)
         if path.is_dir():
             raise PatchCoreError(f"{path} is a directory; expected a coreset file name")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.partial")
-            metadata = {_METADATA_KEY: json.dumps(self.metadata())}
-            save_file({"points": self.points.detach().cpu().contiguous()}, partial, metadata=metadata)
-            os.replace(partial, path)
-        except OSError as error:
-            raise PatchCoreError(f"cannot write coreset {path}: {error.strerror}") from None
+        metadata = {_METADATA_KEY: json.dumps(self.metadata())}
+        atomic_write_bytes(path, save({"points": self.points.detach().cpu().contiguous()}, metadata=metadata))
         return path
 
     @classmethod
