@@ -9,6 +9,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import yaml
 from pycocotools import mask as coco_mask
 
 from synth.annotations import AnnotationError, Annotations, ClassInfo, iou
@@ -188,6 +189,7 @@ def verify(root: str | Path) -> list[str]:
         problems += [f"images/{split}/{s}.png: image without meta (unfinished sample)" for s in sorted(stray)]
     problems += _check_splits_disjoint(samples)
     problems += _check_counts(dataset, samples)
+    problems += _check_data_yaml(dataset, samples)
     return problems
 
 
@@ -268,6 +270,32 @@ def _check_counts(dataset: Dataset, samples: dict[str, list[Sample]]) -> list[st
             )
         elif found > expected:
             problems.append(f"{split}: {found} samples, but the recorded config makes only {expected}")
+    return problems
+
+
+def _check_data_yaml(dataset: Dataset, samples: dict[str, list[Sample]]) -> list[str]:
+    """dataset.yaml, which Ultralytics trains from: a mapping with the classes as `names` and
+    each split's images (`images/<split>`, or `images/<split>.txt` for bursts). It is written by
+    finalize, so an unfinalized dataset (reported by the counts) is not checked."""
+    if not dataset.info.get("splits"):
+        return []
+    path = dataset.root / "dataset.yaml"
+    again = "run the command that made the dataset again to rewrite it"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        reason = "missing" if not path.exists() else f"unreadable ({str(error).splitlines()[0]})"
+        return [f"dataset.yaml: {reason}; {again}"]
+    if not isinstance(data, dict):
+        return [f"dataset.yaml: expected a mapping with path, splits and names; {again}"]
+    problems = []
+    names = {c.id - 1: c.name for c in dataset.classes}
+    if data.get("names") != names:
+        problems.append(f"dataset.yaml: names {data.get('names')!r}, but the classes are {names}; {again}")
+    for split, items in samples.items():
+        expected = f"images/{split}.txt" if any(s.setups for s in items) else f"images/{split}"
+        if data.get(split) != expected:
+            problems.append(f"dataset.yaml: {split} is {data.get(split)!r}, expected {expected!r}; {again}")
     return problems
 
 

@@ -95,6 +95,32 @@ def test_overwrite_replaces_the_dataset_without_leftovers(tiny_scene: dict, tmp_
     assert json.loads((out / "dataset.json").read_text())["source"]["config"]["splits"]["train"]["count"] == 2
 
 
+def test_overwrite_deletes_only_the_files_the_dataset_wrote(tiny_scene: dict, tmp_path: Path) -> None:
+    scene, out = write_scene(tiny_scene, tmp_path / "tiny.yaml"), tmp_path / "d"
+    assert render(scene, out).exit_code == 0
+    (out / "images" / "train" / "holiday.png").write_bytes(b"mine")  # in a dataset folder, not a sample
+    result = render(scene, out, "--n", "5", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (out / "images" / "train" / "holiday.png").read_bytes() == b"mine"
+    assert ids(out)["train"] == ["000000", "000001", "holiday"]
+    assert verify(out) == ["images/train/holiday.png: image without meta (unfinished sample)"]
+
+
+def test_render_overwrite_of_an_import_leaves_no_import_report(tiny_scene: dict, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from evaluate.cli import main as evaluate_cli
+
+    src, out = tmp_path / "src", tmp_path / "d"
+    (src / "good").mkdir(parents=True)
+    Image.new("RGB", (16, 16)).save(src / "good" / "g.png")
+    result = CliRunner().invoke(evaluate_cli, ["import", "folders", str(src), "--out", str(out)])
+    assert result.exit_code == 0 and (out / "import_report.json").exists(), result.output
+    result = render(write_scene(tiny_scene, tmp_path / "tiny.yaml"), out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert not (out / "import_report.json").exists() and verify(out) == []
+
+
 def test_workers_overwrite_too(tiny_scene: dict, tmp_path: Path) -> None:
     scene, out = write_scene(tiny_scene, tmp_path / "tiny.yaml"), tmp_path / "d"
     assert render(scene, out).exit_code == 0
