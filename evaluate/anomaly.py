@@ -27,6 +27,7 @@ from synth.errors import DataError
 from synth.runs import default_out
 from synth.writers import atomic_write_json
 from train.devices import device_option
+from train.options import Finite
 
 # A model as the evaluation sees it: RGB uint8 images -> (score maps, image scores).
 Predictor = Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -331,7 +332,7 @@ def evaluation_options(model: str, stem: str) -> Callable:
             "--k",
             default=0.0,
             show_default=True,
-            type=click.FloatRange(0, 100),
+            type=Finite(0, 100),
             help="Coverage (%) an instance needs to count as found; 0 = one pixel.",
         ),
         device_option,

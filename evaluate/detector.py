@@ -27,6 +27,7 @@ from synth.runs import default_out
 from synth.tiles import TileDetector, detect_tiled
 from synth.writers import atomic_write_json
 from train.devices import device_option
+from train.options import Finite
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
 MAP_CONF = 0.001
@@ -155,7 +156,7 @@ def draw_examples(
     "--conf",
     default=WORKING_CONF,
     show_default=True,
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     help="Working confidence for recall, miss rate and false alarms.",
 )
 @click.option(

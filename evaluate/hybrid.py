@@ -38,6 +38,7 @@ from synth.dataset import Dataset, require_classes
 from synth.errors import DataError
 from synth.runs import default_out
 from synth.writers import atomic_write_json
+from train.options import Finite
 
 DEFAULT_REJECT = 0.5  # dismiss a region when "not a defect" is at least this probable
 EXAMPLES = 8
@@ -459,17 +460,17 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
 )
 @click.option(
     "--mm-per-pixel",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Finite(min=0, min_open=True),
     help="Scale for the sizes and severities [each image's own, recorded in its meta].",
 )
 @click.option(
     "--threshold",
-    type=float,
+    type=Finite(),
     help="Anomaly threshold [evaluate anomaly's: max pixel F1 on val, else the coreset's].",
 )
 @click.option(
     "--reject",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     help="Dismiss a region when 'not a defect' is at least this probable "
     "[0.5, the classifier's verdict, raised where needed to keep every val defect PatchCore finds].",
 )
@@ -489,7 +490,7 @@ def report_sections(result: dict[str, Any], out: Path) -> list[Section]:
     "--detector-conf",
     default=WORKING_CONF,
     show_default=True,
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     help="The detector's working confidence (evaluate detector's --conf).",
 )
 @anomaly.evaluation_options("hybrid", "classifier")

@@ -56,6 +56,7 @@ from synth.images import IMAGE_SUFFIXES, UnreadableImage, decode_file, to_rgb8
 from synth.images import read_image as read_image_file
 from synth.tiles import Tile, crop_annotations, overlap_fraction, tiles_within
 from synth.writers import DatasetWriter, atomic_write_json
+from train.options import Finite
 
 GOOD_NAMES = {"good", "free", "ok", "normal", "defect_free", "defectfree", "nodefect", "no_defect"}
 FORMATS = ("mvtec", "folders", "masks", "yolo", "coco", "labelme")
@@ -1286,7 +1287,7 @@ def _check_out(src: Path, out: Path) -> None:
     "--split",
     "fractions",
     nargs=3,
-    type=float,
+    type=Finite(),
     default=(0.6, 0.2, 0.2),
     show_default=True,
     help="Fractions of train, val and test.",
@@ -1340,7 +1341,7 @@ def _check_out(src: Path, out: Path) -> None:
 )
 @click.option(
     "--min-valid",
-    type=float,
+    type=Finite(),
     default=Cutting.min_valid,
     show_default=True,
     help="Drop a tile with a smaller share of its pixels inside the valid region.",

@@ -22,6 +22,7 @@ from synth.images import IMAGE_SUFFIXES, is_image, read_image
 from synth.runs import default_out
 from synth.tiles import TileDetector, detect_tiled
 from train.devices import device_option
+from train.options import Finite
 from train.yolo.offline import import_ultralytics, load_yolo
 
 PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
@@ -188,7 +189,7 @@ def predict_images(
     help="An image or a folder of images.",
 )
 @click.option("--out", type=click.Path(path_type=Path), help="Output folder [runs/predict/<time>].")
-@click.option("--mm-per-pixel", required=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--mm-per-pixel", required=True, type=Finite(min=0, min_open=True))
 @click.option(
     "--tile",
     type=click.IntRange(min=32),
@@ -196,15 +197,15 @@ def predict_images(
 )
 @click.option(
     "--overlap",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Finite(0, 1, max_open=True),
     help="Share of a tile its neighbour sees [the weights' training overlap, else 0.35].",
 )
-@click.option("--conf", default=0.25, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--conf", default=0.25, show_default=True, type=Finite(0, 1))
 @click.option(
     "--iou",
     default=0.5,
     show_default=True,
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     help="NMS IoU within and across tiles.",
 )
 @click.option("--imgsz", type=int, help="Network input size [the tile size: native resolution].")

@@ -215,7 +215,13 @@ def search_space(
     """The parameters to fit: by default every range the scene spells out with min < max in the
     default sections; with `params`, exactly those (`name` or `name=low:high` for the centre)."""
     if params:
+        if not all(p.strip() for p in params):
+            raise ConfigError(f"--params {','.join(params)!r}: an empty item (a comma too many)")
         chosen = [_parse_param(p) for p in params]
+        paths = [path for path, _ in chosen]
+        twice = sorted({path for path in paths if paths.count(path) > 1})
+        if twice:
+            raise ConfigError(f"--params: {', '.join(twice)} given more than once")
         for path, _ in chosen:
             range_bounds(config, path)  # unknown names fail here, with the name
             if _ignored(path, renderer):

@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup, DefectsynthError
+from train.options import Finite
 
 RENDERERS = click.Choice(["cycles", "raster"])
 DEVICES = click.Choice(["cpu", "cuda", "optix", "hip"])  # synth.render.Device
@@ -121,14 +122,14 @@ def validate(scenes: tuple[str, ...]) -> None:
 )
 @click.option(
     "--ray-cpus-per-actor",
-    type=click.FloatRange(0, min_open=True),
+    type=Finite(0, min_open=True),
     default=1.0,
     show_default=True,
     help="CPUs each actor reserves (its Cycles threads)",
 )
 @click.option(
     "--ray-gpus-per-actor",
-    type=click.FloatRange(0),
+    type=Finite(0),
     default=0.0,
     show_default=True,
     help="GPUs each actor reserves and renders on (needs a GPU --device)",
@@ -302,7 +303,7 @@ def calibrate(
     from synth.runs import default_out
 
     settings = CalibrationSettings(fit_width=not fixed_widths, **options)
-    names = [p for p in params.split(",") if p.strip()] if params else None
+    names = params.split(",") if params else None
     report = report or default_out("calibrate", Path(scene).stem)
     result = run(Path(scene), real, out, report, storage, names, settings, device, progress=not quiet)
     click.echo(

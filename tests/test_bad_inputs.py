@@ -351,6 +351,44 @@ CASES = {
         2,
         "--mm-per-pixel",
     ),
+    "predict --mm-per-pixel nan": (
+        "evaluate predict --weights {ws}/junk.pt --source {ws}/images --mm-per-pixel nan",
+        2,
+        "Invalid value for '--mm-per-pixel': 'nan' is not a finite number.",
+    ),
+    "hybrid --threshold nan": (
+        "evaluate hybrid --coreset {ws}/coreset.safetensors --classifier {ws}/junk.pt --data {ws}/data "
+        "--threshold nan",
+        2,
+        "Invalid value for '--threshold': 'nan' is not a finite number.",
+    ),
+    "detector --conf inf": (
+        "evaluate detector --weights {ws}/junk.pt --data {ws}/data --conf inf",
+        2,
+        "Invalid value for '--conf': 'inf' is not a finite number.",
+    ),
+    "classifier --region-threshold nan": (
+        "train pretrain classifier --data {ws}/data --out {ws}/c.pt --coreset {ws}/coreset.safetensors "
+        "--region-threshold nan",
+        2,
+        "Invalid value for '--region-threshold': 'nan' is not a finite number.",
+    ),
+    "render --ray-cpus-per-actor nan": (
+        "synth render {ws}/scene.yaml --out {ws}/r --renderer raster --ray-cpus-per-actor nan",
+        2,
+        "'--ray-cpus-per-actor': 'nan' is not a finite number.",
+    ),
+    "calibrate --params with an empty item": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --out {ws}/cal.yaml --params surface.roughness,,",
+        1,
+        "--params 'surface.roughness,,': an empty item (a comma too many)",
+    ),
+    "calibrate --params twice": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --out {ws}/cal.yaml "
+        "--params surface.roughness,surface.roughness=0.1:0.2",
+        1,
+        "--params: surface.roughness given more than once",
+    ),
     # experiments
     "domain-gap missing file": ("evaluate domain-gap {ws}/nope.yaml --out {ws}/x", 2, "nope.yaml"),
     "domain-gap not YAML": ("evaluate domain-gap {ws}/text.yaml --out {ws}/x", 1, "text.yaml"),

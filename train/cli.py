@@ -9,6 +9,7 @@ import click
 
 from synth.errors import CommandGroup
 from train.devices import device_option
+from train.options import Finite
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no silent downloads; timm weights need opt-in
 
@@ -80,7 +81,7 @@ def _coreset_size(default: int | None, help: str, name: str = "coreset_size"):  
 )
 @click.option(
     "--holdout",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Finite(0, 1, max_open=True),
     default=0.1,
     show_default=True,
     help="For the threshold.",

@@ -4,6 +4,7 @@ detectors, and the schedule of the crop-trained models."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,31 @@ import click
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
+
+class Finite(click.FloatRange):
+    """The type of every float option of the command lines: a finite number, optionally in a
+    range (click's float takes nan and inf, and nan passes every range check)."""
+
+    name = "finite number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 OUT = click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Weights file (.pt)."
 )
 OVERLAP = click.option(
     "--overlap",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Finite(0, 1, max_open=True),
     help="Share of a tile its neighbour sees [0.25].",
 )
 GOOD_TILE_SHARE = click.option(
     "--good-tile-share",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Finite(0, 1, max_open=True),
     help="Share of the training tiles showing no labelled instance [0.25].",
 )
 FREEZE_BACKBONE_EPOCHS = click.option(
@@ -74,7 +89,7 @@ def crop_schedule(epochs: int, patience: int, crops: int, batch: int) -> list[De
             "--crops-per-epoch", type=click.IntRange(min=1), help=f"Training crops per epoch [{crops}]."
         ),
         click.option("--batch", "batch_size", type=click.IntRange(min=1), help=f"Batch size [{batch}]."),
-        click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="AdamW learning rate [1e-3]."),
+        click.option("--lr", type=Finite(min=0, min_open=True), help="AdamW learning rate [1e-3]."),
         click.option("--seed", type=int, help="Seed of crops, augmentations and init [0]."),
     ]
 

@@ -11,6 +11,7 @@ import click
 from train.devices import device_option
 from train.options import (
     OUT,
+    Finite,
     crop_schedule,
     data_option,
     given,
@@ -39,7 +40,7 @@ SCHEDULE = stack(
         help="PatchCore coreset whose regions on the images become crops too (false alarms included).",
     ),
     click.option(
-        "--region-threshold", type=float, help="Anomaly threshold of those regions [the coreset's own]."
+        "--region-threshold", type=Finite(), help="Anomaly threshold of those regions [the coreset's own]."
     ),
 )
 
@@ -84,7 +85,7 @@ def _report(model, out: Path) -> None:
 )
 @click.option(
     "--context",
-    type=float,
+    type=Finite(),
     default=0.5,
     show_default=True,
     help="Surroundings kept on each side, a share of the box.",

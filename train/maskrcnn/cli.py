@@ -14,6 +14,7 @@ from train.options import (
     GOOD_TILE_SHARE,
     OUT,
     OVERLAP,
+    Finite,
     data_option,
     given,
     stack,
@@ -36,7 +37,7 @@ TRAINING = stack(
     GOOD_TILE_SHARE,
     click.option("--epochs", type=click.IntRange(min=1), help="Epochs [12]."),
     click.option("--batch", "batch_size", type=click.IntRange(min=1), help="Tiles per step [4]."),
-    click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="AdamW learning rate [3e-4]."),
+    click.option("--lr", type=Finite(min=0, min_open=True), help="AdamW learning rate [3e-4]."),
     click.option(
         "--trainable-stages",
         type=click.IntRange(0, 5),

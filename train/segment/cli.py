@@ -11,6 +11,7 @@ import click
 from train.devices import device_option
 from train.options import (
     OUT,
+    Finite,
     crop_schedule,
     data_option,
     given,
@@ -27,7 +28,7 @@ SCHEDULE = stack(
     *crop_schedule(epochs=30, patience=8, crops=256, batch=8),
     click.option(
         "--defect-crop-share",
-        type=click.FloatRange(0, 1),
+        type=Finite(0, 1),
         help="Share of crops centred on a defect pixel [0.5].",
     ),
 )

@@ -10,7 +10,7 @@ import click
 
 from synth.runs import default_out
 from train.devices import device_option
-from train.options import FREEZE_BACKBONE_EPOCHS, GOOD_TILE_SHARE, OVERLAP, stack
+from train.options import FREEZE_BACKBONE_EPOCHS, GOOD_TILE_SHARE, OVERLAP, Finite, stack
 from train.yolo import training
 
 TASKS = click.Choice(sorted(training.DEFAULT_MODELS))
@@ -126,7 +126,7 @@ def finetune_yolo(
 )
 @click.option(
     "--real-fraction",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     default=0.5,
     show_default=True,
     help="Share of real images in the mixed training list.",
