@@ -3,8 +3,11 @@
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/raster_speed.py [--images 3] [--baseline REV]
 
 For each scene in scenes/, renders the first `--images` samples with `synth.raster` and prints
-one JSON line: the median seconds per image megapixel of the render itself (texture, shading,
-resampling) and of `synth.layers.build_maps` (stains and defects, shared with Cycles). With
+one JSON line: the median CPU seconds (of this process, all its threads: what one core spends,
+and less disturbed by other work on the machine than wall time) per image megapixel of the render itself (texture, shading,
+resampling) and of `synth.layers.build_maps` (stains and defects, shared with Cycles), after
+one untimed render whose seconds are printed apart (a process's first render loads the
+compiled kernels). With
 `--baseline REV`, the same samples are rendered by the package as it was at git revision REV
 (extracted with `git archive`, run in a child process right before the current one, scene by
 scene), so the ratio of the two is measured under the same load; the largest difference between
@@ -39,20 +42,24 @@ def timings(scene: Path, images: int) -> dict:
     from synth.scene import sample_scene
 
     config, view = load_config(scene), RasterRenderer()
+    start = time.process_time()
+    view.render(sample_scene(config, images), build_maps(sample_scene(config, images)))
+    first_s = time.process_time() - start  # loads compiled kernels, where there are any
     render_s, maps_s, rgb = [], [], []
     for index in range(images):
         spec = sample_scene(config, index)
         megapixels = spec.camera.width_px * spec.camera.height_px / 1e6
-        start = time.perf_counter()
+        start = time.process_time()
         maps = build_maps(spec)
-        maps_s.append((time.perf_counter() - start) / megapixels)
-        start = time.perf_counter()
+        maps_s.append((time.process_time() - start) / megapixels)
+        start = time.process_time()
         rgb.append(view.render(spec, maps).rgb)
-        render_s.append((time.perf_counter() - start) / megapixels)
+        render_s.append((time.process_time() - start) / megapixels)
     return {
         "image_px": [spec.camera.width_px, spec.camera.height_px],
         "render_s_per_mp": statistics.median(render_s),
         "build_maps_s_per_mp": statistics.median(maps_s),
+        "first_render_s": first_s,
         "rgb": rgb,
     }
 
@@ -67,7 +74,16 @@ def baseline(tree: Path, scene: Path, images: int) -> dict:
         "np.savez(sys.argv[5], *t.pop('rgb'), **{k: np.asarray(v) for k, v in t.items()})"
     )
     subprocess.run(
-        [sys.executable, "-c", code, str(tree), str(Path(__file__).parent), str(scene), str(images), str(out)],
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(tree),
+            str(Path(__file__).parent),
+            str(scene),
+            str(images),
+            str(out),
+        ],
         check=True,
         cwd=tree,
     )
@@ -80,7 +96,9 @@ def baseline(tree: Path, scene: Path, images: int) -> dict:
 
 def extracted(revision: str) -> Path:
     """The repository at `revision`, in a temporary folder."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True
+    ).stdout
     tree = Path(tempfile.mkdtemp(prefix="raster-baseline-"))
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(tree, filter="data")
@@ -94,7 +112,9 @@ def main() -> None:
     parser.add_argument("--scenes", nargs="*", default=None, help="scene files (default: scenes/*.yaml)")
     args = parser.parse_args()
 
-    scenes = [Path(s).resolve() for s in args.scenes] if args.scenes else sorted((ROOT / "scenes").glob("*.yaml"))
+    scenes = (
+        [Path(s).resolve() for s in args.scenes] if args.scenes else sorted((ROOT / "scenes").glob("*.yaml"))
+    )
     tree = extracted(args.baseline) if args.baseline else None
     for scene in scenes:
         before = baseline(tree, scene, args.images) if tree else None
@@ -102,11 +122,13 @@ def main() -> None:
         figure = {"scene": scene.stem, "image_px": now["image_px"]}
         figure["render_s_per_mp"] = round(now["render_s_per_mp"], 4)
         figure["build_maps_s_per_mp"] = round(now["build_maps_s_per_mp"], 4)
+        figure["first_render_s"] = round(now["first_render_s"], 3)
         if before is not None:
             figure["baseline_render_s_per_mp"] = round(before["render_s_per_mp"], 4)
             figure["speedup"] = round(before["render_s_per_mp"] / now["render_s_per_mp"], 1)
             difference = max(
-                int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(now["rgb"], before["rgb"], strict=True)
+                int(np.abs(a.astype(int) - b.astype(int)).max())
+                for a, b in zip(now["rgb"], before["rgb"], strict=True)
             )
             figure["max_level_difference"] = difference
         print(json.dumps(figure), flush=True)

@@ -16,10 +16,13 @@ import noise
 import numpy as np
 import pytest
 
-from synth.layers import improved_perlin, window
+from synth import raster
+from synth.config import load_config
+from synth.layers import build_maps, improved_perlin, window
 from synth.raster import base_texture
-from synth.scene import GrainSpec, GrindingSpec, MaterialSpec, WeaveSpec
+from synth.scene import GrainSpec, GrindingSpec, MaterialSpec, WeaveSpec, sample_scene
 
+SCENES = Path(__file__).resolve().parents[1] / "scenes"
 REFERENCE = Path(__file__).parent / "data" / "raster_textures.npz"
 TOLERANCE = 1e-5  # largest difference allowed in the albedo factor and height (both ~1)
 
@@ -40,7 +43,9 @@ def material(family: str, pattern: str, **changes: object) -> MaterialSpec:
 
 TEXTURES = {
     "leather_perlin": material("leather", "grain"),
-    "leather_grain": material("leather", "grain", grain=GrainSpec(contrast=0.8, crease_width=0.03), scale_mm=2.0),
+    "leather_grain": material(
+        "leather", "grain", grain=GrainSpec(contrast=0.8, crease_width=0.03), scale_mm=2.0
+    ),
     "leather_suede": material("leather", "suede", scale_mm=0.4),
     "textile_plain": material("textile", "plain"),
     "textile_twill": material("textile", "twill"),
@@ -90,3 +95,18 @@ def test_perlin_noise_is_pnoise2_to_the_bit() -> None:
     x, y = rng.uniform(-3000, 3000, 300), rng.uniform(-3000, 3000, 200)
     expected = np.array([[noise.pnoise2(a, b) for a in x] for b in y], np.float32)
     np.testing.assert_array_equal(improved_perlin(x[None, :], y[:, None]), expected)
+
+
+@pytest.mark.parametrize("scene", ["commutator", "leather_patch", "textile_aitex"])
+def test_texels_outside_the_view_change_nothing(scene: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The view computes texture and shading on the texels the camera sees (and a margin):
+    the image is the one computed on the whole plate, to the bit."""
+    config = load_config(SCENES / f"{scene}.yaml", {"camera": {"resolution": [96, 64]}})
+    spec = sample_scene(config, 0)
+    maps = build_maps(spec)
+    seen = raster.visible(spec, maps)
+    assert seen.x_mm.size * seen.y_mm.size < maps.shape[0] * maps.shape[1]  # the plate is larger
+    cropped = raster.RasterRenderer().render(spec, maps).rgb
+    whole = window(maps.shape, maps.texel_mm, (0.0, 0.0, spec.geometry.width_mm, spec.geometry.height_mm))
+    monkeypatch.setattr(raster, "visible", lambda spec, maps: whole)
+    np.testing.assert_array_equal(raster.RasterRenderer().render(spec, maps).rgb, cropped)
