@@ -88,6 +88,7 @@ def window(
 
 # Ken Perlin's reference permutation (Improved Noise, 2002), twice over so that hashed indices
 # never wrap; `improved_perlin` indexes it as the `noise` package's pnoise2 does.
+# fmt: off
 PERMUTATION = np.array(
     [
         151, 160, 137, 91, 90, 15, 131, 13, 201, 95, 96, 53, 194, 233, 7, 225, 140, 36, 103, 30, 69,
@@ -103,10 +104,11 @@ PERMUTATION = np.array(
         81, 51, 145, 235, 249, 14, 239, 107, 49, 192, 214, 31, 181, 199, 106, 157, 184, 84, 204, 176,
         115, 121, 50, 45, 127, 4, 150, 254, 138, 236, 205, 93, 222, 114, 67, 29, 24, 72, 243, 141, 128,
         195, 78, 66, 215, 61, 156, 180,
-    ]  # fmt: skip
+    ]
     * 2,
     np.intp,
 )
+# fmt: on
 # The 2D parts of the 16 gradient directions, indexed by hash & 15.
 GRADIENT_X = np.array([1, -1, 1, -1, 1, -1, 1, -1, 0, 0, 0, 0, 1, -1, 0, 0], np.float32)
 GRADIENT_Y = np.array([1, 1, -1, -1, 0, 0, 0, 0, 1, -1, 1, -1, 0, 0, -1, 1], np.float32)
