@@ -86,6 +86,31 @@ def test_seeds_give_distinct_cells_keyed_as_if_the_seed_were_written_in_train(tm
     assert key(same.cell_recipe(scenario, budget, None)) == key(yolo.cell_recipe(*cells[1]))
 
 
+def test_yolo_cells_train_for_epochs_which_their_keys_hold_never_for_hours(tmp_path):
+    keys = []
+    for epochs in (1, 2):
+        folder = tmp_path / f"epochs{epochs}"
+        train = {**YOLO_TRAIN, "epochs": epochs}
+        config = experiments.load_experiment(
+            tiny_model_experiment(folder, yolo={"train": train, "scenarios": ["real_only"]})
+        )
+        data = ExperimentData(config, folder / "out")
+        data.import_real()
+        (cell,) = config.detector_cells("yolo")
+        keys.append(key(YoloCells(data).cell_recipe(*cell)))
+    assert keys[0] != keys[1]
+    untimed = {k: v for k, v in YOLO_TRAIN.items() if k != "epochs"}
+    hours = "a cell trains for a number of epochs, not hours (the epochs are part of its cache key)"
+    for number, (section, message) in enumerate((
+        ({"train": {**YOLO_TRAIN, "time": 0.19}}, f"yolo.train: time 0.19: {hours}; give epochs instead"),
+        ({"train": YOLO_TRAIN, "finetune": {"time": 0.1}}, f"yolo.finetune: time 0.1: {hours}; give"),
+        ({"train": untimed}, "yolo.train: no epochs: a cell trains for a number of epochs (part of its"),
+    )):  # fmt: skip
+        with pytest.raises(ExperimentError) as error:
+            experiments.load_experiment(tiny_model_experiment(tmp_path / f"bad{number}", yolo=section))
+        assert f"tiny.yaml: {message}" in str(error.value)
+
+
 @pytest.mark.timeout(120)
 def test_a_segment_model_is_scored_by_mask_ap_too(tmp_path):
     yolo = {"model": "yolo11n-seg.yaml", "train": YOLO_TRAIN, "scenarios": ["real_only"]}

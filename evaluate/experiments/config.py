@@ -431,3 +431,20 @@ def check(config: ExperimentConfig) -> None:
                 train_args(**{**config.yolo.train, **getattr(config.yolo, field)})
             except DefectsynthError as e:
                 raise ExperimentError(f"yolo.{field}: {e}") from None
+        check_epochs(config.yolo)
+
+
+def check_epochs(yolo: YoloSettings) -> None:
+    """A YOLO cell trains for a number of epochs, which its cache key holds: `epochs` in `train`,
+    and no time limit (ultralytics' `time`), which would make the cell depend on the machine."""
+    for field in ("train", "finetune"):
+        hours = getattr(yolo, field).get("time")
+        if hours is not None:
+            raise ExperimentError(
+                f"yolo.{field}: time {hours}: a cell trains for a number of epochs, not hours "
+                "(the epochs are part of its cache key); give epochs instead"
+            )
+    if "epochs" not in yolo.train:
+        raise ExperimentError(
+            "yolo.train: no epochs: a cell trains for a number of epochs (part of its cache key)"
+        )
