@@ -20,10 +20,11 @@ from tqdm import tqdm
 
 from evaluate import metrics as m
 from evaluate import plots
-from evaluate.report import Section, markdown_table, write_html
+from evaluate.report import Section, fmt, markdown_table, undefined, write_html
 from synth.annotations import Annotations
 from synth.dataset import Dataset
 from synth.errors import DataError
+from synth.outputs import OutputPath
 from synth.runs import default_out
 from synth.writers import atomic_write_json
 from train.devices import device_option
@@ -36,6 +37,8 @@ EXAMPLES_PER_KIND = 4
 # A threshold that flags more than this share of the good test images is no operating point
 # a factory would run; the report says so instead of showing recall 1.000 without a word.
 MOST_GOOD_FLAGGED = 0.5
+# The pixel ratios that need something to find (name in a warning, key in metrics.json).
+RATIOS_OF_TRUTH = (("recall", "recall"), ("F1", "f1"), ("IoU", "iou"))
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def anomaly_metrics(test: Sequence[Scored], threshold: float, kinds: dict[str, s
             "precision": px.precision,
             "recall": px.recall,
             "f1": px.f1,
+            "iou": m.iou_from_f1(px.f1),
             "auroc": m.roc_auc(truth, scores),
             "aupro": m.aupro([s.defect_mask for s in test], [s.score_map for s in test]),
         },
@@ -168,7 +172,7 @@ def evaluate_predictor(
     result["threshold_source"] = source
     if fallback_threshold is not None and fallback_threshold != threshold:
         result["model_threshold"] = anomaly_metrics(test, float(fallback_threshold), kinds, k)
-    result["warnings"] = operating_point_warnings(result)
+    result["warnings"] = undefined_warnings(result) + operating_point_warnings(result)
     result["data"] = str(data)
     if view is not None:
         result["burst"] = view
@@ -223,6 +227,27 @@ def write_figures(
     return figures
 
 
+def undefined_warnings(result: dict) -> list[str]:
+    """Why a pixel metric is undefined (an empty denominator: None in metrics.json, – in the
+    tables) rather than a score: nothing to find, or nothing flagged."""
+    pixel = result["pixel"]
+    lines = []
+    if undefined(pixel["recall"]):
+        names = [name for name, key in RATIOS_OF_TRUTH if undefined(pixel.get(key))]
+        why = "no defective image" if not result["images"]["defective"] else "no defect pixel"
+        lines.append(f"{why} in the test split: pixel {_listed(names)} undefined")
+    if undefined(pixel["precision"]):
+        lines.append("the threshold flags no pixel of the test split: pixel precision is undefined")
+    return lines
+
+
+def _listed(names: list[str]) -> str:
+    """`recall is`, `recall and F1 are`, `recall, F1 and IoU are`."""
+    if len(names) == 1:
+        return f"{names[0]} is"
+    return f"{', '.join(names[:-1])} and {names[-1]} are"
+
+
 def operating_point_warnings(result: dict) -> list[str]:
     """Plain-language warnings about the chosen threshold, shown above the headline numbers."""
     flagged = result["image"]["good_flagged_rate"]
@@ -237,7 +262,7 @@ def operating_point_warnings(result: dict) -> list[str]:
         line += (
             f"; at the model's own threshold {other['threshold']:.4g} (set on held-out good images) "
             f"{other['image']['good_flagged_rate']:.0%} are flagged and the mean defect recall is "
-            f"{other['defect_wise']['mean_defect_recall']:.3f}"
+            f"{fmt(other['defect_wise']['mean_defect_recall'])}"
         )
     return [line]
 
@@ -324,7 +349,7 @@ def evaluation_options(model: str, stem: str) -> Callable:
         ),
         click.option(
             "--out",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=OutputPath(folder=True),
             default=None,
             help=f"Output folder [runs/{model}/<{stem} stem>].",
         ),

@@ -23,11 +23,12 @@ from evaluate.report import Section, markdown_table, write_html
 from synth.annotations import Annotations, Prediction, predictions_from_ultralytics
 from synth.dataset import Dataset, Sample, require_classes
 from synth.errors import DataError
+from synth.outputs import OutputPath
 from synth.runs import default_out
 from synth.tiles import TileDetector, detect_tiled
 from synth.writers import atomic_write_json
 from train.devices import device_option
-from train.options import Finite
+from train.options import Finite, image_size
 
 # Predictions below this confidence are dropped before mAP (as ultralytics' own val does).
 MAP_CONF = 0.001
@@ -148,7 +149,7 @@ def draw_examples(
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(folder=True),
     default=None,
     help="Output folder [runs/detector/<weights stem>].",
 )
@@ -161,7 +162,7 @@ def draw_examples(
 )
 @click.option(
     "--imgsz",
-    type=click.IntRange(min=32),
+    type=image_size(32),
     help="YOLO input size [the size the weights were trained at].",
 )
 @click.option(

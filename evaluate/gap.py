@@ -31,7 +31,9 @@ from evaluate.report import Section, write_html
 from synth.dataset import Dataset, Sample
 from synth.errors import DataError
 from synth.images import read_image
+from synth.outputs import OutputPath
 from synth.writers import atomic_write_json, atomic_write_png
+from train.options import image_size
 from train.settings import Settings
 
 if TYPE_CHECKING:
@@ -425,15 +427,17 @@ def run_gap(
 @click.option(
     "--real", "real", required=True, type=click.Path(path_type=Path), help="Real dataset or image folder."
 )
-@click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/gap"), show_default=True
-)
+@click.option("--out", type=OutputPath(folder=True), default=Path("runs/gap"), show_default=True)
 @click.option("--split", default="train", show_default=True, help="Split of canonical datasets to use.")
 @click.option(
     "--with-defective", is_flag=True, help="Use real images with defects too, their defect patches left out."
 )
 @click.option(
-    "--imgsz", type=int, default=256, show_default=True, help="Backbone input size (as the coreset's)."
+    "--imgsz",
+    type=image_size(16),
+    default=256,
+    show_default=True,
+    help="Backbone input size (as the coreset's).",
 )
 @click.option("--coreset-size", type=int, default=1024, show_default=True)
 @click.option(

@@ -19,10 +19,11 @@ from evaluate.severity import SeverityModel, load_severity, measure
 from synth.annotations import Prediction, predictions_from_ultralytics
 from synth.errors import DataError
 from synth.images import IMAGE_SUFFIXES, is_image, read_image
+from synth.outputs import OutputPath
 from synth.runs import default_out
 from synth.tiles import TileDetector, detect_tiled
 from train.devices import device_option
-from train.options import Finite
+from train.options import Finite, image_size
 from train.yolo.offline import import_ultralytics, load_yolo
 
 PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207)]
@@ -188,7 +189,7 @@ def predict_images(
     type=click.Path(exists=True, path_type=Path),
     help="An image or a folder of images.",
 )
-@click.option("--out", type=click.Path(path_type=Path), help="Output folder [runs/predict/<time>].")
+@click.option("--out", type=OutputPath(folder=True), help="Output folder [runs/predict/<time>].")
 @click.option("--mm-per-pixel", required=True, type=Finite(min=0, min_open=True))
 @click.option(
     "--tile",
@@ -208,7 +209,7 @@ def predict_images(
     type=Finite(0, 1),
     help="NMS IoU within and across tiles.",
 )
-@click.option("--imgsz", type=int, help="Network input size [the tile size: native resolution].")
+@click.option("--imgsz", type=image_size(32), help="Network input size [the tile size: native resolution].")
 @device_option
 @click.option(
     "--batch", default=8, show_default=True, type=click.IntRange(min=1), help="Tiles per forward pass."

@@ -49,6 +49,12 @@ def sample_appearance(config: AppearanceConfig, seed: int, index: int) -> Appear
     )
 
 
+def check_reference(config: AppearanceConfig | None) -> None:
+    """Refuse, before anything is written, a reference that holds no good images."""
+    if config is not None:
+        reference_images(config.reference)
+
+
 @functools.cache
 def reference_images(reference: str) -> tuple[Path, ...]:
     """The good images a transfer draws from: a canonical dataset's good train images (never

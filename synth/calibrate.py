@@ -6,6 +6,8 @@ default), takes their PatchCore patch features and scores them against the cache
 the real good images: MMD² by default (the gap score of `evaluate gap`), or the coverage ratio.
 The study lives in an Optuna storage (SQLite by default), so a killed calibration resumes
 where it stopped and several processes can work on one study (Optuna's own distributed mode).
+A resumed run's sampler starts again from its seed and the stored trials, so its later trials
+are not the ones an uninterrupted run would have drawn (the same search, another sequence).
 
 The gap score is measured by `evaluate.gap`; it is imported inside the functions that use it,
 so `synth --help` stays fast and bpy-free renders stay torch-free.
@@ -13,12 +15,15 @@ so `synth --help` stays fast and bpy-free renders stay torch-free.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import io
 import json
 import math
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +35,8 @@ from pydantic import BaseModel, Field
 
 from synth.config import RangeBounds, SceneConfig, load_config, parse_config
 from synth.errors import ConfigError, DataError
-from synth.writers import atomic_write_text
+from synth.outputs import check_output
+from synth.writers import atomic_write_bytes, atomic_write_text
 from train.settings import Settings
 
 if TYPE_CHECKING:
@@ -159,9 +165,11 @@ def range_bounds(config: SceneConfig, path: str) -> RangeBounds:
         field = None
     bounds = [m for m in field.metadata if isinstance(m, RangeBounds)] if field else []
     if not bounds:
+        what = "is not a range calibration fits" if field else "is not a [min, max] range of the scene"
         raise ConfigError(
-            f"--params: {path!r} is not a [min, max] range of the scene (a range is e.g. "
-            f"surface.roughness, lights.0.elevation_deg, sensor.blur_px; see scenes/*.yaml)"
+            f"--params: {path!r} {what} (it fits ranges of real numbers, e.g. surface.roughness, "
+            "lights.0.elevation_deg, sensor.blur_px; not whole-number ones such as sensor.jpeg_quality; "
+            "see scenes/*.yaml)"
         )
     return bounds[0]
 
@@ -351,10 +359,9 @@ def real_patches(real: Path, config: PatchCoreConfig, cache: Path) -> PatchSet:
         stored = np.load(path)
         return PatchSet([p for p, _ in items], stored["features"], stored["usable"], tuple(stored["grid"]))
     patches = load_patches(real, config, GapSettings(), "real")
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
-    np.savez(partial, features=patches.features, usable=patches.usable, grid=np.array(patches.grid))
-    partial.replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, features=patches.features, usable=patches.usable, grid=np.array(patches.grid))
+    atomic_write_bytes(path, buffer.getvalue())
     return patches
 
 
@@ -367,8 +374,6 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
     import optuna
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -378,6 +383,21 @@ def _storage(url: str) -> optuna.storages.BaseStorage:
         )
     except Exception as error:  # SQLAlchemy and Optuna raise many kinds for a bad URL or file
         raise ConfigError(f"--storage {url}: cannot open it as an Optuna storage ({error})") from None
+
+
+@contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """One process at a time creates (or opens) a SQLite study: two calibrations started
+    together on one file would both create its tables, and the second would fail. A server
+    storage (postgresql://...) serialises this itself."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(f"{url.removeprefix('sqlite:///')}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def _sampler(settings: CalibrationSettings) -> optuna.samplers.BaseSampler:
@@ -395,14 +415,14 @@ def open_study(url: str, identity: dict[str, Any], settings: CalibrationSettings
     space and settings; a storage made for anything else is refused."""
     import optuna
 
-    storage = _storage(url)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=STUDY_NAME,
-        direction="minimize",
-        sampler=_sampler(settings),
-        load_if_exists=True,
-    )
+    with _creation_lock(url):
+        study = optuna.create_study(
+            storage=_storage(url),
+            study_name=STUDY_NAME,
+            direction="minimize",
+            sampler=_sampler(settings),
+            load_if_exists=True,
+        )
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
@@ -452,9 +472,18 @@ def calibrate(
     from train.patchcore import PatchCoreConfig
 
     settings = settings or CalibrationSettings()
+    check_output(out, folder=False, inputs=(scene, real))
+    check_output(report_dir, folder=True)
     data, config = _load(scene)
     space = search_space(scene, data, config, params, settings.renderer)
     trial_config(data, settings, str(scene))  # a scene that a trial cannot render fails before any work
+    shipped = {p.path: p.shipped for p in space}
+    try:  # and so does a range that the scene cannot take (e.g. in a section it lacks)
+        trial_config(with_ranges(data, shipped), settings, str(scene))
+    except ConfigError as error:
+        raise ConfigError(
+            f"--params {','.join(shipped)}: {scene} cannot take these ranges ({error})"
+        ) from None
     patch_config = PatchCoreConfig(image_size=(settings.resolution, settings.resolution), device=device)
     real_set = real_patches(real, patch_config, report_dir)
     if real_set.usable.sum() < 2:

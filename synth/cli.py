@@ -10,6 +10,7 @@ from click.core import ParameterSource
 
 from synth.config import SceneConfig, load_config
 from synth.errors import CommandGroup, DefectsynthError
+from synth.outputs import OutputPath
 from train.options import Finite
 
 RENDERERS = click.Choice(["cycles", "raster"])
@@ -75,7 +76,7 @@ def validate(scenes: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("scene", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="dataset directory")
+@click.option("--out", required=True, type=OutputPath(folder=True), help="dataset directory")
 @click.option("--n", type=int, default=None, help="total images (split sizes scaled); default: the config's")
 @click.option("--renderer", type=RENDERERS, default="cycles", show_default=True)
 @click.option(
@@ -144,7 +145,7 @@ def validate(scenes: tuple[str, ...]) -> None:
 @click.option("--quiet", is_flag=True)
 def render(
     scene: str,
-    out: str,
+    out: Path,
     n: int | None,
     renderer: str,
     device: str,
@@ -186,9 +187,11 @@ def render(
         raise click.UsageError(
             "--overwrite cannot be used with --shard: each shard would delete the others' samples"
         )
+    from synth.appearance import check_reference
     from synth.render import render_dataset, render_parallel
 
     config = _config(scene, n, renderer)
+    check_reference(config.appearance)  # before the dataset is touched
     if ray_address is not None:
         from synth.distributed import RayOptions, render_on_ray
 
@@ -231,11 +234,11 @@ def render(
 
 @main.command()
 @click.argument("scene", type=click.Path(dir_okay=False))
-@click.option("--out", default="preview.png", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="preview.png", show_default=True, type=OutputPath(folder=False))
 @click.option("--n", default=8, show_default=True, type=click.IntRange(1, 64))
 @click.option("--renderer", type=RENDERERS, default="cycles", show_default=True)
 @click.option("--samples", default=4, show_default=True, type=click.IntRange(1, 4096))
-def preview(scene: str, out: str, n: int, renderer: str, samples: int) -> None:
+def preview(scene: str, out: Path, n: int, renderer: str, samples: int) -> None:
     """Contact sheet of N images with coloured mask overlays, for tuning a scene by eye."""
     from synth.preview import preview as make_preview
 
@@ -265,10 +268,8 @@ def verify(root: str) -> None:
     type=click.Path(path_type=Path),
     help="real dataset (its good train images) or folder",
 )
-@click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="calibrated scene YAML"
-)
-@click.option("--report", type=click.Path(file_okay=False, path_type=Path), help="report and study folder")
+@click.option("--out", required=True, type=OutputPath(folder=False), help="calibrated scene YAML")
+@click.option("--report", type=OutputPath(folder=True), help="report and study folder")
 @click.option("--storage", help="Optuna storage URL [default: sqlite:///REPORT/study.db]")
 @click.option("--params", help="comma-separated ranges to fit, NAME or NAME=LOW:HIGH (the centre's span)")
 @click.option("--trials", type=int, default=50, show_default=True, help="completed trials in the end")

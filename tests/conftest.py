@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,19 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """An empty folder nobody may write to: mode 0555, and for root (whom modes do not stop)
+    also immutable (chattr +i)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = os.geteuid() == 0
+    if immutable and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode:
+        pytest.skip("running as root and chattr +i is not available here")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)

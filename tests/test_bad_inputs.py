@@ -12,7 +12,9 @@ Import formats have their own file, tests/test_import_bad_inputs.py.
 from __future__ import annotations
 
 import copy
+import errno
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,8 @@ def ws(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ws")
     (root / "scene.yaml").write_text(yaml.safe_dump(TINY_SCENE))
     render_dataset(parse_config(TINY_SCENE), root / "data", renderer="raster", progress=False)
+    defects = parse_config(_scene(**{"splits.train.good_fraction": 0.0}))
+    render_dataset(defects, root / "defects", renderer="raster", progress=False)
     images = root / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -58,6 +62,11 @@ def ws(tmp_path_factory) -> Path:
     config = PatchCoreConfig(image_size=(32, 32), coreset_size=16, epochs=1, holdout=0.0)
     pretrain(images, config).save(root / "coreset.safetensors")
     (root / "empty").mkdir()
+    for name, array in (("good/g.png", rng.integers(0, 255, (40, 40))), ("crack/c.png", np.zeros((40, 40)))):
+        (root / "source" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(array.astype(np.uint8)).save(root / "source" / name)
+    Image.fromarray(np.pad(np.full((8, 8), 255, np.uint8), 16)).save(root / "source" / "crack" / "c_mask.png")
+    _classless_dataset(root / "noclass")
     (root / "junk.safetensors").write_bytes(b"not a coreset")
     (root / "junk.pt").write_bytes(b"not weights")
     (root / "text.yaml").write_text("just: [unclosed")
@@ -87,7 +96,20 @@ def ws(tmp_path_factory) -> Path:
     return root
 
 
+def _classless_dataset(root: Path) -> None:
+    """A finalized canonical dataset whose classes list is empty: good images only."""
+    from synth.annotations import Annotations
+    from synth.writers import DatasetWriter
+
+    with DatasetWriter(root, (), {"importer": "test"}) as writer:
+        for split in ("train", "val"):
+            empty = Annotations.from_instance_map(np.zeros((16, 16), np.uint16), {}, ())
+            writer.write(split, "a", np.full((16, 16, 3), 90, np.uint8), empty)
+        writer.finalize()
+
+
 SCENES = {
+    "bad_reference": {"appearance": {"reference": "no_such_reference"}},
     "unknown_key": {"colour": 1},
     "reversed_range": {"defects.0.size_mm": [8, 4]},
     "bad_family": {"surface.family": "wood"},
@@ -168,6 +190,11 @@ CASES = {
         1,
         "--overwrite",
     ),
+    "render a bad appearance.reference": (
+        "synth render {ws}/bad_reference.yaml --out {ws}/r --renderer raster",
+        1,
+        "appearance.reference: no_such_reference",
+    ),
     "verify a plain folder": ("synth verify {ws}/images", 1, "dataset.json"),
     "verify a missing folder": ("synth verify {ws}/nope", 1, "nope: not a defectsynth dataset"),
     "preview --n 0": ("synth preview {ws}/scene.yaml --n 0 --renderer raster --out {ws}/p.png", 2, "--n"),
@@ -192,6 +219,21 @@ CASES = {
         "train pretrain patchcore --data {ws}/images --out {ws}/c.st --imgsz 8",
         2,
         "--imgsz",
+    ),
+    "pretrain --imgsz 20000": (
+        "train pretrain patchcore --data {ws}/images --out {ws}/c.st --imgsz 20000",
+        2,
+        "'--imgsz' / '--image-size': 20000 is not in the range 16<=x<=4096",
+    ),
+    "segment --imgsz 20000": (
+        "train pretrain segment --data {ws}/data --out {ws}/s.pt --imgsz 20000",
+        2,
+        "'--imgsz': 20000 is not in the range 32<=x<=4096",
+    ),
+    "yolo --imgsz 20000": (
+        "train pretrain yolo --data {ws}/data --out {ws}/y --imgsz 20000",
+        2,
+        "'--imgsz': 20000 is not in the range 32<=x<=4096",
     ),
     "pretrain --epochs 0": (
         "train pretrain patchcore --data {ws}/images --out {ws}/c.st --epochs 0",
@@ -300,6 +342,12 @@ CASES = {
         2,
         "text.yaml",
     ),
+    "yolo --out an existing file": ("train pretrain yolo --data {ws}/data --out {ws}/scene.yaml", 2, "--out"),
+    "yolo on a dataset without classes": (
+        "train pretrain yolo --data {ws}/noclass --out {ws}/y",
+        1,
+        "noclass/dataset.yaml: 'names' lists no classes",
+    ),
     "yolo finetune junk weights": (
         "train finetune yolo --weights {ws}/junk.pt --data {ws}/data --out {ws}/y",
         1,
@@ -389,6 +437,24 @@ CASES = {
         1,
         "--params: surface.roughness given more than once",
     ),
+    # calibration
+    "calibrate --out its own scene": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --out {ws}/scene.yaml --report {ws}/rep",
+        1,
+        "scene.yaml: is also an input",
+    ),
+    "calibrate --params in a section the scene lacks": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --out {ws}/fit.yaml --report {ws}/rep "
+        "--params appearance.beta",
+        1,
+        "--params appearance.beta",
+    ),
+    "calibrate --params a whole-number range": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --out {ws}/fit.yaml --report {ws}/rep "
+        "--params sensor.jpeg_quality",
+        1,
+        "'sensor.jpeg_quality' is not a range calibration fits",
+    ),
     # experiments
     "domain-gap missing file": ("evaluate domain-gap {ws}/nope.yaml --out {ws}/x", 2, "nope.yaml"),
     "domain-gap not YAML": ("evaluate domain-gap {ws}/text.yaml --out {ws}/x", 1, "text.yaml"),
@@ -411,6 +477,69 @@ CASES = {
         }.items()
     },
 }
+
+
+# Every command that writes, its output as OUT; True where the output is a file.
+WRITERS = {
+    "render": ("synth render {ws}/scene.yaml --renderer raster --out OUT", False),
+    "preview": ("synth preview {ws}/scene.yaml --renderer raster --out OUT", True),
+    "calibrate --out": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --report {ws}/rep --out OUT",
+        True,
+    ),
+    "calibrate --report": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --out {ws}/fit.yaml --report OUT",
+        False,
+    ),
+    "pretrain patchcore": ("train pretrain patchcore --data {ws}/images --out OUT", True),
+    "finetune patchcore": (
+        "train finetune patchcore --coreset {ws}/coreset.safetensors --data {ws}/images --out OUT",
+        True,
+    ),
+    "meld patchcore": (
+        "train meld patchcore --coreset {ws}/coreset.safetensors --coreset {ws}/coreset.safetensors "
+        "--out OUT",
+        True,
+    ),
+    "pretrain segment": ("train pretrain segment --data {ws}/data --out OUT", True),
+    "pretrain maskrcnn": ("train pretrain maskrcnn --data {ws}/data --out OUT", True),
+    "pretrain classifier": ("train pretrain classifier --data {ws}/data --out OUT", True),
+    "pretrain yolo": ("train pretrain yolo --data {ws}/data --out OUT", False),
+    "import": ("evaluate import folders {ws}/images --out OUT", False),
+    "anomaly": ("evaluate anomaly --coreset {ws}/coreset.safetensors --data {ws}/data --out OUT", False),
+    "detector": ("evaluate detector --weights {ws}/junk.pt --data {ws}/data --out OUT", False),
+    "segment": ("evaluate segment --weights {ws}/junk.pt --data {ws}/data --out OUT", False),
+    "hybrid": (
+        "evaluate hybrid --coreset {ws}/coreset.safetensors --classifier {ws}/junk.pt --data {ws}/data "
+        "--out OUT",
+        False,
+    ),
+    "gap": ("evaluate gap --synthetic {ws}/data --real {ws}/images --out OUT", False),
+    "predict": (
+        "evaluate predict --weights {ws}/junk.pt --source {ws}/images --mm-per-pixel 0.1 --out OUT",
+        False,
+    ),
+    "domain-gap": ("evaluate domain-gap {ws}/exp_n_0.yaml --out OUT", False),
+}
+# Where none of them may write: under a file, or inside a dataset's images/ (a training image).
+CASES.update(
+    {
+        f"{name}: output under a file": (
+            line.replace("OUT", "{ws}/scene.yaml/out"),
+            2,
+            "scene.yaml is a file, not a folder",
+        )
+        for name, (line, _) in WRITERS.items()
+    }
+    | {
+        f"{name}: output inside a dataset's images": (
+            line.replace("OUT", "{ws}/data/images/train" + ("/000000.png" if file else "")),
+            2,
+            "is inside images/ of the dataset",
+        )
+        for name, (line, file) in WRITERS.items()
+    }
+)
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -438,3 +567,77 @@ def test_bad_input_is_one_clear_line_and_changes_nothing(ws: Path, case: str):
     assert all("ultralytics-config" in k or f"{k}/ultralytics-config" in after for k in new), (
         f"{case}: a failed run wrote {new}"
     )
+
+
+@pytest.mark.parametrize("command", list(WRITERS))
+def test_a_read_only_output_is_refused_before_any_work(ws: Path, read_only_dir: Path, command: str):
+    line, file = WRITERS[command]
+    out = read_only_dir / ("out.file" if file else "out")
+    cli, *args = line.format(ws=ws).replace("OUT", str(out)).split()
+    result = CliRunner().invoke(CLIS[cli], args)
+    assert result.exit_code == 2, f"{command}: exit {result.exit_code}\n{result.output}"
+    option = "--report" if command == "calibrate --report" else "--out"
+    expected = f"Invalid value for '{option}': {out}: cannot be written: {read_only_dir} is not writable"
+    assert expected in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output and not any(read_only_dir.iterdir())
+
+
+# Every command that writes its results, run on a disk that is full: the output as OUT.
+FULL_DISK = {
+    "render": "synth render {ws}/scene.yaml --renderer raster --quiet --out OUT",
+    "import": "evaluate import folders {ws}/source --out OUT",
+    "pretrain patchcore": (
+        "train pretrain patchcore --data {ws}/images --imgsz 32 --coreset-size 16 --epochs 1 --out OUT/c.st"
+    ),
+    "pretrain segment": (
+        "train pretrain segment --data {ws}/defects --imgsz 32 --epochs 1 --crops-per-epoch 2 --batch 2 "
+        "--out OUT/s.pt"
+    ),
+    "pretrain maskrcnn": (
+        "train pretrain maskrcnn --data {ws}/defects --tile 64 --epochs 1 --trainable-stages 0 --out OUT/m.pt"
+    ),
+    "pretrain classifier": (
+        "train pretrain classifier --data {ws}/defects --imgsz 32 --epochs 1 --crops-per-epoch 4 --batch 4 "
+        "--out OUT/k.pt"
+    ),
+    "calibrate": (
+        "synth calibrate {ws}/scene.yaml --real {ws}/images --trials 1 --images 2 --resolution 32 --quiet "
+        "--report OUT --out OUT/fit.yaml"
+    ),
+}
+
+
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file the atomic writer starts runs out of space at its first byte."""
+    from synth import writers
+
+    class Full:
+        def __init__(self, path: Path, mode: str) -> None:
+            self.file = open(path, mode)  # noqa: SIM115 (closed by __exit__)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.file.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writers, "open", Full, raising=False)
+
+
+@pytest.mark.parametrize("command", list(FULL_DISK))
+def test_a_full_disk_is_one_line_naming_the_file_and_the_free_space(ws, tmp_path, full_disk, command: str):
+    out = tmp_path / "out"
+    cli, *args = FULL_DISK[command].format(ws=ws).replace("OUT", str(out)).split()
+    before = _snapshot(ws)
+    result = CliRunner().invoke(CLIS[cli], args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, f"{command}: exit {result.exit_code}\n{result.output}"
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {out}/") and ": no space left on the disk (" in last, result.output
+    assert " free there); nothing was half-written" in last and "Traceback" not in result.output
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert _snapshot(ws) == before

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from synth.errors import CommandGroup
+from synth.outputs import OutputPath
 from train.devices import device_option
-from train.options import Finite
+from train.options import Finite, image_size
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no silent downloads; timm weights need opt-in
 
@@ -41,7 +42,7 @@ _pattern = click.option(
 _out = click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(folder=False),
     help="Coreset file (.safetensors).",
 )
 
@@ -71,9 +72,7 @@ def _coreset_size(default: int | None, help: str, name: str = "coreset_size"):  
 )
 @click.option("--layers", default="blocks.2,blocks.4", show_default=True, help="Comma-separated.")
 @click.option("--pool-stride", type=click.Choice(["1", "2"]), default="1", show_default=True)
-@click.option(
-    "--imgsz", "--image-size", "image_size", type=click.IntRange(min=16), default=256, show_default=True
-)
+@click.option("--imgsz", "--image-size", "image_size", type=image_size(16), default=256, show_default=True)
 @_coreset_size(2048, "Points kept in the coreset.")
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option(

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from synth.outputs import OutputPath
+
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
@@ -27,9 +29,8 @@ class Finite(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-OUT = click.option(
-    "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Weights file (.pt)."
-)
+MAX_IMAGE_SIZE = 4096  # px a side of any network input: larger ones need tens of GB (tile instead)
+OUT = click.option("--out", required=True, type=OutputPath(folder=False), help="Weights file (.pt).")
 OVERLAP = click.option(
     "--overlap",
     type=Finite(0, 1, max_open=True),
@@ -45,6 +46,11 @@ FREEZE_BACKBONE_EPOCHS = click.option(
     type=click.IntRange(min=0),
     help="First epochs with the ImageNet backbone frozen [0].",
 )
+
+
+def image_size(minimum: int) -> click.IntRange:
+    """The type of every --imgsz: at least `minimum` and at most MAX_IMAGE_SIZE px a side."""
+    return click.IntRange(minimum, MAX_IMAGE_SIZE)
 
 
 def data_option(help: str, multiple: bool = False) -> Decorator:  # noqa: A002

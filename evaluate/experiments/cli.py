@@ -8,6 +8,7 @@ import click
 
 from evaluate.experiments.config import CELL_KINDS, load_experiment, raster_simplifications, restrict
 from evaluate.experiments.runner import run
+from synth.outputs import OutputPath
 from synth.runs import default_out
 
 
@@ -15,7 +16,7 @@ from synth.runs import default_out
 @click.argument("experiment", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(folder=True),
     default=None,
     help="Output folder [runs/domain-gap/<experiment name>].",
 )

@@ -15,6 +15,7 @@ from train.options import (
     crop_schedule,
     data_option,
     given,
+    image_size,
     init_weights_option,
     stack,
     start_weights_option,
@@ -73,9 +74,7 @@ def _report(model, out: Path) -> None:
 @DATA
 @OUT
 @init_weights_option("Backbone")
-@click.option(
-    "--imgsz", "image_size", type=click.IntRange(min=32), default=64, show_default=True, help="Crop size."
-)
+@click.option("--imgsz", "image_size", type=image_size(32), default=64, show_default=True, help="Crop size.")
 @click.option(
     "--train-blocks",
     type=click.IntRange(0, 7),

@@ -15,6 +15,7 @@ from train.options import (
     crop_schedule,
     data_option,
     given,
+    image_size,
     init_weights_option,
     stack,
     start_weights_option,
@@ -58,7 +59,7 @@ def _report(model, out: Path) -> None:
 @click.option(
     "--imgsz",
     "image_size",
-    type=click.IntRange(min=32),
+    type=image_size(32),
     default=128,
     show_default=True,
     help="Training crop and inference tile (multiple of 32).",

@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
+from synth.outputs import OutputPath
 from synth.runs import default_out
 from train.devices import device_option
-from train.options import FREEZE_BACKBONE_EPOCHS, GOOD_TILE_SHARE, OVERLAP, Finite, stack
+from train.options import FREEZE_BACKBONE_EPOCHS, GOOD_TILE_SHARE, OVERLAP, Finite, image_size, stack
 from train.yolo import training
 
 TASKS = click.Choice(sorted(training.DEFAULT_MODELS))
@@ -19,7 +20,7 @@ DATA = click.Path(exists=True, path_type=Path)
 
 # Options shared by the three commands: where to write, and the train-argument overrides.
 RUN_OPTIONS = stack(
-    click.option("--out", type=click.Path(path_type=Path), help="Run folder [runs/yolo/<mode>/<time>]."),
+    click.option("--out", type=OutputPath(folder=True), help="Run folder [runs/yolo/<mode>/<time>]."),
     click.option(
         "--config",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -28,7 +29,7 @@ RUN_OPTIONS = stack(
     click.option("--epochs", type=click.IntRange(min=1), help="Epochs [ultralytics default 100]."),
     click.option(
         "--imgsz",
-        type=click.IntRange(min=32),
+        type=image_size(32),
         help="Training image size [the tile; else 640 on CPU, 1024 on GPU].",
     ),
     click.option(

@@ -260,6 +260,8 @@ def load_dataset(path: Path) -> YoloDataset:
     recorded = (recorded if recorded.is_absolute() else yaml_path.parent / recorded).resolve()
     entries = {s: data[s] for s in ("train", "val", "test") if data.get(s)}
     names = [str(n) for n in names]
+    if not names:
+        raise YoloSetupError(f"{yaml_path}: 'names' lists no classes; YOLO needs at least one to learn")
     if not (yaml_path.parent / "dataset.json").is_file():
         return YoloDataset(yaml_path.resolve(), recorded, names, entries)
     # A canonical dataset is read where it is, whatever root its data file recorded: a copy
