@@ -54,6 +54,7 @@ from synth.config import SPLITS
 from synth.errors import ConfigError, DataError
 from synth.images import IMAGE_SUFFIXES, UnreadableImage, decode_file, to_rgb8
 from synth.images import read_image as read_image_file
+from synth.outputs import OutputPath
 from synth.tiles import Tile, crop_annotations, overlap_fraction, tiles_within
 from synth.writers import DatasetWriter, atomic_write_json
 from train.options import Finite
@@ -65,6 +66,8 @@ CLASS_MAPS = {"aitex": aitex.DEFECT_CLASSES}  # tables that --class-map names (o
 YOLO_TOLERANCE = 1e-5  # normalised YOLO coordinates may leave [0, 1] by float rounding only
 PIXEL_TOLERANCE = 1.0  # COCO coordinates may leave the image by one pixel (vertices on its edge)
 LABELME_POINTS = {"polygon": (3, None), "rectangle": (2, 2), "circle": (2, 2)}  # (min, max) points
+EXIF_ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the stored pixels a quarter turn
+QUARTER_TURNS = (5, 6, 7, 8)
 
 Labels = tuple[Annotations, list[str]]  # an item's annotations and the notes on rules applied
 # Reads an item's labels, given the image size (h, w) and the dataset's classes.
@@ -180,6 +183,22 @@ def _size_mismatch(mask: Path, mask_size: tuple[int, int], image: Path, size: tu
     return (
         f"mask {mask} is {mask_size[1]}x{mask_size[0]} px but its image "
         f"{image} is {size[1]}x{size[0]} px; they must have the same size"
+        + (_turned_by_exif(image) if tuple(mask_size) == tuple(size)[::-1] else "")
+    )
+
+
+def _turned_by_exif(image: Path) -> str:
+    """Why a mask may have an image's size turned: drawn on the photo as a viewer shows it."""
+    try:
+        with Image.open(image) as im:
+            orientation = im.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, ValueError, ImportError):
+        return ""
+    if orientation not in QUARTER_TURNS:
+        return ""
+    return (
+        f" (the image's EXIF orientation {orientation} turns it a quarter turn for viewing, and the "
+        "mask matches the turned view; masks are read against the stored pixels: turn the mask back)"
     )
 
 
@@ -216,8 +235,9 @@ def read_binary_mask(
     """A mask file as booleans, checked against the size (h, w) of its image, and its notes.
 
     The rule: a pixel is defect when its value is at least half the range (128 of 255, 32768 of
-    65535; the brightest colour channel counts), so anti-aliased edges keep the core of their
-    region, as the real masks here need (DESIGN §8). A region of non-zero pixels that lies wholly
+    65535; the brightest colour channel counts; in a mask with alpha, a pixel less than half
+    opaque is background), so anti-aliased edges keep the core of their region, as the real
+    masks here need (DESIGN §8). A region of non-zero pixels that lies wholly
     below the threshold (a soft brush stroke, a grey second level) is background, and the mask
     gets a note, so that no region vanishes unseen.
 
@@ -231,8 +251,11 @@ def read_binary_mask(
     mask = _decode(mask_path)
     if mask is None or mask.dtype not in (np.uint8, np.uint16):
         raise Unreadable(f"{mask_path}: not a readable 8 or 16 bit mask image")
+    threshold = (int(np.iinfo(mask.dtype).max) + 1) // 2
     if mask.ndim == 3:
-        mask = mask[..., :3].max(axis=2) if mask.shape[2] >= 3 else mask[..., 0]
+        # A pixel less than half opaque is background, whatever its colour (a transparent layer).
+        opaque = mask[..., -1] >= threshold if mask.shape[2] in (2, 4) else True
+        mask = (mask[..., :3].max(axis=2) if mask.shape[2] >= 3 else mask[..., 0]) * opaque
     notes = []
     if mask.shape != size:
         (mh, mw), (h, w) = mask.shape, size
@@ -246,7 +269,6 @@ def read_binary_mask(
         shrink = mh > h
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         notes.append(f"{mask_path}: {mw}x{mh} px, resized to its image's {w}x{h} px (the same aspect ratio)")
-    threshold = (int(np.iinfo(mask.dtype).max) + 1) // 2
     binary = mask >= threshold
     return binary, notes + _faint_note(mask, binary, threshold, mask_path)
 
@@ -1281,7 +1303,7 @@ def _check_out(src: Path, out: Path) -> None:
 @click.command("import")
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(FORMATS))
 @click.argument("src", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Dataset folder to write.")
+@click.option("--out", required=True, type=OutputPath(folder=True), help="Dataset folder to write.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the train/val/test split.")
 @click.option(
     "--split",

@@ -117,6 +117,14 @@ def mask_of_other_size(tmp: Path) -> tuple[list[str], Path]:
     return ["folders", str(src)], _png(src / "crack" / "d_mask.png", _mask(9, 10))
 
 
+def mask_drawn_on_the_exif_turned_photo(tmp: Path) -> tuple[list[str], Path]:
+    src = _folders(tmp)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 10x8, shown 8x10 by a viewer
+    Image.fromarray(_grey()).save(src / "crack" / "d.jpg", exif=exif)
+    return ["folders", str(src)], _png(src / "crack" / "d.png", _mask(10, 8))
+
+
 def two_folders_one_class(tmp: Path) -> tuple[list[str], Path]:
     src = _folders(tmp)
     _png(src / "Crack" / "e.png", _grey())
@@ -214,6 +222,7 @@ def out_inside_source(tmp: Path) -> tuple[list[str], Path]:
 
 ERRORS = [
     (mask_of_other_size, "is 10x9 px but its image"),
+    (mask_drawn_on_the_exif_turned_photo, "EXIF orientation 6 turns it a quarter turn for viewing"),
     (two_folders_one_class, "class name 'crack' is given twice"),
     (image_or_mask_ambiguous, "cannot tell image from mask"),
     (empty_folder, "expected one folder per class, found no folder"),
@@ -426,6 +435,18 @@ def test_skip_is_listed_with_its_reason_and_the_rest_imported(tmp_path, case: Ca
 
 
 # ----------------------------------------------------------------- rules, listed as notes
+
+
+def test_a_mask_with_alpha_counts_only_its_opaque_pixels(tmp_path):
+    src = _folders(tmp_path)
+    layer = np.zeros((8, 10, 4), np.uint8)
+    layer[...] = (255, 255, 255, 0)  # a transparent background, white under the transparency
+    layer[1:3, 1:4] = (255, 0, 0, 255)  # a red defect of 6 px
+    _png(src / "crack" / "c_mask.png", layer)
+    assert _run(["folders", str(src)], tmp_path / "out").exit_code == 0
+    ds = Dataset(tmp_path / "out")
+    defects = [s for split in ("train", "val", "test") for s in ds.samples(split) if not s.good]
+    assert [[i["area_px"] for i in s.meta["instances"]] for s in defects] == [[6]]
 
 
 def test_mask_threshold_keeps_regions_at_128_and_lists_fainter_ones(tmp_path):
