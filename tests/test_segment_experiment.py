@@ -62,6 +62,14 @@ def test_bad_segment_sections_fail_at_load(tmp_path):
         experiments.load_experiment(_experiment(tmp_path, finetune={"lrr": 1.0}))
 
 
+def test_a_budget_beyond_the_real_defect_images_names_the_budget_not_another_model(tmp_path):
+    config = experiments.load_experiment(_experiment(tmp_path, budgets=[500]))
+    with pytest.raises(ExperimentError) as raised:
+        experiments.run(config, tmp_path / "out")
+    message = str(raised.value)
+    assert "budgets: 500 > the " in message and message.endswith("real defective train images"), message
+
+
 def test_shipped_segment_experiment_is_valid():
     config = experiments.load_experiment(ROOT / "experiments" / "metal_tile_segment.yaml")
     assert len(config.segment_cells()) == 12 and not config.patchcore_cells

@@ -83,9 +83,10 @@ class ExperimentData:
         return self._seeded_train(True, budget, "good")
 
     def real_defect_train(self, budget: Budget) -> list[Path]:
-        """For YOLO, k counts labelled images, since labelling defects is what real data costs;
-        real good images are left out, which also keeps CPU epochs short."""
-        return self._seeded_train(False, budget, "defective (YOLO)")
+        """For the supervised models (YOLO, Mask R-CNN, the segmenter), k counts labelled
+        images, since labelling defects is what real data costs; real good images are left out,
+        which also keeps CPU epochs short."""
+        return self._seeded_train(False, budget, "defective")
 
     def real_images_recipe(self, paths: list[Path]) -> dict:
         return {"real": self.real_recipe(), "images": [p.name for p in paths]}
