@@ -136,16 +136,18 @@ def interpolate(
     down: np.ndarray,
 ) -> np.ndarray:
     """2 x lerp(lerp(top corners), lerp(bottom corners)) - 1 per texel (row r, column c), the
-    corners lattice[upper[r] or lower[r], left[c] or right[c]] and the weights across[c], down[r]."""
+    corners lattice[upper[r] or lower[r], left[c] or right[c]] and the weights across[c], down[r].
+    Every lattice row is blended along the columns once; texel rows then blend two of those."""
+    along = np.empty((lattice.shape[0], left.size))
+    for k in range(lattice.shape[0]):
+        for c in range(left.size):
+            s = across[c]
+            along[k, c] = lattice[k, left[c]] * (1 - s) + lattice[k, right[c]] * s
     out = np.empty((upper.size, left.size), np.float32)
     for r in range(upper.size):
-        top, bottom, t = lattice[upper[r]], lattice[lower[r]], down[r]
+        top, bottom, t = along[upper[r]], along[lower[r]], down[r]
         for c in range(left.size):
-            a, b = left[c], right[c]
-            s = across[c]
-            out[r, c] = (
-                (top[a] * (1 - s) + top[b] * s) * (1 - t) + (bottom[a] * (1 - s) + bottom[b] * s) * t
-            ) * 2 - 1
+            out[r, c] = (top[c] * (1 - t) + bottom[c] * t) * 2 - 1
     return out
 
 
@@ -263,8 +265,16 @@ def voronoi_edge(u: np.ndarray, v: np.ndarray, salt: int) -> np.ndarray:
     key = lattice_key(cols, rows)
     point_x = cols + thread_random(key, salt)
     point_y = rows + thread_random(key, salt + 1)
+    if u.shape[0] == 1 and v.shape[1] == 1:
+        return nearest_two_on_grid(u[0], v[:, 0], point_x, point_y, col0, row0)
     shape = np.broadcast_shapes(u.shape, v.shape)
     return nearest_two(np.broadcast_to(u, shape), np.broadcast_to(v, shape), point_x, point_y, col0, row0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def keep_nearest_two(d: float, first: float, second: float) -> tuple[float, float]:
+    """The two smallest of (first, second, d), first <= second: branch-free, so it vectorises."""
+    return min(first, d), min(second, max(first, d))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -283,12 +293,43 @@ def nearest_two(
             for i in range(cell_row - 1, cell_row + 2):
                 for j in range(cell_col - 1, cell_col + 2):
                     dx, dy = x - point_x[i, j], y - point_y[i, j]
-                    d = dx * dx + dy * dy
-                    if d < first:
-                        first, second = d, first
-                    elif d < second:
-                        second = d
+                    first, second = keep_nearest_two(dx * dx + dy * dy, first, second)
             edge[r, c] = (math.sqrt(second) - math.sqrt(first)) / 2
+    return edge
+
+
+@numba.njit(cache=True, nogil=True)
+def nearest_two_on_grid(
+    u: np.ndarray, v: np.ndarray, point_x: np.ndarray, point_y: np.ndarray, col0: int, row0: int
+) -> np.ndarray:
+    """`nearest_two` on the grid of columns u and rows v: the texels of a row that share a cell
+    share its nine candidate points, loaded once, so the loop over them vectorises."""
+    cell_col = np.empty(u.size, np.int64)
+    for c in range(u.size):
+        cell_col[c] = int(math.floor(u[c])) - col0
+    edge = np.empty((v.size, u.size), np.float32)
+    candidate_x, candidate_dy2 = np.empty(9), np.empty(9)
+    for r in range(v.size):
+        y = v[r]
+        cell_row = int(math.floor(y)) - row0
+        start = 0
+        while start < u.size:
+            cell, stop = cell_col[start], start + 1
+            while stop < u.size and cell_col[stop] == cell:
+                stop += 1
+            k = 0
+            for i in range(cell_row - 1, cell_row + 2):
+                for j in range(cell - 1, cell + 2):
+                    dy = y - point_y[i, j]
+                    candidate_x[k], candidate_dy2[k] = point_x[i, j], dy * dy
+                    k += 1
+            for c in range(start, stop):
+                x, first, second = u[c], np.inf, np.inf
+                for k in range(9):
+                    dx = x - candidate_x[k]
+                    first, second = keep_nearest_two(dx * dx + candidate_dy2[k], first, second)
+                edge[r, c] = (math.sqrt(second) - math.sqrt(first)) / 2
+            start = stop
     return edge
 
 
