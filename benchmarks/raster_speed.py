@@ -3,16 +3,15 @@
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/raster_speed.py [--images 3] [--baseline REV]
 
 For each scene in scenes/, renders the first `--images` samples with `synth.raster` and prints
-one JSON line: the median CPU seconds (of this process, all its threads: what one core spends,
-and less disturbed by other work on the machine than wall time) per image megapixel of the render itself (texture, shading,
-resampling) and of `synth.layers.build_maps` (stains and defects, shared with Cycles), after
-one untimed render whose seconds are printed apart (a process's first render loads the
-compiled kernels). With
-`--baseline REV`, the same samples are rendered by the package as it was at git revision REV
-(extracted with `git archive`, run in a child process right before the current one, scene by
-scene), so the ratio of the two is measured under the same load; the largest difference between
-the two views' images (8-bit levels) is printed beside it. Tile scenes are drawn flat, as
-experiments and calibration do.
+one JSON line: the median CPU seconds per image megapixel (of this process, all its threads:
+what one core spends, less disturbed than wall time by other work on the machine) of the
+render itself (texture, shading, resampling) and of `synth.layers.build_maps` (stains and
+defects, shared with Cycles), after one untimed render whose seconds are printed apart (a
+process's first render loads the compiled kernels). With `--baseline REV`, the same samples
+are rendered by the package as it was at git revision REV (extracted with `git archive`, run in
+a child process right before the current one, scene by scene), so the ratio of the two is
+measured under the same load; the largest difference between the two views' images (8-bit
+levels) is printed beside it. Tile scenes are drawn flat, as experiments and calibration do.
 """
 
 from __future__ import annotations
