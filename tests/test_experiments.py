@@ -102,7 +102,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
         assert all(math.isnan(v) or 0 <= v <= 1 for v in row[2:])
         assert 0 <= row[stain_column] <= 1  # every synthetic image has stains: never NaN
     (real_only,) = (out / "synthetic_test").glob("real_only__real3-*.json")
-    assert json.loads(real_only.read_text())["data"].startswith(str(out / "synthetic" / "metal_tile-"))
+    assert json.loads(real_only.read_text())["data"].startswith(str(out.parent / "renders" / "metal_tile-"))
 
     yolo = json.loads((out / "yolo_table.json").read_text())
     assert yolo["header"] == [
@@ -207,6 +207,32 @@ def test_every_coreset_and_cell_key_covers_the_patchcore_settings(tmp_path):
 
     reseeded = experiments.load_experiment(path, patchcore_seed=0)
     assert keys(patchcore_cells.PatchCoreCells(ExperimentData(reseeded, tmp_path / "out"))) == before
+
+
+def test_experiments_beside_each_other_share_their_renders(tmp_path):
+    """Two experiment files asking for the same scene, overrides, n and renderer: the second
+    finds the first's renders and writes nothing; an output folder rendered into before renders
+    were shared keeps using its own."""
+    path = _experiment(tmp_path)
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "name": "other", "budgets": [2]}))
+    runs = tmp_path / "runs"
+    first = ExperimentData(experiments.load_experiment(path), runs / "tiny").synthetic_root(None)
+    assert first.parent == runs / "renders" and len(list(first.glob("images/*/*.png"))) == 8
+
+    def files() -> dict:  # samples are not written again, and no file changes
+        images = {(p, "mtime"): p.stat().st_mtime_ns for p in first.glob("images/*/*.png")}
+        return {**images, **{p: p.read_bytes() for p in first.rglob("*") if p.is_file()}}
+
+    written = files()
+    second = ExperimentData(experiments.load_experiment(other), runs / "other").synthetic_root(None)
+    assert second == first and files() == written
+
+    earlier = runs / "older" / "synthetic" / first.name
+    earlier.parent.mkdir(parents=True)
+    first.rename(earlier)
+    assert ExperimentData(experiments.load_experiment(path), runs / "older").synthetic_root(None) == earlier
+    assert not first.exists()
 
 
 def test_bad_sections_fail_at_load_before_any_work(tmp_path):

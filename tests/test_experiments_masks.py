@@ -204,7 +204,7 @@ def test_real_set_without_good_images_runs_synthetic_patchcore_without_image_aur
     assert "scenarios ['real_only'] train PatchCore on real good images" in result.output
     assert "no good train image (every image is defective)" in result.output
     assert "Traceback" not in result.output
-    assert not (refused_out / "coresets").exists() and not (refused_out / "synthetic").exists()
+    assert not (refused_out / "coresets").exists() and not (refused_out.parent / "renders").exists()
 
 
 def test_bad_masks_options_and_patchcore_cells_fail_at_load(tmp_path):

@@ -33,6 +33,9 @@ class ExperimentData:
         self.config = config
         self.out = out
         self.real_root = out / f"real-{key(self.real_recipe())}"
+        # One cache of renders for every experiment whose output folder is beside this one (the
+        # default outputs all are): the same recipe is rendered once, whatever the file.
+        self.renders = out.parent / "renders"
         self._seeded: dict[bool, list[Path]] = {}  # good / defective train images, after import
         # Renders known finished in this run: not resumed again for every cell that uses them (a
         # resume rewrites the dataset-wide files under the writer's lock, which cells that run at
@@ -118,7 +121,7 @@ class ExperimentData:
 
     def synthetic_root(self, scenario: Scenario | None, extra: dict | None = None) -> Path:
         """Render (or resume) the scenario's synthetic data, or with no scenario the
-        experiment's base synthetic data."""
+        experiment's base synthetic data, in the shared `renders` folder."""
         from synth.config import load_config
         from synth.render import render_dataset, scaled_config
 
@@ -126,7 +129,10 @@ class ExperimentData:
         assert syn is not None
         recipe = self.synthetic_recipe(scenario, extra)
         scene = Path(syn.scene)
-        root = self.out / "synthetic" / f"{scene.stem}-{key(recipe)}"
+        name = f"{scene.stem}-{key(recipe)}"
+        root = self.renders / name
+        if not root.exists() and (self.out / "synthetic" / name).is_dir():
+            root = self.out / "synthetic" / name  # rendered before renders were shared
         if root not in self.rendered:
             config = scaled_config(load_config(scene, recipe["overrides"]), syn.n)
             # Runs of one experiment (other seeds, scenarios) share renders: wait, do not refuse.
