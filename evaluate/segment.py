@@ -9,19 +9,14 @@ from pathlib import Path
 import click
 
 from evaluate import anomaly
-from evaluate import metrics as m
 from evaluate.report import Section
 from synth.runs import default_out
-from synth.writers import atomic_write_json
 
 
 def evaluate_segmenter(model, data: Path, out: Path, k: float = 0.0) -> dict:
     """Metrics on the test split of `data` (threshold from its val split), written to
     out/metrics.json with the plots and overlays of `evaluate anomaly`."""
-    result = anomaly.evaluate_predictor(model.predict, data, out, None, k, title="segmentation")
-    result["pixel"]["iou"] = m.iou_from_f1(result["pixel"]["f1"])
-    atomic_write_json(out / "metrics.json", result)
-    return result
+    return anomaly.evaluate_predictor(model.predict, data, out, None, k, title="segmentation")
 
 
 def report_sections(result: dict, out: Path, title: str) -> list[Section]:

@@ -100,7 +100,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, default=_json_default) + "\n")
+    """`data` as JSON; a NaN (an undefined metric) is written as null, since JSON has no NaN."""
+    try:
+        text = json.dumps(data, indent=1, default=_json_default, allow_nan=False)
+    except ValueError:  # a NaN or an infinity somewhere: only then is the data walked
+        text = json.dumps(_nan_as_null(data), indent=1, default=_json_default)
+    atomic_write_text(path, text + "\n")
+
+
+def _nan_as_null(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_as_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_as_null(v) for v in value]
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return None
+    return value
 
 
 def _json_default(value: object) -> object:

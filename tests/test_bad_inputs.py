@@ -73,6 +73,8 @@ def ws(tmp_path_factory) -> Path:
     (root / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
     (root / "list.yaml").write_text("- a\n- b\n")
     (root / "empty.yaml").write_text("")
+    (root / "results").mkdir()
+    (root / "results" / "table.md").write_text("| scenario | F1_px |\n|---|---|\n| real_only | 0.412 |\n")
     for name, changes in SCENES.items():
         (root / f"{name}.yaml").write_text(yaml.safe_dump(_scene(**changes)))
     experiment = {
@@ -133,6 +135,12 @@ EXPERIMENTS = {
     "exp_yolo_unknown_arg": (("yolo",), {"train": {"epoch": 1}}),
     "exp_yolo_unknown_scenario": (("yolo",), {"scenarios": ["nope"]}),
     "exp_n_0": (("synthetic", "n"), 0),
+    "exp_budget_twice": (("budgets",), [2, 2]),
+    "exp_scenario_twice": (("scenarios",), [{"name": "a", "train": "real"}, {"name": "a", "train": "real"}]),
+    "exp_seed_twice": (("maskrcnn",), {"seeds": [0, 0]}),
+    "exp_segment_budget_twice": (("segment",), {"budgets": [2, "all", 2]}),
+    "exp_plain": (("name",), "plain"),
+    "exp_maskrcnn_synthetic": (("maskrcnn",), {"scenarios": ["synthetic_only"]}),
 }
 
 # (command line with {ws} for the workspace, exit status, text the message must contain)
@@ -474,8 +482,23 @@ CASES = {
             "exp_yolo_unknown_arg": "yolo.train",
             "exp_yolo_unknown_scenario": "yolo.scenarios",
             "exp_n_0": "synthetic.n",
+            "exp_budget_twice": "budgets: 2 given more than once; each may appear once",
+            "exp_scenario_twice": "scenarios: name a given more than once; each may appear once",
+            "exp_seed_twice": "maskrcnn.seeds: 0 given more than once; each may appear once",
+            "exp_segment_budget_twice": "segment.budgets: 2 given more than once; each may appear once",
         }.items()
     },
+    "domain-gap --kind without its section": (
+        "evaluate domain-gap {ws}/exp_plain.yaml --out {ws}/results --kind yolo",
+        1,
+        "exp_plain.yaml: --kind yolo: the experiment has no `yolo:` section",
+    ),
+    "domain-gap options that select no cell": (
+        "evaluate domain-gap {ws}/exp_maskrcnn_synthetic.yaml --out {ws}/results --kind maskrcnn "
+        "--scenario real_only",
+        1,
+        "exp_maskrcnn_synthetic.yaml: --kind, --scenario, --budget and --seed together select no cell of it",
+    ),
 }
 
 

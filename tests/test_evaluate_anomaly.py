@@ -45,6 +45,37 @@ def test_metrics_at_threshold_hand_case():
     assert at_k60["defect_wise"]["per_class"] == {"crack": 0.0}  # 50% covered < 60%
 
 
+def test_nothing_to_find_and_nothing_flagged_is_undefined_with_a_reason_never_1(tmp_path):
+    import json
+
+    from evaluate.experiments.tables import write_outputs
+    from evaluate.report import markdown_table
+    from synth.writers import atomic_write_json
+
+    good = [_scored("b", [[0.1, 0.7, 0.2]], [[0, 0, 0]], {}), _scored("c", [[0.3]], [[0]], {})]
+    r = anomaly.anomaly_metrics(good, threshold=0.8, kinds=KINDS)
+    assert all(np.isnan(r["pixel"][key]) for key in ("precision", "recall", "f1", "iou"))
+    r["threshold_source"] = "the model's threshold"
+    r["warnings"] = anomaly.undefined_warnings(r) + anomaly.operating_point_warnings(r)
+    assert r["warnings"] == [
+        "no defective image in the test split: pixel recall, F1 and IoU are undefined",
+        "the threshold flags no pixel of the test split: pixel precision is undefined",
+    ]
+    table = markdown_table(*anomaly.summary_rows(r))
+    assert "| pixel precision | – |" in table and "| pixel F1 | – |" in table and "1.000" not in table
+    atomic_write_json(tmp_path / "metrics.json", r)
+    stored = json.loads((tmp_path / "metrics.json").read_text())
+    assert stored["pixel"]["f1"] is None and stored["pixel"]["precision"] is None
+
+    # a domain-gap cell read back from its cache: – in the table, the reason below it
+    cell = {**stored, "scenario": "real_only", "real_good_images": 2, "cell": "real_only", "cell_dir": "c"}
+    write_outputs([{**cell, "figures": {}}], [], [], KINDS, {}, tmp_path, "gap", 1.0)
+    md = (tmp_path / "table.md").read_text()
+    assert "| real_only | 2 | – | – | – |" in md and "1.000" not in md
+    assert "no defective image in the test split: pixel recall, F1 and IoU are undefined." in md
+    assert json.loads((tmp_path / "table.json").read_text())["rows"][0][2:5] == [None, None, None]
+
+
 def test_threshold_from_validation_or_fallbacks():
     val = _test_split()
     t, source = anomaly.choose_threshold(val, fallback=0.3)

@@ -161,6 +161,23 @@ def test_cli_writes_metrics_picture_and_report(datasets: dict[str, Path], tmp_pa
     assert f"coverage ratio {metrics['coverage_ratio']:.3f}" in result.output
 
 
+def test_samples_beyond_the_patches_are_capped_with_a_warning_and_no_spread(datasets, tmp_path) -> None:
+    out = tmp_path / "gap"
+    synthetic, real = str(datasets["synthetic"]), str(datasets["real"])
+    result = CliRunner().invoke(
+        evaluate_main,
+        ["gap", "--synthetic", synthetic, "--real", real, "--out", str(out), *SMALL, "--samples", "100000"],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    patches = {side: metrics[side]["patches"] for side in ("synthetic", "real")}
+    assert metrics["samples_used"] == patches and metrics["settings"]["samples"] == 100000
+    assert metrics["mmd2_std"] is None and "± –," in result.output
+    for side, n in patches.items():
+        line = f"--samples 100000 is more than the {n} {side} patches: every MMD² subset takes all {n}"
+        assert line in metrics["warnings"] and f"Warning: {line}." in result.output
+
+
 def test_defective_real_images_serve_with_their_defect_patches_left_out(datasets: dict[str, Path]) -> None:
     from train.patchcore import PatchCoreConfig
 

@@ -36,17 +36,20 @@ def test_roc_auc_equals_pairwise_count_with_half_ties(pairs):
     assert m.roc_auc(labels, scores) == pytest.approx(wins / (len(pos) * len(neg)))
 
 
-def test_confusion_empty_prediction_empty_mask():
+def test_a_ratio_of_nothing_is_undefined_never_a_perfect_score():
     none = np.zeros((4, 4), bool)
     some = none.copy()
     some[1, 1] = True
-    perfect_good = m.confusion(none, none)
-    assert (perfect_good.precision, perfect_good.recall, perfect_good.f1) == (1.0, 1.0, 1.0)
+    nothing_at_all = m.confusion(none, none)  # nothing to find, nothing flagged
+    assert all(np.isnan(v) for v in (nothing_at_all.precision, nothing_at_all.recall, nothing_at_all.f1))
+    assert np.isnan(m.iou_from_f1(nothing_at_all.f1))
     missed = m.confusion(none, some)
-    assert (missed.precision, missed.recall, missed.f1) == (1.0, 0.0, 0.0)
+    assert np.isnan(missed.precision) and (missed.recall, missed.f1) == (0.0, 0.0)
     false_alarm = m.confusion(some, none)
-    assert (false_alarm.precision, false_alarm.recall, false_alarm.f1) == (0.0, 1.0, 0.0)
+    assert np.isnan(false_alarm.recall) and (false_alarm.precision, false_alarm.f1) == (0.0, 0.0)
     assert false_alarm.accuracy == 15 / 16
+    curves = m.threshold_curves(np.zeros(3, bool), np.array([0.1, 0.2, 0.3]))
+    assert np.isnan(curves.recall).all() and (curves.f1 == 0).all()
 
 
 def test_confusion_counts_and_f_beta():

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from evaluate.experiments.config import CELL_KINDS, load_experiment, raster_simplifications, restrict
+from evaluate.experiments.config import (
+    CELL_KINDS,
+    ExperimentError,
+    load_experiment,
+    raster_simplifications,
+    restrict,
+)
 from evaluate.experiments.runner import run
 from synth.outputs import OutputPath
 from synth.runs import default_out
@@ -89,14 +95,17 @@ def domain_gap(
     ray_address: str | None,
 ) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
-    config = restrict(
-        load_experiment(experiment, real, scene, patchcore_seed), scenarios, budgets, kinds, seeds
-    )
+    config = load_experiment(experiment, real, scene, patchcore_seed)
+    try:
+        config = restrict(config, scenarios, budgets, kinds, seeds)
+    except ExperimentError as e:
+        raise ExperimentError(f"{experiment}: {e}") from None
     for line in raster_simplifications(config):
         click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
     out = out or default_out("domain-gap", config.name)
     results = run(config, out, ray_address)
-    click.echo((out / "table.md").read_text())
+    if results.patchcore:
+        click.echo((out / "table.md").read_text())
     if results.synthetic_test:
         click.echo("On the synthetic test split:\n" + (out / "synthetic_test_table.md").read_text())
     if results.yolo:

@@ -8,14 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 from evaluate import importers
 from synth.errors import ConfigError, DefectsynthError, validation_problems
 
+T = TypeVar("T")
+
+
+def _once_each(values: list[T], what: str = "") -> list[T]:
+    """A list of budgets, seeds or names whose every item differs (a repeated one would repeat
+    its cells and table rows)."""
+    repeated = dict.fromkeys(v for i, v in enumerate(values) if v in values[:i])
+    if repeated:
+        raise ValueError(f"{what}{', '.join(map(str, repeated))} given more than once; each may appear once")
+    return values
+
+
+Unique = Annotated[list[T], AfterValidator(_once_each)]
 Budget = PositiveInt | Literal["all"]
 Train = Literal["real", "synthetic", "finetune", "meld"]
 USES_REAL = {"real", "finetune", "meld"}
@@ -88,7 +109,7 @@ class DetectorSettings(_Model):
     """
 
     scenarios: list[str] | None = Field(None, description="scenario names with a cell (default all)")
-    seeds: list[int] | None = Field(None, min_length=1)
+    seeds: Unique[int] | None = Field(None, min_length=1)
     real_fraction: float = Field(0.5, ge=0, le=1, description="share of real images in a meld")
     conf: float = Field(0.25, ge=0, le=1, description="working confidence for recall and false alarms")
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -131,8 +152,8 @@ class SegmentSettings(_Model):
     """
 
     scenarios: list[str] | None = Field(None, description="scenario names with a segment cell (default all)")
-    budgets: list[Budget] = Field(default_factory=lambda: [10], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    budgets: Unique[Budget] = Field(default_factory=lambda: [10], min_length=1)
+    seeds: Unique[int] = Field(default_factory=lambda: [0], min_length=1)
     train: dict[str, Any] = Field(default_factory=dict, description="SegmentConfig fields")
     finetune: dict[str, Any] = Field(default_factory=dict, description="settings changed for fine-tuning")
     overrides: dict[str, Any] = Field(default_factory=dict)
@@ -143,7 +164,7 @@ class ExperimentConfig(_Model):
     real: RealData
     synthetic: SyntheticData | None = None
     patchcore: dict[str, Any] = Field(default_factory=dict, description="PatchCoreConfig fields")
-    budgets: list[Budget] = Field(default_factory=lambda: ["all"], min_length=1)
+    budgets: Unique[Budget] = Field(default_factory=lambda: ["all"], min_length=1)
     coverage_k: float = Field(0.0, ge=0, le=100)
     scenarios: list[Scenario] = Field(min_length=1)
     synthetic_test: bool = Field(False, description="also score every cell on the synthetic test split")
@@ -154,6 +175,12 @@ class ExperimentConfig(_Model):
         True,
         description="false: only the detector and segment cells; a list: the scenarios with PatchCore cells",
     )
+
+    @field_validator("scenarios")
+    @classmethod
+    def _names_once_each(cls, scenarios: list[Scenario]) -> list[Scenario]:
+        _once_each([s.name for s in scenarios], "name ")
+        return scenarios
 
     def cells(self) -> list[tuple[Scenario, Budget | None]]:
         """Every (scenario, real budget) pair; scenarios without real data have one cell."""
@@ -292,6 +319,11 @@ def restrict(
     unknown = sorted(set(kinds) - set(CELL_KINDS))
     if unknown:
         raise ExperimentError(f"--kind {unknown}: expected some of {list(CELL_KINDS)}")
+    for kind in kinds:
+        if kind == "patchcore" and not config.patchcore_pairs():
+            raise ExperimentError("--kind patchcore: the experiment has no PatchCore cell (patchcore_cells)")
+        if kind != "patchcore" and getattr(config, kind) is None:
+            raise ExperimentError(f"--kind {kind}: the experiment has no `{kind}:` section")
     names = [s.name for s in config.scenarios]
     unknown = sorted(set(scenarios) - set(names))
     if unknown:
@@ -338,6 +370,9 @@ def restrict(
         part.segment.budgets = kept(part.segment.budgets, wanted)
         if part.segment.scenarios is not None:
             part.segment.scenarios = kept(part.segment.scenarios, scenarios)
+    cells = part.patchcore_pairs() or part.segment_cells() or any(map(part.detector_cells, DETECTORS))
+    if not cells and (scenarios or budgets or kinds or seeds):
+        raise ExperimentError("--kind, --scenario, --budget and --seed together select no cell of it")
     return part
 
 
@@ -379,8 +414,6 @@ def check(config: ExperimentConfig) -> None:
     if config.synthetic_test and config.synthetic is None:
         raise ExperimentError("synthetic_test needs a `synthetic:` section")
     names = [s.name for s in config.scenarios]
-    if len(set(names)) != len(names):
-        raise ExperimentError(f"scenario names must be unique, got {names}")
     chosen = config.patchcore_cells
     unknown = sorted(set(chosen) - set(names)) if isinstance(chosen, list) else []
     if unknown:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evaluate import anomaly
-from evaluate.report import Section, markdown_table, write_csv, write_html
+from evaluate.report import Section, fmt, markdown_table, undefined, write_csv, write_html
 from synth.writers import atomic_write_json, atomic_write_text
 
 NO_IMAGE_AUROC = (
@@ -17,6 +17,16 @@ NO_IMAGE_AUROC = (
 
 def has_good_test_images(results: list[dict]) -> bool:
     return any(r["image"]["good_images"] for r in results)
+
+
+def undefined_notes(results: list[dict]) -> list[str]:
+    """Why some cells' pixel metrics are undefined (– in the table), each reason once."""
+    return list(dict.fromkeys(line for r in results for line in anomaly.undefined_warnings(r)))
+
+
+def notes(lines: list[str]) -> str:
+    """The sentences below a table."""
+    return " ".join(f"{line}." for line in lines)
 
 
 def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[list]]:
@@ -46,10 +56,13 @@ def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[l
     return header, rows
 
 
-def _spread(values: list[float]) -> str:
-    """Mean and min–max over seeds, e.g. `0.512 (0.488–0.540)`."""
+def _spread(values: list[float | None]) -> str:
+    """Mean and min–max over seeds, e.g. `0.512 (0.488–0.540)`; – when a seed's value is
+    undefined (the mean of an undefined value is undefined too)."""
     import numpy as np
 
+    if any(undefined(v) for v in values):
+        return fmt(None)
     return f"{np.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
@@ -202,29 +215,38 @@ def write_outputs(
     maskrcnn_results: list[dict] | None = None,
 ) -> Path:
     """table.* (PatchCore), synthetic_test_table.*, yolo_table.*, maskrcnn_table.* and
-    segment_table.* (if any) and the self-contained report.html."""
+    segment_table.* (each only for cells of its kind: a run of other kinds leaves a table as it
+    was) and the self-contained report.html."""
     header, rows = table(results, kinds)
-    note = "" if not results or has_good_test_images(results) else NO_IMAGE_AUROC + "."
-    _write_tables(out, "table", header, rows, seconds, note)
+    image_auroc = [] if not results or has_good_test_images(results) else [NO_IMAGE_AUROC]
+    note = notes([*undefined_notes(results), *image_auroc])
+    if results:
+        _write_tables(out, "table", header, rows, seconds, note)
     if synthetic_results:
-        _write_tables(out, "synthetic_test_table", *table(synthetic_results, synthetic_kinds), seconds)
+        synthetic_note = notes(undefined_notes(synthetic_results))
+        _write_tables(
+            out, "synthetic_test_table", *table(synthetic_results, synthetic_kinds), seconds, synthetic_note
+        )
     for stem, detector_results in (("yolo_table", yolo_results), ("maskrcnn_table", maskrcnn_results)):
         if detector_results:
             _write_tables(out, stem, *detector_table(detector_results), seconds)
     if segment_results:
-        _write_tables(out, "segment_table", *segment_table(segment_results), seconds)
-    k = results[0]["defect_wise"]["k"] if results else 0
-    sections = [
-        Section(
-            "Summary",
-            text=(
-                f"Every cell is thresholded at max pixel F1 on the real validation split and "
-                f"measured on the real test split. A defect counts as found when at least {k}% "
-                f"of its pixels are flagged (0 = one pixel). Impurity recall: lower is better. {note}"
-            ).strip(),
-            table=(header, rows),
+        segment_note = notes(undefined_notes(segment_results))
+        _write_tables(out, "segment_table", *segment_table(segment_results), seconds, segment_note)
+    sections = []
+    if results:
+        k = results[0]["defect_wise"]["k"]
+        sections.append(
+            Section(
+                "Summary",
+                text=(
+                    f"Every cell is thresholded at max pixel F1 on the real validation split and "
+                    f"measured on the real test split. A defect counts as found when at least {k}% "
+                    f"of its pixels are flagged (0 = one pixel). Impurity recall: lower is better. {note}"
+                ).strip(),
+                table=(header, rows),
+            )
         )
-    ]
     for r in results:
         sections += anomaly.report_sections(r, out / r["cell_dir"], r["cell"])
     sections += synthetic_test_sections(synthetic_results, synthetic_kinds, out)
