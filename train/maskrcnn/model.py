@@ -150,7 +150,12 @@ class MaskRCNNModel:
     def new(
         cls, config: MaskRCNNConfig, classes: list[ClassInfo], device: str = "cpu", pretrained: bool = True
     ) -> MaskRCNNModel:
-        network, body = build_network(config, len(classes), pretrained)
+        """A network whose random start (the pyramid and heads) is drawn from `config.seed`
+        alone, whatever the process drew before, and which leaves the process's generator as it
+        was: a domain-gap cell trained after a pretraining starts as one trained alone."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            network, body = build_network(config, len(classes), pretrained)
         return cls(config, list(classes), network.to(device), body, device)
 
     @torch.no_grad()

@@ -137,7 +137,6 @@ def train_on(
 
 def pretrain(data: Path, out: Path, config: MaskRCNNConfig, device: str = "cpu") -> MaskRCNNModel:
     """A new Mask R-CNN (ImageNet backbone, the rest seeded) trained on a canonical dataset."""
-    torch.manual_seed(config.seed)
     model = MaskRCNNModel.new(config, list(Dataset(data).classes), device)
     return train(model, data, out, f"new:{config.backbone}:imagenet")
 
