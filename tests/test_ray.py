@@ -35,7 +35,7 @@ from synth.dataset import verify
 from synth.render import render_dataset, scaled_config
 from synth.writers import LAYOUT
 from tests.test_experiments import _experiment, _fake_real
-from tests.test_render_cli import wait_for
+from tests.test_render_cli import absent_gpu_kind, wait_for
 
 SYNTH = [sys.executable, "-m", "synth.cli"]
 N = 200  # raster images of the tiny scene (64²): a few seconds, long enough to kill something
@@ -311,6 +311,32 @@ def test_domain_gap_on_ray_gives_the_local_tables(cluster: Cluster, tmp_path: Pa
         assert sorted(p.name for p in (tmp_path / "ray" / folder).iterdir()) == sorted(
             p.name for p in (tmp_path / "local" / folder).iterdir()
         )
+
+
+@pytest.mark.blender
+def test_an_actor_without_the_gpu_it_reserved_is_named_before_any_sample(
+    tiny_scene: dict, tmp_path: Path
+) -> None:
+    """A node that declares a GPU of a kind Cycles does not find there: each actor reserving it
+    looks for the --device's GPUs, and the driver stops with the node named, in one line."""
+    kind = absent_gpu_kind()
+    gpu_node = Cluster(
+        initialize_head=True, head_node_args={**NODE, "num_gpus": 1, "include_dashboard": False}
+    )
+    try:
+        scene, out = write_scene(tiny_scene, tmp_path), tmp_path / "d"
+        options = f"--n 2 --ray {gpu_node.address} --device {kind} --ray-gpus-per-actor 1 --quiet".split()
+        result = CliRunner().invoke(synth_cli, ["render", str(scene), "--out", str(out), *options])
+        node = gpu_node.head_node.node_id[:8]
+        assert result.exit_code == 1
+        assert re.fullmatch(
+            rf"Error: the Ray cluster cannot render with cycles: node \S+ \({node}\): --device {kind}: "
+            rf"no {kind.upper()} device found \(Cycles sees: [^\n]+\)\n",
+            result.output,
+        ), result.output
+        assert not any((out / "images").rglob("*.png"))
+    finally:
+        gpu_node.shutdown()
 
 
 @pytest.mark.blender
