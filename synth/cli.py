@@ -313,5 +313,64 @@ def calibrate(
     )
 
 
+@main.command()
+@click.option(
+    "--real",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="canonical dataset (an imported real set) whose good train images are the sources",
+)
+@click.option("--out", required=True, type=OutputPath(folder=True), help="dataset directory")
+@click.option("--n", required=True, type=click.IntRange(1), help="images with a Perlin anomaly")
+@click.option("--seed", required=True, type=click.IntRange(0))
+@click.option("--good", type=click.IntRange(0), default=0, show_default=True, help="unchanged good images")
+@click.option(
+    "--min-area",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="smallest anomaly in pixels; a smaller mask is drawn again",
+)
+@click.option(
+    "--split",
+    type=(float, float),
+    default=(0.8, 0.2),
+    show_default=True,
+    metavar="TRAIN VAL",
+    help="fractions of the images in train and val",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace a dataset made with other parameters (its samples are deleted)",
+)
+@click.option("--quiet", is_flag=True)
+def perlin(
+    real: Path,
+    out: Path,
+    n: int,
+    seed: int,
+    good: int,
+    min_area: int,
+    split: tuple[float, float],
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """DRAEM's Perlin anomalies (anomalib's PerlinAnomalyGenerator, its own noise as texture)
+    pasted onto the good train images of --real, as a canonical dataset at --out (resumes
+    where it stopped): the 2D baseline that renders are measured against.
+    """
+    from synth.perlin import perlin_dataset
+
+    summary = perlin_dataset(
+        real, out, n, seed, good=good, min_area=min_area, split=split, overwrite=overwrite, progress=not quiet
+    )
+    if not quiet:
+        click.echo(
+            f"{out}: made {summary.rendered}, skipped {summary.skipped} finished, "
+            f"{summary.seconds:.1f} s; splits {summary.counts}"
+        )
+
+
 if __name__ == "__main__":
     main()
