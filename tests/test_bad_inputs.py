@@ -198,6 +198,28 @@ CASES = {
         1,
         "--overwrite",
     ),
+    # Perlin anomalies on a dataset's good train images
+    "perlin --real not a dataset": (
+        "synth perlin --real {ws}/empty --out {ws}/p --n 2 --seed 0",
+        1,
+        "empty: not a defectsynth dataset (no dataset.json)",
+    ),
+    "perlin --real without a good train image": (
+        "synth perlin --real {ws}/defects --out {ws}/p --n 2 --seed 0",
+        1,
+        "defects has no good image",
+    ),
+    "perlin --n 0": ("synth perlin --real {ws}/data --out {ws}/p --n 0 --seed 0", 2, "--n"),
+    "perlin --split not adding up to 1": (
+        "synth perlin --real {ws}/data --out {ws}/p --n 2 --seed 0 --split 0.5 0.2",
+        1,
+        "split: the train and val fractions must be at least 0 and add up to 1",
+    ),
+    "perlin into its --real": (
+        "synth perlin --real {ws}/data --out {ws}/data --n 2 --seed 0",
+        1,
+        "is also an input of this command",
+    ),
     "render a bad appearance.reference": (
         "synth render {ws}/bad_reference.yaml --out {ws}/r --renderer raster",
         1,
@@ -528,6 +550,7 @@ WRITERS = {
     "pretrain maskrcnn": ("train pretrain maskrcnn --data {ws}/data --out OUT", True),
     "pretrain classifier": ("train pretrain classifier --data {ws}/data --out OUT", True),
     "pretrain yolo": ("train pretrain yolo --data {ws}/data --out OUT", False),
+    "perlin": ("synth perlin --real {ws}/data --n 1 --seed 0 --out OUT", False),
     "import": ("evaluate import folders {ws}/images --out OUT", False),
     "anomaly": ("evaluate anomaly --coreset {ws}/coreset.safetensors --data {ws}/data --out OUT", False),
     "detector": ("evaluate detector --weights {ws}/junk.pt --data {ws}/data --out OUT", False),
@@ -608,6 +631,7 @@ def test_a_read_only_output_is_refused_before_any_work(ws: Path, read_only_dir: 
 # Every command that writes its results, run on a disk that is full: the output as OUT.
 FULL_DISK = {
     "render": "synth render {ws}/scene.yaml --renderer raster --quiet --out OUT",
+    "perlin": "synth perlin --real {ws}/data --n 1 --seed 0 --quiet --out OUT",
     "import": "evaluate import folders {ws}/source --out OUT",
     "pretrain patchcore": (
         "train pretrain patchcore --data {ws}/images --imgsz 32 --coreset-size 16 --epochs 1 --out OUT/c.st"

@@ -213,9 +213,11 @@ def test_yolo_real_data_is_imported_under_the_given_class_names(tmp_path):
 def test_shipped_detector_experiments_are_valid(name):
     config = experiments.load_experiment(ROOT / "experiments" / f"{name}.yaml")
     assert {s.train for s in config.scenarios} == {"real", "synthetic", "finetune", "meld"}
-    # the magnetic file's sized_finetuned (6 cells) and sized_only (3) scenarios: Mask R-CNN only
+    # the magnetic file's sized_finetuned (6 cells) and sized_only (3) scenarios: Mask R-CNN only;
+    # KolektorSDD's perlin_finetuned (6) and perlin_only (3): both detectors
     sized = 9 if name == "metal_tile_detectors" else 0
-    for kind, extra in (("yolo", 0), ("maskrcnn", sized)):
+    perlin = 9 if name == "kolektorsdd_detectors" else 0
+    for kind, extra in (("yolo", perlin), ("maskrcnn", sized + perlin)):
         cells = config.detector_cells(kind)
         assert len(cells) == 21 + extra and {seed for _, _, seed in cells} == {0, 1, 2}
     if sized:  # one set of overrides: sized_only scores sized_finetuned's pretrainings
@@ -238,3 +240,89 @@ def test_gpu_recipe_file_is_valid_and_runs_one_seed_by_default():
         ("synthetic_finetuned", 10, 0),
         ("synthetic_finetuned", "all", 0),
     ]
+
+
+PERLIN_SCENARIOS = [
+    {"name": "perlin_only", "train": "synthetic", "source": "perlin"},
+    {"name": "perlin_finetuned", "train": "finetune", "source": "perlin"},
+]
+PERLIN = {"n": 6, "seed": 0, "good": 2, "min_area": 50}
+
+
+def perlin_experiment(tmp_path: Path, **sections) -> Path:
+    """The tiny detector experiment with the two Perlin scenarios and a `perlin:` section."""
+    path = tiny_model_experiment(tmp_path, **sections)
+    doc = yaml.safe_load(path.read_text())
+    doc["scenarios"] += PERLIN_SCENARIOS
+    doc["perlin"] = PERLIN
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.timeout(180)
+def test_perlin_scenarios_train_on_the_2d_baseline_and_leave_render_cells_keyed_as_before(tmp_path):
+    maskrcnn = {"scenarios": ["synthetic_finetuned", "perlin_finetuned"], "train": MASKRCNN_TRAIN}
+    before = experiments.load_experiment(
+        tiny_model_experiment(
+            tmp_path / "before", maskrcnn={**maskrcnn, "scenarios": ["synthetic_finetuned"]}
+        )
+    )
+    config = experiments.load_experiment(perlin_experiment(tmp_path, maskrcnn=maskrcnn))
+    data = ExperimentData(config, tmp_path / "out")
+    data.import_real()
+    renders, perlin = (s for s in config.scenarios if s.name in ("synthetic_finetuned", "perlin_finetuned"))
+
+    # adding Perlin scenarios and the section changes no key of the render cells
+    old = ExperimentData(before, tmp_path / "out")
+    (old_renders,) = (s for s in before.scenarios if s.name == "synthetic_finetuned")
+    assert data.synthetic_recipe(renders) == old.synthetic_recipe(old_renders)
+
+    root = data.synthetic_root(perlin)
+    assert root.parent == tmp_path / "out" / "perlin" and root == data.synthetic_root(perlin)
+    perlin_set = Dataset(root)
+    assert [c.name for c in perlin_set.classes] == ["defect"]
+    assert sum(perlin_set.splits.values()) == PERLIN["n"] + PERLIN["good"]
+    assert data.synthetic_recipe(perlin) == {
+        "perlin": {**PERLIN, "split": [0.8, 0.2]},
+        "real": data.real_recipe(),
+    }
+
+    results = experiments.run(config, tmp_path / "out")
+    names = sorted(r["cell"] for r in results.maskrcnn)
+    assert names == ["perlin_finetuned__real2", "synthetic_finetuned__real2"]
+    table = json.loads((tmp_path / "out" / "maskrcnn_table.json").read_text())
+    assert [row[0] for row in table["rows"]] == ["synthetic_finetuned", "perlin_finetuned"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"scenarios": [{"name": "p", "train": "real", "source": "perlin"}]},
+            "scenario p: source perlin needs synth",
+        ),
+        ({"perlin": None}, r"scenarios \['perlin_only', 'perlin_finetuned'\] need a `perlin:` section"),
+        ({"perlin": {"n": 0, "seed": 0}}, "perlin: invalid perlin settings: n: "),
+        (
+            {"patchcore_cells": ["perlin_only"]},
+            r"scenarios \['perlin_only'\]: PatchCore trains on good images",
+        ),
+        (
+            {
+                "scenarios": [
+                    {"name": "p", "train": "synthetic", "source": "perlin", "overrides": {"seed": 1}}
+                ]
+            },
+            "scenario p: overrides change the scene",
+        ),
+        ({"scenarios": [{"name": "p", "train": "synthetic", "source": "photo"}]}, "scenarios.0.source"),
+    ],
+)
+def test_bad_perlin_scenarios_fail_at_load_naming_the_field(tmp_path, change, message):
+    path = perlin_experiment(tmp_path)
+    doc = {**yaml.safe_load(path.read_text()), **change}
+    if doc["perlin"] is None:
+        doc.pop("perlin")
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ExperimentError, match=message):
+        experiments.load_experiment(path)

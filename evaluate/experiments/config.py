@@ -88,10 +88,14 @@ class SyntheticData(_Model):
 
 
 class Scenario(_Model):
-    """One row family of the table: how its coreset is trained."""
+    """One row family of the table: how its coreset is trained. `source` says where its
+    synthetic images come from: the scene's renders, or the 2D baseline every renderer must
+    beat, DRAEM's Perlin anomalies pasted on the real good train images (the `perlin:` section,
+    synth.perlin)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     train: Train
+    source: Literal["renders", "perlin"] = "renders"
     overrides: dict[str, Any] = Field(default_factory=dict, description="scene overrides")
     patchcore: dict[str, Any] = Field(default_factory=dict)
 
@@ -163,6 +167,7 @@ class ExperimentConfig(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     real: RealData
     synthetic: SyntheticData | None = None
+    perlin: dict[str, Any] | None = Field(None, description="synth.perlin.PerlinSettings fields")
     patchcore: dict[str, Any] = Field(default_factory=dict, description="PatchCoreConfig fields")
     budgets: Unique[Budget] = Field(default_factory=lambda: ["all"], min_length=1)
     coverage_k: float = Field(0.0, ge=0, le=100)
@@ -260,6 +265,21 @@ def patchcore_config(config: ExperimentConfig, scenario: Scenario):
         return PatchCoreConfig(**{**config.patchcore, **scenario.patchcore})
     except DefectsynthError as e:
         raise ExperimentError(f"scenario {scenario.name}: patchcore settings: {e}") from None
+
+
+def perlin_settings(config: ExperimentConfig):
+    """The `perlin:` section as synth.perlin.PerlinSettings."""
+    from synth.perlin import PerlinSettings
+
+    try:
+        return PerlinSettings.of("perlin", **(config.perlin or {}))
+    except DefectsynthError as e:
+        raise ExperimentError(str(e)) from None
+
+
+def rendered_scenarios(scenarios: Sequence[Scenario]) -> list[Scenario]:
+    """The scenarios whose synthetic images are the scene's renders."""
+    return [s for s in scenarios if s.train in USES_SYNTHETIC and s.source == "renders"]
 
 
 def scene_overrides(config: ExperimentConfig, scenario: Scenario | None, extra: dict | None = None) -> dict:
@@ -393,7 +413,7 @@ def raster_simplifications(config: ExperimentConfig) -> list[str]:
     syn = config.synthetic
     if syn is None or syn.renderer != "raster":
         return []
-    scenarios = [None, *(s for s in config.scenarios if s.train in USES_SYNTHETIC)]
+    scenarios = [None, *rendered_scenarios(config.scenarios)]
     asked = {
         field
         for scenario in scenarios
@@ -408,9 +428,10 @@ def check(config: ExperimentConfig) -> None:
     """Everything that can be checked without running a cell."""
     from synth.config import load_config
 
-    needs_synthetic = [s.name for s in config.scenarios if s.train in USES_SYNTHETIC]
+    needs_synthetic = [s.name for s in rendered_scenarios(config.scenarios)]
     if needs_synthetic and config.synthetic is None:
         raise ExperimentError(f"scenarios {needs_synthetic} need a `synthetic:` section")
+    check_perlin(config)
     if config.synthetic_test and config.synthetic is None:
         raise ExperimentError("synthetic_test needs a `synthetic:` section")
     names = [s.name for s in config.scenarios]
@@ -436,20 +457,19 @@ def check(config: ExperimentConfig) -> None:
         patchcore_config(config, scenario)
     if config.synthetic is not None:
         renders: list[tuple[str, Scenario | None, dict | None]] = [("synthetic.overrides", None, None)]
-        renders += [
-            (f"scenario {s.name}: overrides", s, None) for s in config.scenarios if s.train in USES_SYNTHETIC
-        ]
+        renders += [(f"scenario {s.name}: overrides", s, None) for s in rendered_scenarios(config.scenarios)]
         for kind in DETECTORS:
             settings = getattr(config, kind)
             renders += [
                 (f"{kind}.overrides (scenario {s.name})", s, settings.overrides)
                 for s, _, _ in config.detector_cells(kind)
+                if s.source == "renders"
             ]
         if config.segment is not None:
             renders += [
                 (f"segment.overrides (scenario {s.name})", s, config.segment.overrides)
                 for s, _, _ in config.segment_cells()
-                if s.train in USES_SYNTHETIC
+                if s.train in USES_SYNTHETIC and s.source == "renders"
             ]
         for where, scenario, extra in renders:
             try:
@@ -465,6 +485,31 @@ def check(config: ExperimentConfig) -> None:
             except DefectsynthError as e:
                 raise ExperimentError(f"yolo.{field}: {e}") from None
         check_epochs(config.yolo)
+
+
+def check_perlin(config: ExperimentConfig) -> None:
+    """Perlin scenarios: synthetic ones, with a `perlin:` section, no scene overrides and no
+    PatchCore cell (their images are all defective or real)."""
+    perlin = [s for s in config.scenarios if s.source == "perlin"]
+    for s in perlin:
+        if s.train not in USES_SYNTHETIC:
+            raise ExperimentError(
+                f"scenario {s.name}: source perlin needs synthetic data; train {s.train} has none"
+            )
+        if s.overrides:
+            raise ExperimentError(
+                f"scenario {s.name}: overrides change the scene, which source perlin has none of"
+            )
+    pairs = sorted({s.name for s, _ in config.patchcore_pairs() if s.source == "perlin"})
+    if pairs:
+        raise ExperimentError(
+            f"scenarios {pairs}: PatchCore trains on good images, which Perlin anomalies are not; "
+            "leave them out of `patchcore_cells`"
+        )
+    if perlin and config.perlin is None:
+        raise ExperimentError(f"scenarios {[s.name for s in perlin]} need a `perlin:` section")
+    if config.perlin is not None:
+        perlin_settings(config)
 
 
 def check_epochs(yolo: YoloSettings) -> None:

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from evaluate import importers
-from evaluate.experiments.config import Budget, ExperimentConfig, ExperimentError, Scenario, scene_overrides
+from evaluate.experiments.config import (
+    Budget,
+    ExperimentConfig,
+    ExperimentError,
+    Scenario,
+    perlin_settings,
+    scene_overrides,
+)
 
 # `appearance: {reference: real}` in an experiment: the imported real dataset (good train images).
 REAL_REFERENCE = "real"
@@ -95,11 +102,14 @@ class ExperimentData:
         return {"real": self.real_recipe(), "images": [p.name for p in paths]}
 
     def synthetic_recipe(self, scenario: Scenario | None, extra: dict | None = None) -> dict:
-        """Scene text, merged overrides, n and renderer: all a render depends on.
+        """Scene text, merged overrides, n and renderer: all a render depends on; for a scenario
+        whose source is perlin, the `perlin:` settings and the real data they start from.
 
         An appearance transfer to `reference: real` matches the renders to this experiment's
         imported real good train images, so the real data becomes part of the recipe.
         """
+        if scenario is not None and scenario.source == "perlin":
+            return self.perlin_recipe()
         syn = self.config.synthetic
         assert syn is not None
         scene = Path(syn.scene)
@@ -125,6 +135,8 @@ class ExperimentData:
         from synth.config import load_config
         from synth.render import render_dataset, scaled_config
 
+        if scenario is not None and scenario.source == "perlin":
+            return self.perlin_root()
         syn = self.config.synthetic
         assert syn is not None
         recipe = self.synthetic_recipe(scenario, extra)
@@ -137,5 +149,20 @@ class ExperimentData:
             config = scaled_config(load_config(scene, recipe["overrides"]), syn.n)
             # Runs of one experiment (other seeds, scenarios) share renders: wait, do not refuse.
             render_dataset(config, root, scene_path=str(scene), renderer=syn.renderer, wait=True)
+            self.rendered.add(root)
+        return root
+
+    def perlin_recipe(self) -> dict:
+        return {"perlin": perlin_settings(self.config).model_dump(mode="json"), "real": self.real_recipe()}
+
+    def perlin_root(self) -> Path:
+        """The 2D baseline's dataset (synth.perlin), made from this experiment's imported real good
+        train images and kept beside them: keyed by the `perlin:` settings and the real recipe."""
+        from synth.perlin import perlin_dataset
+
+        root = self.out / "perlin" / f"perlin-{key(self.perlin_recipe())}"
+        if root not in self.rendered:
+            settings = perlin_settings(self.config).model_dump()
+            perlin_dataset(self.real_root, root, **settings, progress=False)
             self.rendered.add(root)
         return root
