@@ -94,7 +94,7 @@ def score_split(
 
 def choose_threshold(val: Sequence[Scored], fallback: float | None) -> tuple[float, str]:
     """Max pixel F1 on the validation split; without defects there, the model's own threshold,
-    else just above every validation image's score (from good images only, DESIGN §5)."""
+    else just above every validation image's score (from good images only)."""
     if any(s.defective for s in val):
         truth = np.concatenate([s.defect_mask.ravel() for s in val])
         scores = np.concatenate([s.score_map.ravel() for s in val])
@@ -107,7 +107,7 @@ def choose_threshold(val: Sequence[Scored], fallback: float | None) -> tuple[flo
 
 
 def anomaly_metrics(test: Sequence[Scored], threshold: float, kinds: dict[str, str], k: float = 0.0) -> dict:
-    """Every DESIGN §6 anomaly metric of the test split at one threshold."""
+    """Every anomaly metric (pixel, defect-wise, image, AUPRO) of the test split at one threshold."""
     truth = np.concatenate([s.defect_mask.ravel() for s in test])
     scores = np.concatenate([s.score_map.ravel() for s in test])
     px = m.confusion(scores >= threshold, truth)

@@ -1,4 +1,4 @@
-"""The synthetic-to-real gap, measured where PatchCore lives: its patch-feature space (DESIGN §10).
+"""The synthetic-to-real gap, measured where PatchCore lives: its patch-feature space.
 
 `evaluate gap --synthetic DATASET --real DATASET` gives two numbers and a picture:
 - MMD²: unbiased kernel MMD² (KID's cubic polynomial kernel) between patch features of the

@@ -1,4 +1,4 @@
-"""Importers of real datasets into the canonical layout (DESIGN §3, §8): `evaluate import`.
+"""Importers of real datasets into the canonical layout (docs/CONTRACTS.md): `evaluate import`.
 
 Every format is reduced to one thing, a `Source`: its class names, a list of `SourceItem`s
 (an image file plus a function that reads its labels as `Annotations`) and the files passed
@@ -237,7 +237,7 @@ def read_binary_mask(
     The rule: a pixel is defect when its value is at least half the range (128 of 255, 32768 of
     65535; the brightest colour channel counts; in a mask with alpha, a pixel less than half
     opaque is background), so anti-aliased edges keep the core of their region, as the real
-    masks here need (DESIGN §8). A region of non-zero pixels that lies wholly
+    masks here need. A region of non-zero pixels that lies wholly
     below the threshold (a soft brush stroke, a grey second level) is background, and the mask
     gets a note, so that no region vanishes unseen.
 

@@ -1,4 +1,4 @@
-"""Evaluation metrics of DESIGN §6 as plain functions over numpy arrays.
+"""Evaluation metrics (pixel, defect-wise, image, AUPRO, detection) as plain functions over numpy arrays.
 
 Conventions:
 - a ratio whose denominator is empty is undefined (NaN; None in JSON, – in tables), never 1:

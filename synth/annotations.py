@@ -1,4 +1,4 @@
-"""The one annotation type (DESIGN §2, after supervision's `Detections`).
+"""The one annotation type (after supervision's `Detections`).
 
 `Annotations` holds an image's labelled instances, is validated on construction, and converts
 to and from YOLO, COCO and masks. Writers, importers and evaluation all speak it.

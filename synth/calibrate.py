@@ -1,4 +1,4 @@
-"""`synth calibrate`: fit a scene's numeric ranges to real good images (DESIGN §10, issue 13).
+"""`synth calibrate`: fit a scene's numeric ranges to real good images.
 
 Each `[min, max]` range of the scene becomes a centre (and, unless widths are fixed, a width)
 that Optuna searches. A trial renders a small batch of good images in memory (raster by

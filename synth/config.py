@@ -1,4 +1,4 @@
-"""Validated scene configs (DESIGN §4).
+"""Validated scene configs: the schema of scenes/*.yaml.
 
 A scene config gives *ranges*; `synth.scene` samples one concrete `SceneSpec` per image from
 them. Every user mistake is reported with the field path, the bad value and what is allowed,
@@ -377,7 +377,7 @@ Quality = Annotated[int, Field(ge=1, le=100)]
 
 
 class SensorConfig(_Model):
-    """The camera after the optics: applied identically to every view's render (DESIGN §10).
+    """The camera after the optics: applied identically to every view's render.
 
     Ranges are sampled per image. Order: exposure gain, vignetting, defocus blur, grey
     conversion, shot + read noise, camera response (gamma), 8-bit quantisation, JPEG.
@@ -406,7 +406,7 @@ class SensorConfig(_Model):
 
 
 class AppearanceConfig(_Model):
-    """Match renders to real photographs after the sensor, labels untouched (DESIGN §10).
+    """Match renders to real photographs after the sensor, labels untouched.
 
     `reference` is a canonical dataset (its good train images) or a folder of good images;
     in an experiment, `real` means the experiment's imported real dataset. `fda` swaps the

@@ -1,4 +1,4 @@
-"""SceneSpec: every sampled parameter of one image, as plain data (DESIGN §2, Kubric-style).
+"""SceneSpec: every sampled parameter of one image, as plain data (Kubric-style).
 
 Sampling is a pure function of (config, seed, image index): shards rendered on different
 machines produce exactly the specs a single run would. Renderers (Blender or the numpy
@@ -153,7 +153,7 @@ BURST_STREAM = 0xB0257
 
 @dataclass(frozen=True)
 class StainSpec:
-    """A water stain (DESIGN §4): Perlin-perturbed disc with reflectance d̂^γ·α."""
+    """A water stain: Perlin-perturbed disc with reflectance d̂^γ·α."""
 
     instance_id: int
     class_id: int
@@ -468,7 +468,7 @@ def _default_pattern(family: str) -> str:
 def jittered_centres(
     window: tuple[float, float, float, float], cell_mm: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """One uniformly random point per grid cell of size G covering the window (DESIGN §4)."""
+    """One uniformly random point per grid cell of size G covering the window (jittered sampling)."""
     x0, y0, x1, y1 = window
     nx = max(1, math.ceil((x1 - x0) / cell_mm - 1e-9))  # tolerance: 1.9 mm / 1.9 mm is one cell
     ny = max(1, math.ceil((y1 - y0) / cell_mm - 1e-9))

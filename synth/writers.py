@@ -1,4 +1,4 @@
-"""Write the canonical dataset layout (DESIGN §3, docs/CONTRACTS.md).
+"""Write the canonical dataset layout (docs/CONTRACTS.md).
 
 Every file is written atomically (temp file + rename), and a sample's meta JSON is written
 last: a sample with a meta file is complete, so an interrupted run resumes by skipping those.

@@ -50,7 +50,7 @@ CLIPPED = 0.005
 
 
 class BlenderRenderer:
-    """Owns the bpy session; build one per process and call `render` per image.
+    """Owns the bpy state (one Blender per process); build one per process and call `render` per image.
 
     `device` is "cpu", or the kind of GPU Cycles renders on ("cuda", "optix", "hip": every GPU
     of that kind it finds); a ConfigError when it finds none. `threads` caps the CPU threads.

@@ -1,4 +1,4 @@
-"""Sequential PatchCore: anomaly detection from good images in fixed memory (DESIGN §5).
+"""Sequential PatchCore: anomaly detection from good images in fixed memory.
 
 from train.patchcore import PatchCoreConfig, pretrain, finetune, meld, Coreset
 coreset = pretrain("data/leather", PatchCoreConfig(coreset_size=2048))

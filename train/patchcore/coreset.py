@@ -1,4 +1,4 @@
-"""The sequential coreset: a fixed-size set of patch features kept evenly spread (DESIGN §5).
+"""The sequential coreset: a fixed-size set of patch features kept evenly spread.
 
 Memory is O(size² + chunk × size) whatever the number of patches fed, so the same code
 pretrains on any dataset size, fine-tunes from a saved state and melds coresets.
