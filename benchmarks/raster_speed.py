@@ -1,6 +1,7 @@
 """Raster view speed: seconds per image megapixel for every shipped scene, one core.
 
-    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/raster_speed.py [--images 3] [--baseline REV]
+    OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/raster_speed.py [--images 3] [--baseline REV] \
+        [--photo DIR]
 
 For each scene in scenes/, renders the first `--images` samples with `synth.raster` and prints
 one JSON line: the median CPU seconds per image megapixel (of this process, all its threads:
@@ -12,6 +13,8 @@ are rendered by the package as it was at git revision REV (extracted with `git a
 a child process right before the current one, scene by scene), so the ratio of the two is
 measured under the same load; the largest difference between the two views' images (8-bit
 levels) is printed beside it. Tile scenes are drawn flat, as experiments and calibration do.
+Photo-surface scenes take their photos from `--photo DIR` (a dataset or a folder of good
+photos), are left out without it, and are not compared with a baseline.
 """
 
 from __future__ import annotations
@@ -33,14 +36,16 @@ import threadpoolctl
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timings(scene: Path, images: int) -> dict:
-    """Seconds per image megapixel of build_maps and of the raster render, and the images."""
+def timings(scene: Path, images: int, photo: str | None = None) -> dict:
+    """Seconds per image megapixel of build_maps and of the raster render, and the images; a
+    photo-surface scene with its photos from `photo`."""
     from synth.config import load_config
     from synth.layers import build_maps
     from synth.raster import RasterRenderer
     from synth.scene import sample_scene
 
-    config, view = load_config(scene), RasterRenderer()
+    overrides = {"surface": {"photo": {"source": photo}}} if photo else None
+    config, view = load_config(scene, overrides), RasterRenderer()
     start = time.process_time()
     view.render(sample_scene(config, images), build_maps(sample_scene(config, images)))
     first_s = time.process_time() - start  # loads compiled kernels, where there are any
@@ -109,15 +114,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3, help="samples per scene")
     parser.add_argument("--baseline", default=None, help="git revision to compare with")
     parser.add_argument("--scenes", nargs="*", default=None, help="scene files (default: scenes/*.yaml)")
+    parser.add_argument("--photo", default=None, help="the photos of photo-surface scenes")
     args = parser.parse_args()
 
     scenes = (
         [Path(s).resolve() for s in args.scenes] if args.scenes else sorted((ROOT / "scenes").glob("*.yaml"))
     )
     tree = extracted(args.baseline) if args.baseline else None
+    from synth.config import load_config
+
     for scene in scenes:
-        before = baseline(tree, scene, args.images) if tree else None
-        now = timings(scene, args.images)
+        photo = args.photo if load_config(scene).surface.photo else None
+        if load_config(scene).surface.photo and not photo:
+            print(json.dumps({"scene": scene.stem, "left_out": "a photo surface: give --photo DIR"}))
+            continue
+        before = baseline(tree, scene, args.images) if tree and photo is None else None
+        now = timings(scene, args.images, photo)
         figure = {"scene": scene.stem, "image_px": now["image_px"]}
         figure["render_s_per_mp"] = round(now["render_s_per_mp"], 4)
         figure["build_maps_s_per_mp"] = round(now["build_maps_s_per_mp"], 4)

@@ -188,10 +188,12 @@ def render(
             "--overwrite cannot be used with --shard: each shard would delete the others' samples"
         )
     from synth.appearance import check_reference
+    from synth.photo import check_photo
     from synth.render import render_dataset, render_parallel
 
     config = _config(scene, n, renderer)
     check_reference(config.appearance)  # before the dataset is touched
+    check_photo(config, renderer)
     if ray_address is not None:
         from synth.distributed import RayOptions, render_on_ray
 

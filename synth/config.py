@@ -172,8 +172,30 @@ class GrindingConfig(_Model):
     grain: _range(0.0, 4.0) = Field((1.0, 1.0), description="ground: the isotropic sintered grain")
 
 
+class PhotoConfig(_Model):
+    """Real good photographs as the surface's base appearance, in the raster view (the Cycles
+    view refuses it). Each image shows a random crop of a random photo of `source`: a canonical
+    dataset (its good train images) or a folder (all its images); in an experiment, `real` means
+    the experiment's imported real dataset. A render pixel shows `scale` photo pixels: the crop
+    is camera.resolution x scale photo pixels stretched over the view, with scale drawn in
+    [min, max] but at most what the photo holds, so every photo must hold the view at the
+    minimum scale. The crop is mirrored left-right or turned by quarter turns at random (those
+    the photo holds), and its linear RGB is multiplied by `gain`. It replaces the base colour,
+    the texture and the texture's relief; the scene's defects and impurities, lit by its
+    lights, apply on top, and the labels are those of the same scene without the photo. Grey
+    photos are refused for a colour scene (coloured surface or hue jitter, no grey sensor)."""
+
+    source: str = Field(
+        min_length=1, description="a dataset or a folder of good photos; real: an experiment's"
+    )
+    scale: _range(0.25, 4.0) = Field((0.9, 1.1), description="photo pixels per render pixel")
+    gain: _range(0.05, 20.0) = Field((0.9, 1.1), description="brightness factor on the photo's linear RGB")
+    flips: bool = Field(True, description="mirror half of the crops left-right")
+    turns: bool = Field(True, description="turn crops by random quarter turns the photo holds")
+
+
 class SurfaceConfig(_Model):
-    ADDED = ("weave", "looks", "grain", "grinding")
+    ADDED = ("weave", "looks", "grain", "grinding", "photo")
 
     family: Family
     color_low: Rgb = Field(description="one end of the base-colour line, linear RGB in [0, 1]")
@@ -192,6 +214,9 @@ class SurfaceConfig(_Model):
     weave: WeaveConfig | None = None
     grain: GrainConfig | None = None
     grinding: GrindingConfig | None = None
+    photo: PhotoConfig | None = Field(
+        None, description="real good photos as the base appearance, defects on top (raster view)"
+    )
     looks: list[LookConfig] | None = Field(
         None,
         description="alternative appearances (finishes, fabrics), one drawn per image by weight; "

@@ -11,6 +11,7 @@ import numpy as np
 from synth.annotations import Annotations
 from synth.config import SceneConfig
 from synth.layers import build_maps
+from synth.photo import check_photo
 from synth.render import RendererName, annotate, as_recorded, dataset_classes, make_renderer
 from synth.scene import sample_scene, total_images
 from synth.writers import atomic_write_png
@@ -79,6 +80,7 @@ def preview(
     samples: int = 4,
 ) -> Path:
     """Render `n` images (defective ones first) at low sample count; image and overlay side by side."""
+    check_photo(config, renderer)
     config = config.model_copy(update={"render": config.render.model_copy(update={"samples": samples})})
     classes = dataset_classes(config)
     specs = [sample_scene(config, i) for i in range(total_images(config))]

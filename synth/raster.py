@@ -21,6 +21,7 @@ import numpy as np
 from synth.config import SceneConfig
 from synth.errors import ConfigError
 from synth.layers import SurfaceMaps, Window, perlin, window
+from synth.photo import photo_crop
 from synth.rendering import RenderResult, to_srgb8
 from synth.scene import MaterialSpec, SceneSpec
 
@@ -400,8 +401,7 @@ class Surface:
 
     height_mm: np.ndarray  # (h, w) the material's relief and the marks' heights
     texel_mm: float
-    albedo_factor: np.ndarray  # (h, w) the texture's scaling of the base colour
-    base_color: np.ndarray  # (3,) linear RGB
+    albedo: np.ndarray  # (h, w, 3) linear RGB: base colour x texture, or a photo surface's crop
     reflectance: np.ndarray  # (h, w) added to the albedo
     roughness: np.ndarray  # (h, w) the material's roughness plus the marks'
 
@@ -422,15 +422,20 @@ def visible(spec: SceneSpec, maps: SurfaceMaps) -> Window:
 
 def surface(spec: SceneSpec, maps: SurfaceMaps, win: Window) -> Surface:
     """The material's texture and the maps' marks on window `win`: built once per sample,
-    whatever the number of light set-ups."""
+    whatever the number of light set-ups. A photo surface's crop replaces the texture and its
+    relief (the photo shows the relief already)."""
     material = spec.material
-    factor, base_height = base_texture(material, win)
-    height = base_height * np.float32(material.bump_strength * 0.05) + maps.height_mm[win.rows, win.cols]
+    height = maps.height_mm[win.rows, win.cols]
+    if spec.photo is None:
+        factor, base_height = base_texture(material, win)
+        height = base_height * np.float32(material.bump_strength * 0.05) + height
+        albedo = factor[..., None] * np.asarray(material.base_color, np.float32)
+    else:
+        albedo = photo_albedo(spec, win)
     return Surface(
         height_mm=height,
         texel_mm=maps.texel_mm,
-        albedo_factor=factor,
-        base_color=np.asarray(material.base_color, np.float32),
+        albedo=albedo,
         reflectance=maps.reflectance[win.rows, win.cols],
         roughness=maps.roughness[win.rows, win.cols] + np.float32(material.roughness),
     )
@@ -446,8 +451,7 @@ def shade(spec: SceneSpec, surf: Surface) -> np.ndarray:
     return lambert(
         surf.height_mm,
         surf.texel_mm,
-        surf.albedo_factor,
-        surf.base_color,
+        surf.albedo,
         surf.reflectance,
         surf.roughness,
         np.array(lights, np.float64).reshape(-1, 4),
@@ -459,8 +463,7 @@ def shade(spec: SceneSpec, surf: Surface) -> np.ndarray:
 def lambert(
     height: np.ndarray,
     texel_mm: float,
-    factor: np.ndarray,
-    base_color: np.ndarray,
+    albedo: np.ndarray,
     reflectance: np.ndarray,
     roughness: np.ndarray,
     lights: np.ndarray,
@@ -468,7 +471,8 @@ def lambert(
 ) -> np.ndarray:
     """Diffuse light from distant white sources (direction x, y, z and strength per row of
     `lights`) on the normals of the height field (central differences, one-sided at the
-    border), plus 0.15 ambient, times the albedo and `gain`, plus a gloss of (1 - roughness) x
+    border), plus 0.15 ambient, times the albedo (linear RGB plus the reflectance change, in
+    [0, 1]) and `gain`, plus a gloss of (1 - roughness) x
     0.08 times the light: one pass per texel."""
     rows, cols = height.shape
     out = np.empty((rows, cols, 3), np.float32)
@@ -485,9 +489,30 @@ def lambert(
                 light += max(facing, 0.0) * lights[k, 3]
             gloss = min(max(1 - roughness[r, c], 0.0), 1.0) * 0.08 * light
             for k in range(3):
-                albedo = min(max(base_color[k] * factor[r, c] + reflectance[r, c], 0.0), 1.0)
-                out[r, c, k] = albedo * light * gain + gloss
+                changed = min(max(albedo[r, c, k] + reflectance[r, c], 0.0), 1.0)
+                out[r, c, k] = changed * light * gain + gloss
     return out
+
+
+def photo_albedo(spec: SceneSpec, win: Window) -> np.ndarray:
+    """A photo surface's crop, stretched over the camera's view, sampled bilinearly at the
+    window's texel centres (mirrored at the view's edge for the margin beyond it)."""
+    assert spec.photo is not None
+    crop = photo_crop(spec.photo)
+    cam = spec.camera
+    view_w, view_h = cam.view_mm
+    x0 = spec.geometry.width_mm / 2 - view_w / 2
+    y0 = spec.geometry.height_mm / 2 - view_h / 2
+    map_x = (win.x_mm - x0) * (crop.shape[1] / view_w) - 0.5
+    map_y = (win.y_mm - y0) * (crop.shape[0] / view_h) - 0.5
+    shape = (map_y.shape[0], map_x.shape[1])
+    return cv2.remap(
+        crop,
+        np.ascontiguousarray(np.broadcast_to(map_x, shape), np.float32),
+        np.ascontiguousarray(np.broadcast_to(map_y, shape), np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
 
 
 def image_sampling(spec: SceneSpec, maps: SurfaceMaps) -> tuple[np.ndarray, np.ndarray]:

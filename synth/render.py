@@ -27,6 +27,7 @@ from synth.appearance import apply_appearance
 from synth.config import SPLITS, SceneConfig, SplitConfig
 from synth.errors import ConfigError, DefectsynthError
 from synth.layers import build_maps
+from synth.photo import check_photo
 from synth.raster import RasterRenderer
 from synth.rendering import Renderer, RenderResult
 from synth.scene import SceneSpec, class_table, sample_scene, shard_range, split_of
@@ -204,6 +205,7 @@ def render_dataset(
     renders (see `render_source`), checked before `out` is touched.
     """
     check_device(renderer, device)
+    check_photo(config, renderer)
     indices = shard_range(config, *shard)
     source = render_source(config, scene_path, renderer, device)
     with DatasetWriter(out, dataset_classes(config), source, overwrite, shard, wait) as writer:

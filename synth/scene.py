@@ -28,6 +28,7 @@ from synth.config import (
     sample_range,
 )
 from synth.errors import ConfigError
+from synth.photo import PhotoSpec, sample_photo
 from synth.sensor import SensorSpec, sample_sensor
 
 
@@ -213,6 +214,7 @@ class SceneSpec:
     sensor: SensorSpec | None = None
     appearance: AppearanceSpec | None = None
     bursts: tuple[BurstSpec, ...] = ()
+    photo: PhotoSpec | None = None  # the photo crop of a photo surface
 
     @property
     def image_id(self) -> str:
@@ -244,6 +246,8 @@ class SceneSpec:
             del data["bursts"]
         if self.render.adaptive_threshold is None:  # so does that of scenes without adaptive sampling
             del data["render"]["adaptive_threshold"]
+        if self.photo is None:  # and that of scenes without a photo surface
+            del data["photo"]
         return data
 
     def setups(self) -> list[SceneSpec]:
@@ -289,6 +293,7 @@ class SceneSpec:
                     BurstSpec(b["name"], tuple(build(LightSpec, x) for x in b["lights"]))
                     for b in data.get("bursts", [])
                 ),
+                "photo": build(PhotoSpec, data["photo"]) if data.get("photo") else None,
             }
         )
 
@@ -323,6 +328,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
     good = bool(rng.random() < split_config.good_fraction)
 
     material = _sample_material(config, rng, index)
+    surface = next((x for x in config.surface.looks or [] if x.name == material.look), config.surface)
     geometry = config.geometry
     size_w, size_h = geometry.size_mm
     cam = config.camera
@@ -367,6 +373,7 @@ def sample_scene(config: SceneConfig, index: int) -> SceneSpec:
             BurstSpec(b.name, sample_lights(b.lights, own_stream(config.seed, index, BURST_STREAM, k)))
             for k, b in enumerate(config.bursts or [])
         ),
+        photo=None if surface.photo is None else sample_photo(config, surface.photo, index),
     )
     window = spec.visible_window_mm
     next_id = 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from evaluate import importers
 from evaluate.experiments.config import (
@@ -24,13 +25,25 @@ from evaluate.experiments.config import (
     scene_overrides,
 )
 
-# `appearance: {reference: real}` in an experiment: the imported real dataset (good train images).
+# `appearance: {reference: real}` or `surface: {photo: {source: real}}` in an experiment's scene
+# or overrides: the imported real dataset (good train images).
 REAL_REFERENCE = "real"
 
 
 def key(recipe: Any) -> str:
     """The cache key of a recipe: the one function every cached thing is named by."""
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def photo_source(scene: Path, overrides: dict) -> object:
+    """`surface.photo.source` of a scene file with the overrides merged in; None without one."""
+    from synth.config import deep_merge
+
+    data = yaml.safe_load(scene.read_text()) if scene.is_file() else {}
+    data = deep_merge(data, overrides) if isinstance(data, dict) else overrides
+    surface = data.get("surface")
+    photo = surface.get("photo") if isinstance(surface, dict) else None
+    return photo.get("source") if isinstance(photo, dict) else None
 
 
 class ExperimentData:
@@ -106,7 +119,8 @@ class ExperimentData:
         whose source is perlin, the `perlin:` settings and the real data they start from.
 
         An appearance transfer to `reference: real` matches the renders to this experiment's
-        imported real good train images, so the real data becomes part of the recipe.
+        imported real good train images, and a photo surface with `source: real` draws its
+        photos from them, so the real data becomes part of the recipe.
         """
         if scenario is not None and scenario.source == "perlin":
             return self.perlin_recipe()
@@ -126,6 +140,12 @@ class ExperimentData:
                 **overrides,
                 "appearance": {**appearance, "reference": str(self.real_root)},
             }
+            recipe["real"] = self.real_recipe()
+        if photo_source(scene, overrides) == REAL_REFERENCE:
+            from synth.config import deep_merge
+
+            photo = {"surface": {"photo": {"source": str(self.real_root)}}}
+            recipe["overrides"] = deep_merge(recipe["overrides"], photo)
             recipe["real"] = self.real_recipe()
         return recipe
 
