@@ -1,14 +1,13 @@
-"""Run-to-run spread of a domain-gap table over PatchCore seeds.
+"""Run-to-run spread of domain-gap tables over PatchCore seeds, one table per output folder.
 
-A single domain-gap run cannot say whether 0.01 AUROC between two scenarios is a real effect.
-Run the experiment with several `--patchcore-seed` values, keep each `table.json`, and this
-prints, per row, the mean and the min–max range of the chosen columns over the runs:
+`evaluate domain-gap` gives the spread itself: its tables hold every PatchCore seed run in its
+output folder (`--patchcore-seed`) as mean (min–max), and its verdict.json judges them. This
+script does the same for tables of separate folders (or tables written before that), printing,
+per row, the mean and the min–max range of the chosen columns over the runs:
 
-    evaluate domain-gap EXP.yaml --out runs/seeds                      # seed 0 (the file's)
-    cp runs/seeds/table.json runs/table_seed0.json
-    evaluate domain-gap EXP.yaml --out runs/seeds --patchcore-seed 1   # real data and renders cached
-    cp runs/seeds/table.json runs/table_seed1.json
-    python benchmarks/seed_spread.py runs/table_seed*.json
+    evaluate domain-gap EXP.yaml --out runs/seed0                      # seed 0 (the file's)
+    evaluate domain-gap EXP.yaml --out runs/seed1 --patchcore-seed 1   # renders cached
+    python benchmarks/seed_spread.py runs/seed*/table.json
 """
 
 import json

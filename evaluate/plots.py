@@ -52,6 +52,22 @@ def plot_recall_over_k(
     return save_figure(fig, path)
 
 
+def plot_ranges(bars: Mapping[str, Sequence[float]], path: Path, title: str, ylabel: str) -> Path:
+    """A bar per label at the mean of its values (one per seed), the min–max range as its error
+    bar; the values are drawn as dots."""
+    fig, ax = new_figure()
+    fig.set_size_inches(max(6.0, 0.9 * len(bars) + 1), 4.5)
+    for x, values in enumerate(bars.values()):
+        mean = float(np.mean(values))
+        ax.bar(x, mean, color="#7aa6d6")
+        ax.errorbar(x, mean, yerr=[[mean - min(values)], [max(values) - mean]], color="k", capsize=4)
+        ax.plot([x] * len(values), values, "k.", markersize=4)
+    ax.set_xticks(range(len(bars)), list(bars), rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel=ylabel, ylim=(0, 1.02))
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
 def overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """RGB image with found, missed and falsely flagged pixels tinted in three colours."""
     rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)

@@ -4,6 +4,7 @@ a Ray task: evaluate.experiments.on_ray)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from evaluate.experiments.config import DETECTORS, Budget, ExperimentConfig, Scenario
@@ -40,15 +41,43 @@ def matrix(config: ExperimentConfig) -> list[Cell]:
     return cells
 
 
-def run_cell(data: ExperimentData, cell: Cell, runners: dict[str, Any]) -> dict:
-    """One cell's result (from the cache under `data.out`, or computed and cached); `runners`
-    keeps each kind's runner for the next cell."""
+def _runner(data: ExperimentData, cell: Cell, runners: dict[str, Any]) -> Any:
+    """The runner of a cell's kind, made once and kept in `runners` for the next cell."""
     kind = {"synthetic_test": "patchcore"}.get(cell.kind, cell.kind)
     if kind not in runners:
         runners[kind] = RUNNERS[kind](data)
-    runner = runners[kind]
+    return runners[kind]
+
+
+def run_cell(data: ExperimentData, cell: Cell, runners: dict[str, Any]) -> dict:
+    """One cell's result (from the cache under `data.out`, or computed and cached); `runners`
+    keeps each kind's runner for the next cell."""
+    runner = _runner(data, cell, runners)
     if cell.kind == "synthetic_test":
         return runner.run_cell(cell.scenario, cell.budget, on_synthetic=True)
     if cell.kind == "patchcore":
         return runner.run_cell(cell.scenario, cell.budget)
     return runner.run_cell(cell.scenario, cell.budget, cell.seed)
+
+
+def cell_path(data: ExperimentData, cell: Cell, runners: dict[str, Any]) -> Path:
+    """Where a cell's result is cached under `data.out`, whether or not it has been computed."""
+    runner = _runner(data, cell, runners)
+    if cell.kind in ("patchcore", "synthetic_test"):
+        return runner.cell_path(cell.scenario, cell.budget, on_synthetic=cell.kind == "synthetic_test")
+    return runner.cell_path(cell.scenario, cell.budget, cell.seed)
+
+
+def real_images(data: ExperimentData, cell: Cell) -> int:
+    """Every real image a cell uses: its budget's real train images, and when its synthetic images
+    are made from the real data (an appearance transfer to `reference: real`, the 2D baseline's
+    Perlin anomalies) every real good train image they draw from."""
+    used: list[Path] = []
+    if cell.budget is not None:
+        patchcore = cell.kind in ("patchcore", "synthetic_test")
+        used = data.real_good_train(cell.budget) if patchcore else data.real_defect_train(cell.budget)
+    if cell.scenario.train != "real":
+        section = getattr(data.config, cell.kind) if cell.kind in (*DETECTORS, "segment") else None
+        if "real" in data.synthetic_recipe(cell.scenario, section.overrides if section else None):
+            used = [*used, *data.real_good_train("all")]
+    return len(set(used))

@@ -1,7 +1,9 @@
-"""`evaluate domain-gap EXPERIMENT.yaml`: validate the file, run the matrix, print the tables."""
+"""`evaluate domain-gap EXPERIMENT.yaml`: validate the file, run the matrix, print the tables and
+the verdict."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -95,15 +97,15 @@ def domain_gap(
     ray_address: str | None,
 ) -> None:
     """Run a domain-gap experiment matrix; finished cells are not recomputed."""
-    config = load_experiment(experiment, real, scene, patchcore_seed)
+    whole = load_experiment(experiment, real, scene, patchcore_seed)
     try:
-        config = restrict(config, scenarios, budgets, kinds, seeds)
+        config = restrict(whole, scenarios, budgets, kinds, seeds)
     except ExperimentError as e:
         raise ExperimentError(f"{experiment}: {e}") from None
     for line in raster_simplifications(config):
         click.echo(f"Warning: {line}; use renderer: cycles for them", err=True)
     out = out or default_out("domain-gap", config.name)
-    results = run(config, out, ray_address)
+    results = run(config, out, ray_address, whole)
     if results.patchcore:
         click.echo((out / "table.md").read_text())
     if results.synthetic_test:
@@ -114,6 +116,9 @@ def domain_gap(
         click.echo("Mask R-CNN:\n" + (out / "maskrcnn_table.md").read_text())
     if results.segment:
         click.echo("Segmenters:\n" + (out / "segment_table.md").read_text())
+    verdict = json.loads((out / "verdict.json").read_text())
+    lines = [v["line"] for v in verdict["verdicts"]] + [f"Warning: {w}" for w in verdict["warnings"]]
+    click.echo("Verdict:\n" + "\n".join(lines) + "\n")
     click.echo(
         f"{len(results.patchcore)} PatchCore, {len(results.yolo)} YOLO, {len(results.maskrcnn)} Mask R-CNN "
         f"and {len(results.segment)} segment "

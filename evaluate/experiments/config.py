@@ -312,14 +312,19 @@ def load_experiment(
     if config.synthetic:
         config.synthetic.scene = str(scene.resolve() if scene else (base / config.synthetic.scene).resolve())
     if patchcore_seed is not None:
-        config.patchcore["seed"] = patchcore_seed
-        for scenario in config.scenarios:
-            scenario.patchcore.pop("seed", None)
+        set_patchcore_seed(config, patchcore_seed)
     try:
         check(config)
     except ExperimentError as e:
         raise ExperimentError(f"{path}: {e}") from None
     return config
+
+
+def set_patchcore_seed(config: ExperimentConfig, seed: int) -> None:
+    """Make `seed` every PatchCore seed of the experiment (`--patchcore-seed`)."""
+    config.patchcore["seed"] = seed
+    for scenario in config.scenarios:
+        scenario.patchcore.pop("seed", None)
 
 
 CELL_KINDS = ("patchcore", *DETECTORS, "segment")

@@ -55,14 +55,18 @@ class DetectorCells(ABC):
             recipe["synthetic"] = self.data.synthetic_recipe(scenario, self.settings.overrides)
         return {**recipe, "test": self.data.real_recipe()}
 
+    def cell_path(self, scenario: Scenario, budget: Budget | None, seed: int | None) -> Path:
+        """Where a cell's result is cached (named by its key)."""
+        stem = f"{cell_name(scenario, budget, seed)}-{key(self.cell_recipe(scenario, budget, seed))}"
+        return self.out / "cells" / f"{stem}.json"
+
     def run_cell(self, scenario: Scenario, budget: Budget | None, seed: int | None) -> dict:
         name = cell_name(scenario, budget, seed)
-        stem = f"{name}-{key(self.cell_recipe(scenario, budget, seed))}"
-        path = self.out / "cells" / f"{stem}.json"
+        path = self.cell_path(scenario, budget, seed)
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()
-        weights = self.weights(scenario, budget, seed, self.out / "runs" / stem)
+        weights = self.weights(scenario, budget, seed, self.out / "runs" / path.stem)
         result = self.evaluate(weights, path.with_suffix(""))
         result.update(
             cell=name,

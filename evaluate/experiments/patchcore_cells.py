@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from evaluate import anomaly
 from evaluate.experiments.config import Budget, Scenario, cell_name, patchcore_config
@@ -78,11 +79,15 @@ class PatchCoreCells:
             "coverage_k": self.config.coverage_k,
         }
 
+    def cell_path(self, scenario: Scenario, budget: Budget | None, on_synthetic: bool = False) -> Path:
+        """Where a cell's result is cached (named by its key)."""
+        stem = f"{cell_name(scenario, budget)}-{key(self.cell_recipe(scenario, budget, on_synthetic))}"
+        return self.out / ("synthetic_test" if on_synthetic else "cells") / f"{stem}.json"
+
     def run_cell(self, scenario: Scenario, budget: Budget | None, on_synthetic: bool = False) -> dict:
         """One cell's result on the real test split, or on the synthetic one (`on_synthetic`)."""
         name = cell_name(scenario, budget)
-        stem = f"{name}-{key(self.cell_recipe(scenario, budget, on_synthetic))}"
-        path = self.out / ("synthetic_test" if on_synthetic else "cells") / f"{stem}.json"
+        path = self.cell_path(scenario, budget, on_synthetic)
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()
@@ -105,6 +110,7 @@ class PatchCoreCells:
             real_good_images=0 if budget is None else len(self.data.real_good_train(budget)),
             budget=budget,
             coreset_datasets=coreset.datasets,
+            patchcore_seed=patchcore_config(self.config, scenario).seed,
             seconds=time.perf_counter() - start,
         )
         atomic_write_json(path, result)

@@ -90,11 +90,19 @@ class SegmentCells:
             "coverage_k": self.data.config.coverage_k,
         }
 
+    def cell_path(self, scenario: Scenario, budget: Budget | None, seed: int) -> Path:
+        """Where a cell's result is cached (named by its key)."""
+        return (
+            self.out
+            / "cells"
+            / f"{cell_name(scenario, budget, seed)}-{key(self.cell_recipe(scenario, budget, seed))}.json"
+        )
+
     def run_cell(self, scenario: Scenario, budget: Budget | None, seed: int) -> dict:
         from evaluate.segment import evaluate_segmenter
 
         name = cell_name(scenario, budget, seed)
-        path = self.out / "cells" / f"{name}-{key(self.cell_recipe(scenario, budget, seed))}.json"
+        path = self.cell_path(scenario, budget, seed)
         if path.exists():
             return json.loads(path.read_text())
         start = time.perf_counter()

@@ -3,6 +3,7 @@ and one self-contained report.html."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from evaluate import anomaly
@@ -29,34 +30,55 @@ def notes(lines: list[str]) -> str:
     return " ".join(f"{line}." for line in lines)
 
 
-def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[list]]:
-    """One row per cell: P/R/F1 px, mean defect-wise recall, per-class recall, image AUROC
-    (only where the test split has good images: NO_IMAGE_AUROC)."""
-    classes = sorted(kinds, key=lambda n: (kinds[n] != "defect", n))
-    image_auroc = has_good_test_images(results)
-    header = ["scenario", "real good imgs", "P_px", "R_px", "F1_px", "mean DW recall"]
-    header += [f"{n} (impurity, lower better)" if kinds[n] == "impurity" else n for n in classes]
-    header += ["image AUROC"] * image_auroc + ["pixel AUROC", "AUPRO"]
-    rows = []
+def _grouped(
+    results: list[dict], budget: tuple[str, str], columns: dict[str, Callable[[dict], object]]
+) -> tuple[list[str], list[list]]:
+    """One row per scenario and real budget (`budget`: its header and its field in a cell).
+    Cells of several seeds give a `seeds` column and each value as mean (min–max) over them;
+    cells that use real images beyond their budget (appearance references, the 2D baseline's
+    good images) give a `real images` column counting every one."""
+    header_name, field = budget
+    groups: dict[tuple, list[dict]] = {}
     for r in results:
-        recall = {**r["defect_wise"]["per_class"], **r["impurity_recall"]}
-        rows.append(
-            [
-                r["scenario"],
-                r["real_good_images"],
-                r["pixel"]["precision"],
-                r["pixel"]["recall"],
-                r["pixel"]["f1"],
-                r["defect_wise"]["mean_defect_recall"],
-            ]
-            + [recall.get(n, float("nan")) for n in classes]
-            + [r["image"]["auroc"]] * image_auroc
-            + [r["pixel"]["auroc"], r["pixel"]["aupro"]]
-        )
+        groups.setdefault((r["scenario"], r[field]), []).append(r)
+    seeds = any(len(cells) > 1 for cells in groups.values())
+    every = any(r.get("real_images", r[field]) != r[field] for r in results)
+    header = ["scenario", header_name] + ["real images"] * every + ["seeds"] * seeds + list(columns)
+    rows = []
+    for (scenario, images), cells in groups.items():
+        values = [[value(c) for c in cells] for value in columns.values()]
+        row = [v[0] for v in values] if not seeds else [_spread(v) for v in values]
+        used = [cells[0].get("real_images", images)] * every
+        rows.append([scenario, images, *used] + [len(cells)] * seeds + row)
     return header, rows
 
 
-def _spread(values: list[float | None]) -> str:
+def table(results: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[list]]:
+    """One row per scenario and budget: P/R/F1 px, mean defect-wise recall, per-class recall,
+    image AUROC (only where the test split has good images: NO_IMAGE_AUROC), pixel AUROC and
+    AUPRO; cells of several PatchCore seeds (`--patchcore-seed` runs) as mean (min–max)."""
+    classes = sorted(kinds, key=lambda n: (kinds[n] != "defect", n))
+
+    def recall(r: dict, name: str) -> float:
+        return {**r["defect_wise"]["per_class"], **r["impurity_recall"]}.get(name, float("nan"))
+
+    columns: dict[str, Callable[[dict], object]] = {
+        "P_px": lambda r: r["pixel"]["precision"],
+        "R_px": lambda r: r["pixel"]["recall"],
+        "F1_px": lambda r: r["pixel"]["f1"],
+        "mean DW recall": lambda r: r["defect_wise"]["mean_defect_recall"],
+        **{
+            f"{n} (impurity, lower better)" if kinds[n] == "impurity" else n: lambda r, n=n: recall(r, n)
+            for n in classes
+        },
+        **({"image AUROC": lambda r: r["image"]["auroc"]} if has_good_test_images(results) else {}),
+        "pixel AUROC": lambda r: r["pixel"]["auroc"],
+        "AUPRO": lambda r: r["pixel"]["aupro"],
+    }
+    return _grouped(results, ("real good imgs", "real_good_images"), columns)
+
+
+def _spread(values: list) -> str:
     """Mean and min–max over seeds, e.g. `0.512 (0.488–0.540)`; – when a seed's value is
     undefined (the mean of an undefined value is undefined too)."""
     import numpy as np
@@ -84,32 +106,24 @@ def detector_table(results: list[dict]) -> tuple[list[str], list[list]]:
         **{f"recall {c}": lambda r, c=c: r["recall_by_class"].get(c, float("nan")) for c in classes},
         "false alarms on good": _false_alarms,
     }
-    groups: dict[tuple, list[dict]] = {}
-    for r in results:
-        groups.setdefault((r["scenario"], r["real_defect_images"]), []).append(r)
-    seeds = any(len(cells) > 1 for cells in groups.values())
-    header = ["scenario", "real defect imgs"] + ["seeds"] * seeds + list(columns)
-    rows = []
-    for (scenario, images), cells in groups.items():
-        values = [[value(c) for c in cells] for value in columns.values()]
-        row = [v[0] for v in values] if not seeds else [_spread(v) for v in values]
-        rows.append([scenario, images] + [len(cells)] * seeds + row)
-    return header, rows
+    return _grouped(results, ("real defect imgs", "real_defect_images"), columns)
 
 
 def segment_table(results: list[dict]) -> tuple[list[str], list[list]]:
-    """One row per segment scenario and budget: mean (min–max over seeds) of pixel F1, IoU and
-    mean defect-wise recall, and the mean pixel AUROC."""
-    header = ["scenario", "real defect imgs", "seeds", "F1_px", "IoU_px", "mean DW recall", "pixel AUROC"]
+    """One row per segment scenario and budget: mean (min–max over seeds) of pixel F1, IoU,
+    mean defect-wise recall and pixel AUROC (and `real images`, as in `_grouped`)."""
+    every = any(r.get("real_images", r["real_defect_images"]) != r["real_defect_images"] for r in results)
+    header = ["scenario", "real defect imgs"] + ["real images"] * every
+    header += ["seeds", "F1_px", "IoU_px", "mean DW recall", "pixel AUROC"]
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault((r["scenario"], r["real_defect_images"]), []).append(r)
     rows = []
     for (scenario, images), cells in groups.items():
         rows.append(
-            [
-                scenario,
-                images,
+            [scenario, images]
+            + [cells[0].get("real_images", images)] * every
+            + [
                 len(cells),
                 _spread([c["pixel"]["f1"] for c in cells]),
                 _spread([c["pixel"]["iou"] for c in cells]),
@@ -198,7 +212,106 @@ def synthetic_test_sections(results: list[dict], kinds: dict[str, str], out: Pat
         )
     ]
     for r in results:
-        sections += anomaly.report_sections(r, out / r["cell_dir"], f"synthetic test: {r['cell']}")
+        sections += anomaly.report_sections(r, out / r["cell_dir"], f"synthetic test: {_title(r)}")
+    return sections
+
+
+MIN_TEST_DEFECTIVE = 20  # defective test images below which a warning says recall moves in big steps
+MIN_TEST_INSTANCES = 5  # instances of a class in the test split below which its recall is warned about
+
+
+def real_counts(root: Path) -> tuple[list[str], list[list], list[str]]:
+    """The counts behind every number: per split of the imported real data, its images (good and
+    defective) and each class's images and instances; and a warning for each thing in the test
+    split too small to measure on (fewer than MIN_TEST_DEFECTIVE defective images, a class with
+    fewer than MIN_TEST_INSTANCES instances)."""
+    from synth.config import SPLITS
+    from synth.dataset import Dataset
+
+    dataset = Dataset(root)
+    names = [c.name for c in dataset.classes if c.kind == "defect"]
+    names += [c.name for c in dataset.classes if c.kind != "defect"]
+    header = ["split", "images", "good", "defective"]
+    header += [f"{n} {what}" for n in names for what in ("imgs", "instances")]
+    rows: list[list] = []
+    warnings = []
+    for split in SPLITS:
+        samples = dataset.samples(split)
+        good = sum(s.good for s in samples)
+        instances = {n: 0 for n in names}
+        images = {n: 0 for n in names}
+        for s in samples:
+            found = [i["class_name"] for i in s.meta["instances"]]
+            for n in names:
+                instances[n] += found.count(n)
+                images[n] += n in found
+        rows.append(
+            [
+                split,
+                len(samples),
+                good,
+                len(samples) - good,
+                *(x for n in names for x in (images[n], instances[n])),
+            ]
+        )
+        if split != "test":
+            continue
+        if len(samples) - good < MIN_TEST_DEFECTIVE:
+            warnings.append(
+                f"the real test split holds {len(samples) - good} defective images (fewer than "
+                f"{MIN_TEST_DEFECTIVE}): each image found or missed moves recall in a big step"
+            )
+        warnings += [
+            f"class {n} has {instances[n]} instances in the real test split (fewer than "
+            f"{MIN_TEST_INSTANCES}): its recall rests on too few instances"
+            for n in names
+            if instances[n] < MIN_TEST_INSTANCES
+        ]
+    return header, rows, warnings
+
+
+def headline_chart(kind: str, results: list[dict], out: Path) -> Path:
+    """A bar per scenario and budget: the mean of the kind's headline metric over seeds, its
+    min–max range as the error bar (groups with an undefined value are left out)."""
+    from evaluate.experiments.verdict import HEADLINES, TITLES
+    from evaluate.plots import plot_ranges
+
+    metric, value = HEADLINES[kind]
+    budget = "real_good_images" if kind == "patchcore" else "real_defect_images"
+    groups: dict[tuple, list] = {}
+    for r in results:
+        groups.setdefault((r["scenario"], r[budget]), []).append(value(r))
+    bars = {f"{s}\n{k} real": v for (s, k), v in groups.items() if not any(undefined(x) for x in v)}
+    return plot_ranges(bars, out / f"{kind}_headline.png", f"{TITLES[kind]}: {metric}", metric)
+
+
+def verdict_sections(by_kind: dict[str, list[dict]], real_root: Path, out: Path) -> list[Section]:
+    """verdict.json (each verdict with its line, and the real data's warnings), each kind's
+    headline chart, and the report's verdict and real-data sections."""
+    from evaluate.experiments.verdict import RULE, verdicts
+
+    header, rows, warnings = real_counts(real_root)
+    found = [v for kind, results in by_kind.items() if results for v in verdicts(kind, results)]
+    atomic_write_json(out / "verdict.json", {"rule": RULE, "verdicts": found, "warnings": warnings})
+    charts = [
+        (f"{kind}: mean and min–max over seeds", headline_chart(kind, r, out))
+        for kind, r in by_kind.items()
+        if r
+    ]
+    table_rows = [[v["model"], v["scenario"], v["against"], v["budget"], v["verdict"]] for v in found]
+    sections = [
+        Section(
+            "Verdict",
+            text=RULE + "".join(f" Warning: {w}." for w in warnings),
+            table=(["model", "scenario", "against", "real budget", "verdict"], table_rows),
+            images=charts,
+        ),
+        Section(
+            "Real data",
+            text="Images and instances per split and class of the imported real data.",
+            table=(header, rows),
+        ),
+    ]
     return sections
 
 
@@ -213,10 +326,13 @@ def write_outputs(
     seconds: float,
     segment_results: list[dict] | None = None,
     maskrcnn_results: list[dict] | None = None,
+    real_root: Path | None = None,
 ) -> Path:
     """table.* (PatchCore), synthetic_test_table.*, yolo_table.*, maskrcnn_table.* and
     segment_table.* (each only for cells of its kind: a run of other kinds leaves a table as it
-    was) and the self-contained report.html."""
+    was) and the self-contained report.html; with the imported real data `real_root`, the
+    report opens with the verdict (also in verdict.json, and a headline chart per model kind)
+    and the real data's counts."""
     header, rows = table(results, kinds)
     image_auroc = [] if not results or has_good_test_images(results) else [NO_IMAGE_AUROC]
     note = notes([*undefined_notes(results), *image_auroc])
@@ -234,6 +350,14 @@ def write_outputs(
         segment_note = notes(undefined_notes(segment_results))
         _write_tables(out, "segment_table", *segment_table(segment_results), seconds, segment_note)
     sections = []
+    if real_root is not None:
+        by_kind = {
+            "patchcore": results,
+            "yolo": yolo_results,
+            "maskrcnn": maskrcnn_results or [],
+            "segment": segment_results or [],
+        }
+        sections += verdict_sections(by_kind, real_root, out)
     if results:
         k = results[0]["defect_wise"]["k"]
         sections.append(
@@ -248,8 +372,14 @@ def write_outputs(
             )
         )
     for r in results:
-        sections += anomaly.report_sections(r, out / r["cell_dir"], r["cell"])
+        sections += anomaly.report_sections(r, out / r["cell_dir"], _title(r))
     sections += synthetic_test_sections(synthetic_results, synthetic_kinds, out)
     sections += detector_sections(yolo_results, out) + detector_sections(maskrcnn_results or [], out)
     sections += segment_sections(segment_results or [], out)
     return write_html(out / "report.html", title, sections)
+
+
+def _title(r: dict) -> str:
+    """A PatchCore cell's section title: its name, and its PatchCore seed where it has one."""
+    seed = r.get("patchcore_seed")
+    return r["cell"] if seed is None else f"{r['cell']} (PatchCore seed {seed})"
