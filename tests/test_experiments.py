@@ -143,7 +143,9 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
         evaluate_main, ["domain-gap", str(_experiment(tmp_path)), "--out", str(out), *part]
     )
     assert fourth.exit_code == 0, fourth.output
-    assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"][:2]
+    # Its tables still hold every cached cell of the file, not only those of this run.
+    assert json.loads((out / "yolo_table.json").read_text())["rows"] == yolo["rows"]
+    assert json.loads((out / "table.json").read_text())["rows"] == rows
     assert "0 PatchCore, 2 YOLO, 0 Mask R-CNN and 0 segment cells" in fourth.output
 
     # An edit recomputes exactly what it touches: a new coverage k re-evaluates every PatchCore
@@ -158,7 +160,7 @@ def test_tiny_domain_gap_end_to_end(tmp_path, monkeypatch):
     doc["coverage_k"] = 50
     edited = tmp_path / "edited.yaml"
     edited.write_text(yaml.safe_dump(doc))
-    monkeypatch.setattr("evaluate.experiments.runner.write_outputs", lambda *a: out / "report.html")
+    monkeypatch.setattr("evaluate.experiments.runner.write_outputs", lambda *a, **k: out / "report.html")
     third = CliRunner().invoke(evaluate_main, ["domain-gap", str(edited), "--out", str(out)])
     assert third.exit_code == 0, third.output
     assert evaluated == [50] * 8
