@@ -295,10 +295,11 @@ def test_domain_gap_on_ray_gives_the_local_tables(cluster: Cluster, tmp_path: Pa
     experiment.write_text(yaml.safe_dump(doc))
     tables = {}
     for name, options in (("local", []), ("ray", ["--ray", cluster.address])):
-        args = ["domain-gap", str(experiment), "--out", str(tmp_path / name), *options]
+        # each run in a folder of its own, so the Ray run renders too instead of sharing renders
+        args = ["domain-gap", str(experiment), "--out", str(tmp_path / name / "out"), *options]
         result = CliRunner().invoke(evaluate_main, args)
         assert result.exit_code == 0, result.output
-        tables[name] = json.loads((tmp_path / name / "table.json").read_text())
+        tables[name] = json.loads((tmp_path / name / "out" / "table.json").read_text())
     assert [r[:2] for r in tables["ray"]["rows"]] == [
         ["real_only", 3],
         ["synthetic_only", 0],
@@ -307,7 +308,7 @@ def test_domain_gap_on_ray_gives_the_local_tables(cluster: Cluster, tmp_path: Pa
     assert tables["ray"]["header"] == tables["local"]["header"]
     assert json.dumps(tables["ray"]["rows"]) == json.dumps(tables["local"]["rows"])  # NaN-safe
     # The same cache keys: the cells, coresets and renders are named alike.
-    for folder in ("cells", "coresets", "synthetic"):
+    for folder in ("out/cells", "out/coresets", "renders"):
         assert sorted(p.name for p in (tmp_path / "ray" / folder).iterdir()) == sorted(
             p.name for p in (tmp_path / "local" / folder).iterdir()
         )
