@@ -4,6 +4,7 @@ names the file, anything else (a YOLO .pt, a coreset, another model's weights)."
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,13 @@ import torch
 
 from synth.errors import ModelError
 from synth.writers import atomic_write_bytes
+
+
+def weights_start(weights: str | Path) -> str:
+    """How a fine-tuning records where it started: the content hash of the weights file, so the
+    record holds wherever the file is moved."""
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    return f"weights:sha256-{digest}"
 
 
 def save_checkpoint(data: dict[str, Any], path: Path) -> Path:

@@ -8,7 +8,6 @@ no val split the training loss is watched instead.
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from synth.annotations import Prediction, predictions_from_map
 from synth.dataset import Dataset, require_classes
 from synth.errors import ConfigError, DataError
+from train.checkpoints import weights_start
 from train.classifier.config import NOT_A_DEFECT, ClassifierConfig
 from train.classifier.data import CropPool, class_names, epoch_batches, fixed_crops, load_crops
 from train.classifier.model import CropClassifier
@@ -181,5 +181,4 @@ def finetune(
     model.config = model.config.replace(device=device, **overrides)
     for root in sources:
         require_classes((weights, model.class_names[1:]), (root, class_names([root])[1:]), subset=True)
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return train(model, sources, out, f"weights:sha256-{digest}", proposals)
+    return train(model, sources, out, weights_start(weights), proposals)

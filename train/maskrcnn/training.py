@@ -9,7 +9,6 @@ written after every epoch, so a long run leaves usable weights when stopped.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from tqdm import tqdm
 
 from synth.dataset import Dataset, require_classes
 from synth.errors import DataError
+from train.checkpoints import weights_start
 from train.maskrcnn.config import MaskRCNNConfig
 from train.maskrcnn.data import epoch_batches, plain_batches
 from train.maskrcnn.model import MaskRCNNModel
@@ -147,5 +147,4 @@ def finetune(weights: Path, data: Path, out: Path, device: str = "cpu", **overri
     model = MaskRCNNModel.load(weights, device, **overrides)
     data_classes = [c.name for c in Dataset(data).classes]
     require_classes((weights, [c.name for c in model.classes]), (data, data_classes))
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return train(model, data, out, f"weights:sha256-{digest}")
+    return train(model, data, out, weights_start(weights))

@@ -9,7 +9,6 @@ repeats that epoch exactly and ends with the weights of an uninterrupted run (on
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from evaluate import metrics as m
 from synth.dataset import Dataset, require_classes
 from synth.errors import ConfigError, DataError
 from synth.tiles import tile_grid
+from train.checkpoints import weights_start
 from train.segment.config import SegmentConfig
 from train.segment.data import Pool, TrainSource, defect_class_names, epoch_batches, load_pool, pad_to
 from train.segment.model import WEIGHTS, Segmenter
@@ -201,5 +201,4 @@ def finetune(
         val = TrainSource(Path(data), "val")
     if model.config.classes == "per_class":
         require_classes((weights, model.class_names), (sources[0].root, defect_class_names(sources[0].root)))
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return train(model, sources, val, out, f"weights:sha256-{digest}")
+    return train(model, sources, val, out, weights_start(weights))
