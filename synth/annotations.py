@@ -11,6 +11,7 @@ the pixels it came from.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -176,6 +177,44 @@ def bridge_rings(rings: list[np.ndarray]) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class YoloObject:
+    """One object of a YOLO label file: its line number and text, its YOLO class (class id - 1)
+    and its normalised values: `cx cy w h` of a box, or `x1 y1 x2 y2 ...` of a polygon."""
+
+    line: int
+    text: str
+    yolo_class: int
+    values: np.ndarray
+
+
+def yolo_objects(text: str, source: str, n_classes: int | None = None) -> Iterator[YoloObject]:
+    """The objects of YOLO label text, line by line, each checked as it is reached: numbers, a
+    whole-number class (one of 0..n_classes - 1 when `n_classes` is given), then 4 box values or
+    an even number (>= 6) of polygon values. The one YOLO parser: datasets and importers read
+    label files by it. `AnnotationError` names `source:line`."""
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{source}:{number}"
+        try:
+            values = [float(v) for v in fields]
+        except ValueError:
+            raise AnnotationError(f"{where}: expected numbers, got {line.strip()!r}") from None
+        if n_classes is None and not values[0].is_integer():
+            raise AnnotationError(f"{where}: class {fields[0]} is not a whole number")
+        if n_classes is not None and not (values[0].is_integer() and 0 <= values[0] < n_classes):
+            raise AnnotationError(f"{where}: class {fields[0]} unknown, expected 0..{n_classes - 1}")
+        coords = np.array(values[1:])
+        if len(coords) != 4 and (len(coords) < 6 or len(coords) % 2):
+            raise AnnotationError(
+                f"{where}: expected 4 box values or an even number (>= 6) of polygon values, "
+                f"got {len(coords)}"
+            )
+        yield YoloObject(number, line.strip(), int(values[0]), coords)
+
+
+@dataclass(frozen=True)
 class Annotations:
     """All labelled instances of one image, with the instance-id map they were made from."""
 
@@ -295,38 +334,19 @@ class Annotations:
         height, width = size
         instance_map = np.zeros(size, np.uint16)
         instance_classes: dict[int, int] = {}
-        yolo_to_class = {c.id - 1: c.id for c in classes}
-        for number, line in enumerate(text.splitlines(), 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{source}:{number}"
-            try:
-                values = [float(v) for v in fields]
-            except ValueError:
-                raise AnnotationError(f"{where}: expected numbers, got {line.strip()!r}") from None
-            yolo_class = int(values[0])
-            if yolo_class not in yolo_to_class or values[0] != yolo_class:
-                raise AnnotationError(f"{where}: class {fields[0]} unknown, expected 0..{len(classes) - 1}")
-            coords = np.array(values[1:])
-            if len(coords) == 4:
-                cx, cy, w, h = coords * [width, height, width, height]
+        for obj in yolo_objects(text, source, n_classes=len(classes)):
+            if len(obj.values) == 4:
+                cx, cy, w, h = obj.values * [width, height, width, height]
                 region = np.zeros(size, bool)
                 x0, y0 = round(cx - w / 2), round(cy - h / 2)
                 region[max(0, y0) : max(0, round(y0 + h)), max(0, x0) : max(0, round(x0 + w))] = True
-            elif len(coords) >= 6 and len(coords) % 2 == 0:
-                ring = coords.reshape(-1, 2) * [width, height]
-                region = rasterize_rings([ring], size)
             else:
-                raise AnnotationError(
-                    f"{where}: expected 4 box values or an even number (>= 6) of polygon values, "
-                    f"got {len(coords)}"
-                )
+                region = rasterize_rings([obj.values.reshape(-1, 2) * [width, height]], size)
             if not region.any():
                 continue
             new_id = len(instance_classes) + 1
             instance_map[region] = new_id
-            instance_classes[new_id] = yolo_to_class[yolo_class]
+            instance_classes[new_id] = obj.yolo_class + 1  # YOLO class = class id - 1
         present = set(np.unique(instance_map).tolist())
         instance_classes = {k: v for k, v in instance_classes.items() if k in present}
         return cls.from_instance_map(instance_map, instance_classes, classes, mm_per_px)

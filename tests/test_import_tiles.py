@@ -16,7 +16,11 @@ from PIL import Image
 
 from evaluate import importers as imp
 from evaluate.cli import main
+from evaluate.formats.cutting import valid_window
+from evaluate.formats.masks import CLASS_MAPS
+from evaluate.formats.source import read_image
 from synth.dataset import Dataset
+from synth.tiles import Tile
 from tests.conftest import REAL
 
 AITEX_OPTIONS = ["--class-pattern", r"^\d+_(\d+)_", "--class-map", "aitex"]
@@ -175,12 +179,12 @@ def test_valid_region_crops_a_white_band_and_keeps_a_strip_without_one(tmp_path:
 
 def test_valid_region_rule_by_hand() -> None:
     image = np.dstack([_strip(0, band=5, right_band=2)] * 3)
-    assert imp.valid_window(image, "saturated-columns") == imp.Tile(5, 0, 68, 16)
-    assert imp.valid_window(image, "saturated-columns", saturation=256) == imp.Tile(0, 0, 70, 16)
-    assert imp.valid_window(image, None) == imp.Tile(0, 0, 70, 16)
+    assert valid_window(image, "saturated-columns") == Tile(5, 0, 68, 16)
+    assert valid_window(image, "saturated-columns", saturation=256) == Tile(0, 0, 70, 16)
+    assert valid_window(image, None) == Tile(0, 0, 70, 16)
     image[..., 2] = 200  # white needs every channel saturated: a yellow band is surface
-    assert imp.valid_window(image, "saturated-columns") == imp.Tile(0, 0, 70, 16)
-    assert imp.valid_window(np.full((4, 4, 3), 255, np.uint8), "saturated-columns") is None
+    assert valid_window(image, "saturated-columns") == Tile(0, 0, 70, 16)
+    assert valid_window(np.full((4, 4, 3), 255, np.uint8), "saturated-columns") is None
 
 
 def test_labels_in_the_cropped_band_are_counted_or_skip_their_image(tmp_path: Path) -> None:
@@ -227,11 +231,11 @@ def test_a_tile_mostly_outside_the_valid_region_is_dropped_and_listed(tmp_path: 
 def test_tiles_within_a_window_by_hand() -> None:
     from synth.tiles import tiles_within
 
-    window = imp.Tile(10, 0, 70, 16)
+    window = Tile(10, 0, 70, 16)
     assert [t.x0 for t in tiles_within(window, 70, 16, 16, 16)] == [10, 25, 39, 54]
-    assert [(t.x0, t.x1) for t in tiles_within(imp.Tile(60, 0, 70, 16), 70, 16, 16, 16)] == [(54, 70)]
-    assert [(t.x0, t.x1) for t in tiles_within(imp.Tile(0, 0, 5, 16), 70, 16, 16, 16)] == [(0, 16)]
-    assert [(t.x0, t.x1, t.y1) for t in tiles_within(imp.Tile(0, 0, 8, 4), 8, 4, 16, 16)] == [(0, 8, 4)]
+    assert [(t.x0, t.x1) for t in tiles_within(Tile(60, 0, 70, 16), 70, 16, 16, 16)] == [(54, 70)]
+    assert [(t.x0, t.x1) for t in tiles_within(Tile(0, 0, 5, 16), 70, 16, 16, 16)] == [(0, 16)]
+    assert [(t.x0, t.x1, t.y1) for t in tiles_within(Tile(0, 0, 8, 4), 8, 4, 16, 16)] == [(0, 8, 4)]
 
 
 # ----------------------------------------------------------------- the masks format's odd files
@@ -419,9 +423,9 @@ def test_real_aitex_and_leather_scan_and_the_band_of_one_strip() -> None:
     source = imp.scan("masks", aitex, class_pattern=r"^\d+_(\d+)_", class_map=["aitex"])
     assert sum(i.stratum == "good" for i in source.items) == 35 and len(source.items) == 89
     assert [Path(s["file"]).name for s in source.skipped] == ["0100_025_08.png"]
-    assert set(source.class_names) <= set(imp.CLASS_MAPS["aitex"].values())
+    assert set(source.class_names) <= set(CLASS_MAPS["aitex"].values())
     strip = next(i for i in source.items if i.id == "0001_002_00")
-    image = imp.read_image(strip.image)
-    assert imp.valid_window(image, "saturated-columns") == imp.Tile(1103, 0, 4096, 256)
+    image = read_image(strip.image)
+    assert valid_window(image, "saturated-columns") == Tile(1103, 0, 4096, 256)
     source = imp.scan("masks", leather, class_map=["wringle=wrinkle"])
     assert source.class_names == ["cut", "hole", "line", "wrinkle"] and len(source.items) == 106

@@ -12,6 +12,10 @@ from PIL import Image
 
 from evaluate import importers as imp
 from evaluate.cli import main
+from evaluate.formats.coco import _rle_mask
+from evaluate.formats.source import SourceItem, Unreadable, no_labels, read_image
+from evaluate.formats.split import assign_splits
+from synth.config import SPLITS
 from synth.dataset import Dataset, verify
 
 
@@ -40,19 +44,19 @@ def _instances(ds: Dataset) -> dict[str, list[tuple[str, list[int], int]]]:
 
 
 def test_read_image_grey_alpha_rgba_16bit(tmp_path):
-    grey = imp.read_image(_png(tmp_path / "g.png", _grey(value=77)))
+    grey = read_image(_png(tmp_path / "g.png", _grey(value=77)))
     assert grey.shape == (8, 10, 3) and (grey == 77).all()
     la = np.dstack([_grey(value=100), _grey(value=30)])
-    assert (imp.read_image(_png(tmp_path / "la.png", la, "LA")) == 100).all()
+    assert (read_image(_png(tmp_path / "la.png", la, "LA")) == 100).all()
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 255, 10
-    assert imp.read_image(_png(tmp_path / "rgba.png", rgba, "RGBA"))[0, 0].tolist() == [255, 0, 0]
+    assert read_image(_png(tmp_path / "rgba.png", rgba, "RGBA"))[0, 0].tolist() == [255, 0, 0]
     deep = np.full((4, 4), 257 * 100, np.uint16)
     cv2.imwrite(str(tmp_path / "deep.png"), deep)
-    assert (imp.read_image(tmp_path / "deep.png") == 100).all()
+    assert (read_image(tmp_path / "deep.png") == 100).all()
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(imp.Unreadable, match="broken.png: not a readable image"):
-        imp.read_image(tmp_path / "broken.png")
+    with pytest.raises(Unreadable, match="broken.png: not a readable image"):
+        read_image(tmp_path / "broken.png")
 
 
 def _class_folders(root: Path) -> Path:
@@ -270,34 +274,34 @@ def test_labelme_polygon_rectangle_and_embedded_image(tmp_path):
     ]
 
 
-def _items(n_good: int, n_bad: int) -> list[imp.SourceItem]:
+def _items(n_good: int, n_bad: int) -> list[SourceItem]:
     items = []
     for i in range(n_good + n_bad):
         stratum = "good" if i < n_good else "crack"
-        items.append(imp.SourceItem(f"s{i}", Path(f"exp{i % 2}_num_{i}.png"), stratum, imp._no_labels))
+        items.append(SourceItem(f"s{i}", Path(f"exp{i % 2}_num_{i}.png"), stratum, no_labels))
     return items
 
 
 def test_splits_deterministic_and_stratified():
     items = _items(20, 10)
-    a = imp.assign_splits(items, (0.6, 0.2, 0.2), seed=1, group_pattern=r"exp\d+")
-    assert a == imp.assign_splits(items, (0.6, 0.2, 0.2), seed=1, group_pattern=r"exp\d+")
-    assert a != imp.assign_splits(items, (0.6, 0.2, 0.2), seed=2, group_pattern=r"exp\d+")
+    a = assign_splits(items, (0.6, 0.2, 0.2), seed=1, group_pattern=r"exp\d+")
+    assert a == assign_splits(items, (0.6, 0.2, 0.2), seed=1, group_pattern=r"exp\d+")
+    assert a != assign_splits(items, (0.6, 0.2, 0.2), seed=2, group_pattern=r"exp\d+")
     for stratum, group, n in (("good", 0, 10), ("good", 1, 10), ("crack", 0, 5), ("crack", 1, 5)):
         ids = [it.id for it in items if it.stratum == stratum and it.image.name.startswith(f"exp{group}")]
-        counts = [sum(a[i] == s for i in ids) for s in imp.SPLITS]
+        counts = [sum(a[i] == s for i in ids) for s in SPLITS]
         assert counts == ([6, 2, 2] if n == 10 else [3, 1, 1])
 
 
 def test_split_of_a_stratum_ignores_the_others():
-    alone = imp.assign_splits(_items(20, 0), seed=0)
-    mixed = imp.assign_splits(_items(20, 7), seed=0)
+    alone = assign_splits(_items(20, 0), seed=0)
+    mixed = assign_splits(_items(20, 7), seed=0)
     assert {k: mixed[k] for k in alone} == alone
 
 
 def test_bad_fractions():
     with pytest.raises(imp.ImportFailure, match="summing to 1"):
-        imp.assign_splits(_items(2, 0), (0.5, 0.5, 0.5))
+        assign_splits(_items(2, 0), (0.5, 0.5, 0.5))
 
 
 @pytest.mark.real
@@ -320,4 +324,4 @@ def test_rle_decoder_matches_pycocotools():
     for mask in masks:
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         seg = {"size": rle["size"], "counts": rle["counts"].decode()}
-        assert (imp._rle_mask(seg, mask.shape, "x") == mask).all()
+        assert (_rle_mask(seg, mask.shape, "x") == mask).all()
