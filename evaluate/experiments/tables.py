@@ -299,11 +299,17 @@ def verdict_sections(by_kind: dict[str, list[dict]], real_root: Path, out: Path)
         if r
     ]
     table_rows = [[v["model"], v["scenario"], v["against"], v["budget"], v["verdict"]] for v in found]
+    unjudged = (
+        ""
+        if found
+        else " No cell here has a counterpart to be judged against (real_only, or a Perlin scenario, "
+        "of the same training at the same budget)."
+    )
     sections = [
         Section(
             "Verdict",
-            text=RULE + "".join(f" Warning: {w}." for w in warnings),
-            table=(["model", "scenario", "against", "real budget", "verdict"], table_rows),
+            text=RULE + unjudged + "".join(f" Warning: {w}." for w in warnings),
+            table=(["model", "scenario", "against", "real budget", "verdict"], table_rows) if found else None,
             images=charts,
         ),
         Section(
