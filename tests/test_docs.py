@@ -1,7 +1,7 @@
 """The docs speak of the product only, the README stays short, and the docs generator works.
 
 Process words (issue numbers, sessions, who chose what, paths only the developers have) are
-looked for in README.md, docs/**/*.md and the docstrings of synth, train and evaluate; a hit
+looked for in README.md, BENCHMARKS.md, docs/**/*.md and the docstrings of synth, train and evaluate; a hit
 fails naming the file and line.
 """
 
@@ -28,7 +28,7 @@ MAX_README_LINES = 300
 
 
 def _markdown_files() -> list[Path]:
-    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    return [REPO / "README.md", REPO / "BENCHMARKS.md", *sorted((REPO / "docs").rglob("*.md"))]
 
 
 def _docstrings(path: Path):
